@@ -1,0 +1,11 @@
+/* tether.h — umbrella header for the tether library: HTTP/1.1 persistent connections. */
+#ifndef TETHER_H
+#define TETHER_H
+
+#include "tether/version.h"
+#include "tether/loop.h"
+#include "tether/timer.h"
+#include "tether/socket.h"
+#include "tether/buffer.h"
+
+#endif

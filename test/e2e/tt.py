@@ -1,0 +1,181 @@
+"""Shared helpers for tether's end-to-end tests: start the real binary on a free loopback port,
+talk to it with raw sockets, read the kernel's socket states. Standard library only."""
+import os
+import signal
+import socket
+import subprocess
+import time
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TETHER = os.environ.get("TETHER_BIN", os.path.join(ROOT, "build", "tether"))
+BUILD = os.environ.get("TETHER_BUILD", os.path.join(ROOT, "build"))
+
+
+def free_port():
+    """A loopback TCP port that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, host="127.0.0.1", timeout=10.0, proc=None):
+    """Wait until something accepts on host:port (bounded)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %s before listening" % proc.returncode)
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError("nothing listening on %s:%d after %ss" % (host, port, timeout))
+
+
+class Tether:
+    """`tether serve` on a free port; use as a context manager. Extra args go after serve."""
+
+    def __init__(self, *args, port=None, host="127.0.0.1", env=None, stderr=None):
+        self.port = port or free_port()
+        self.host = host
+        self.args = [TETHER, "serve", "--listen", "%s:%d" % (host, self.port)] + list(args)
+        self.env = env
+        self.stderr = stderr
+        self.proc = None
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self.stderr or subprocess.PIPE,
+                                     env=self.env)
+        try:
+            wait_port(self.port, self.host, proc=self.proc)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        """Stop the server we started (by PID) and return its exit status."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        return self.proc.returncode
+
+    def __exit__(self, *exc):
+        self.stop()
+        for f in (self.proc.stdout, self.proc.stderr):
+            if f:
+                f.close()
+
+    def url(self, path="/"):
+        return "http://%s:%d%s" % (self.host, self.port, path)
+
+    def connect(self, timeout=5.0):
+        s = socket.create_connection((self.host, self.port), timeout=timeout)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+
+def recv_until_close(s, limit=1 << 24):
+    """Read until the peer closes (or limit bytes). Returns the bytes."""
+    out = bytearray()
+    while len(out) < limit:
+        try:
+            b = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not b:
+            break
+        out += b
+    return bytes(out)
+
+
+def read_response(s, buf=b"", head_only=False):
+    """Read one HTTP/1.1 response (Content-Length or chunked or close-delimited) from socket s.
+    Returns (status, headers dict lowercased -> list, body, rest-of-buffer)."""
+    while b"\r\n\r\n" not in buf:
+        b = s.recv(65536)
+        if not b:
+            raise EOFError("connection closed before a response head; got %r" % buf[:200])
+        buf += b
+    head, _, buf = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers.setdefault(k.strip().lower(), []).append(v.strip())
+    if head_only or status in (204, 304) or 100 <= status < 200:
+        return status, headers, b"", buf
+    if "content-length" in headers:
+        n = int(headers["content-length"][0])
+        while len(buf) < n:
+            b = s.recv(65536)
+            if not b:
+                raise EOFError("closed mid-body")
+            buf += b
+        return status, headers, buf[:n], buf[n:]
+    if "chunked" in ",".join(headers.get("transfer-encoding", [])):
+        body = b""
+        while True:
+            while b"\r\n" not in buf:
+                buf += s.recv(65536)
+            line, _, buf = buf.partition(b"\r\n")
+            size = int(line.split(b";")[0], 16)
+            if size == 0:
+                while b"\r\n\r\n" not in buf and not buf.startswith(b"\r\n"):
+                    buf += s.recv(65536)
+                if buf.startswith(b"\r\n"):
+                    buf = buf[2:]
+                else:
+                    buf = buf.partition(b"\r\n\r\n")[2]
+                return status, headers, body, buf
+            while len(buf) < size + 2:
+                buf += s.recv(65536)
+            body += buf[:size]
+            buf = buf[size + 2:]
+    return status, headers, buf + recv_until_close(s), b""
+
+
+TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+              6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING"}
+
+
+def tcp_states(port):
+    """Kernel TCP sockets touching port, from /proc/net/tcp{,6}: {'server': {STATE: n}, 'client': {...}}.
+    (Test-side cross-check only; tether conns itself uses netlink.)"""
+    res = {"server": {}, "client": {}}
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(f).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            lport = int(parts[1].split(":")[1], 16)
+            rport = int(parts[2].split(":")[1], 16)
+            st = TCP_STATES.get(int(parts[3], 16), "?")
+            if lport == port:
+                res["server"][st] = res["server"].get(st, 0) + 1
+            elif rport == port:
+                res["client"][st] = res["client"].get(st, 0) + 1
+    return res
+
+
+def wait_for(pred, timeout=10.0, step=0.05):
+    """Poll pred() until it is truthy or timeout passes; returns the last value."""
+    deadline = time.time() + timeout
+    v = pred()
+    while not v and time.time() < deadline:
+        time.sleep(step)
+        v = pred()
+    return v
+
+
+class TestCase(unittest.TestCase):
+    maxDiff = None
