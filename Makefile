@@ -6,6 +6,7 @@
 #   make DEBUG=1              -O0 with assertions
 #   make install PREFIX=/usr/local   headers, libraries, tether.pc, the binary
 #   make format / format-check / fuzz FUZZ_SECONDS=N / bench
+#   make soak SOAK_SECONDS=600   long reliability runs (test/soak/)
 
 VERSION := $(shell sed -n "s/^#define TT_VERSION_STRING \"\(.*\)\"/\1/p" include/tether/version.h)
 CC ?= cc
@@ -164,6 +165,11 @@ fuzz:
 			-artifact_prefix=$(FUZZ_BUILD)/$$n- $(FUZZ_BUILD)/corpus-$$n fuzz/corpus/$$n \
 			2>&1 | tail -n 12 || exit 1; \
 	done
+
+# Long reliability runs (docs/reliability.md): slowloris dribble + chaos; SOAK_SECONDS=600.
+.PHONY: soak
+soak: all
+	@TETHER_BIN=$(CURDIR)/$(TETHER) TETHER_BUILD=$(CURDIR)/$(BUILD) sh test/soak/run.sh
 
 bench: tools
 	@echo "see bench/README.md; e.g. $(BUILD)/bench/timers"

@@ -7,5 +7,9 @@
 #include "tether/timer.h"
 #include "tether/socket.h"
 #include "tether/buffer.h"
+#include "tether/server.h"
+#include "tether/sockdiag.h"
+#include "tether/http1.h"
+#include "tether/client.h"
 
 #endif

@@ -8,4 +8,10 @@ int tt_cmd_get(int argc, char **argv);
 int tt_cmd_bench(int argc, char **argv);
 int tt_cmd_conns(int argc, char **argv);
 
+struct tt_server_config;
+/* `serve --status` (src/insight.c): add the /_tether/ routes (status, metrics, conn,
+ * dashboard) to cfg, reachable from allow_cidr (comma-separated CIDRs; NULL: loopback only).
+ * Call once before tt_server_new. 0, -EINVAL (bad CIDR) or -ENOSPC (route table full). */
+int tt_insight_mount(struct tt_server_config *cfg, const char *allow_cidr);
+
 #endif

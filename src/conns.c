@@ -1,12 +1,324 @@
-/* conns.c — `tether conns` (under construction: replaced by its issue's implementation). */
+/* conns.c — `tether conns`: the kernel's view of the TCP sockets on a port (netlink sock_diag
+ * through tt_sockdiag_foreach), counted by state and split into the server side (local port is
+ * P) and the client side (remote port is P), with diagnoses in plain words. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <tether.h>
 
 #include "cli.h"
 
+/* The JSON and table list states in this order: the kernel's numbering. */
+static const int state_order[] = {
+    TT_TCP_ESTABLISHED, TT_TCP_SYN_SENT,  TT_TCP_SYN_RECV, TT_TCP_FIN_WAIT1,
+    TT_TCP_FIN_WAIT2,   TT_TCP_TIME_WAIT, TT_TCP_CLOSE,    TT_TCP_CLOSE_WAIT,
+    TT_TCP_LAST_ACK,    TT_TCP_LISTEN,    TT_TCP_CLOSING,
+};
+#define NSTATE_ORDER ((int)(sizeof state_order / sizeof state_order[0]))
+
+typedef struct snapshot {
+    tt_tcp_counts server, client;
+    unsigned listen_queued, listen_backlog; /* accept queue of the listeners, summed */
+    int list;                               /* --list: print each socket */
+} snapshot;
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: tether conns [--port P] [--json] [--list] [--watch SEC [--count N]]\n"
+               "\n"
+               "Counts the kernel's TCP sockets on port P (default 8080) by state, through\n"
+               "netlink sock_diag (what `ss` uses), split into the server side (local port is P)\n"
+               "and the client side (remote port is P), and says in plain words what the numbers\n"
+               "mean.\n"
+               "\n"
+               "  --port P      the port to look at (1..65535; default 8080)\n"
+               "  --json        one JSON object: {\"port\": P, \"server\": {STATE: n, ...},\n"
+               "                \"client\": {...}}; every state is listed, zeros included\n"
+               "  --list        also print every socket: side, state, local and peer address\n"
+               "  --watch SEC   repeat every SEC seconds until interrupted (Ctrl-C)\n"
+               "  --count N     with --watch: stop after N reports\n");
+}
+
+static void format_addr(const tt_addr *a, char *buf, size_t size)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (a->ss.ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->ss;
+        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+        port = ntohs(sin->sin_port);
+        snprintf(buf, size, "%s:%d", host, port);
+    } else {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&a->ss;
+        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+        port = ntohs(sin6->sin6_port);
+        snprintf(buf, size, "[%s]:%d", host, port);
+    }
+}
+
+static int collect_cb(const tt_sockinfo *s, void *arg)
+{
+    snapshot *snap = arg;
+    tt_tcp_counts *t = s->side == TT_SIDE_SERVER ? &snap->server : &snap->client;
+    t->n[s->state]++;
+    t->total++;
+    if (s->state == TT_TCP_LISTEN && s->side == TT_SIDE_SERVER) {
+        snap->listen_queued += s->rqueue;
+        snap->listen_backlog += s->wqueue;
+    }
+    if (snap->list) {
+        char l[64], r[64];
+        format_addr(&s->local, l, sizeof l);
+        format_addr(&s->remote, r, sizeof r);
+        const char *peer = s->state == TT_TCP_LISTEN ? "*" : r;
+        printf("  %-6s %-11s %-28s ", s->side == TT_SIDE_SERVER ? "server" : "client",
+               tt_tcp_state_name(s->state), l);
+        if (s->expires_ms)
+            printf("%-28s timer %ums", peer, s->expires_ms);
+        else
+            printf("%s", peer);
+        printf("\n");
+    }
+    return 0;
+}
+
+static void print_json(int port, const snapshot *s)
+{
+    printf("{\"port\": %d", port);
+    const tt_tcp_counts *sides[2] = {&s->server, &s->client};
+    const char *names[2] = {"server", "client"};
+    for (int k = 0; k < 2; k++) {
+        printf(", \"%s\": {", names[k]);
+        for (int i = 0; i < NSTATE_ORDER; i++)
+            printf("%s\"%s\": %u", i ? ", " : "", tt_tcp_state_name(state_order[i]),
+                   sides[k]->n[state_order[i]]);
+        printf("}");
+    }
+    printf("}\n");
+}
+
+/* The size of the ephemeral port range, or 0 if unknown. */
+static unsigned ephemeral_ports(void)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    unsigned lo = 0, hi = 0;
+    if (!f) return 0;
+    if (fscanf(f, "%u %u", &lo, &hi) != 2) lo = hi = 0;
+    fclose(f);
+    return hi >= lo && hi ? hi - lo + 1 : 0;
+}
+
+static const char *plural(unsigned n)
+{
+    return n == 1 ? "" : "s";
+}
+
+/* Plain-words reading of the counts; prints one "  - " line per finding. */
+static void diagnose(int port, const snapshot *s)
+{
+    const unsigned *sv = s->server.n, *cl = s->client.n;
+    int said = 0;
+    printf("\nWhat this means:\n");
+    if (s->server.total == 0 && s->client.total == 0) {
+        printf("  - No TCP sockets use port %d: nothing listens on :%d and no connection to it "
+               "is open or closing.\n",
+               port, port);
+        return;
+    }
+    if (sv[TT_TCP_LISTEN] == 0 && s->server.total > 0) {
+        printf("  - Nothing listens on :%d any more; the %u server-side socket%s left are "
+               "connections of a server that stopped listening.\n",
+               port, s->server.total, plural(s->server.total));
+        said++;
+    }
+    if (sv[TT_TCP_CLOSE_WAIT]) {
+        printf("  - %u socket%s in CLOSE_WAIT on :%d — the application is not closing "
+               "connections its peers closed (a descriptor leak or a stuck handler; each one "
+               "holds a file descriptor until the process closes it).\n",
+               sv[TT_TCP_CLOSE_WAIT], plural(sv[TT_TCP_CLOSE_WAIT]), port);
+        said++;
+    }
+    if (cl[TT_TCP_CLOSE_WAIT]) {
+        printf("  - %u client socket%s to :%d in CLOSE_WAIT — the server closed them and the "
+               "client still holds them (an idle pool that has not noticed; it must check before "
+               "reuse and close them).\n",
+               cl[TT_TCP_CLOSE_WAIT], plural(cl[TT_TCP_CLOSE_WAIT]), port);
+        said++;
+    }
+    if (sv[TT_TCP_TIME_WAIT]) {
+        printf("  - TIME_WAIT is on the server side — the server closes first; see "
+               "--keepalive-timeout (%u socket%s on :%d; letting clients close first, or keeping "
+               "connections alive longer, moves or removes them).\n",
+               sv[TT_TCP_TIME_WAIT], plural(sv[TT_TCP_TIME_WAIT]), port);
+        said++;
+    }
+    if (cl[TT_TCP_TIME_WAIT]) {
+        unsigned range = ephemeral_ports();
+        printf("  - %u client-side socket%s in TIME_WAIT — the clients closed first, which is "
+               "where TIME_WAIT belongs",
+               cl[TT_TCP_TIME_WAIT], plural(cl[TT_TCP_TIME_WAIT]));
+        if (range && cl[TT_TCP_TIME_WAIT] * 4 >= range)
+            printf("; but that is %u%% of the %u ephemeral ports: the clients open a new "
+                   "connection per request instead of reusing one (keep-alive, a pool)",
+                   cl[TT_TCP_TIME_WAIT] * 100 / range, range);
+        printf(".\n");
+        said++;
+    }
+    if (sv[TT_TCP_FIN_WAIT2]) {
+        printf("  - %u server-side socket%s in FIN_WAIT2 — the server closed and waits for the "
+               "peer to close its half%s.\n",
+               sv[TT_TCP_FIN_WAIT2], plural(sv[TT_TCP_FIN_WAIT2]),
+               cl[TT_TCP_CLOSE_WAIT] ? " (the other ends of the client CLOSE_WAIT sockets above)"
+                                     : "; many of them mean clients that never close");
+        said++;
+    }
+    if (cl[TT_TCP_FIN_WAIT2]) {
+        printf("  - %u client-side socket%s in FIN_WAIT2 — the client closed and waits for the "
+               "server to close its half%s.\n",
+               cl[TT_TCP_FIN_WAIT2], plural(cl[TT_TCP_FIN_WAIT2]),
+               sv[TT_TCP_CLOSE_WAIT] ? " (the other ends of the CLOSE_WAIT sockets above)"
+                                     : "; many of them mean a server that does not close");
+        said++;
+    }
+    if (sv[TT_TCP_LAST_ACK] + cl[TT_TCP_LAST_ACK] + sv[TT_TCP_CLOSING] + cl[TT_TCP_CLOSING] +
+        sv[TT_TCP_FIN_WAIT1] + cl[TT_TCP_FIN_WAIT1]) {
+        printf("  - Some sockets are mid-close (FIN_WAIT1, LAST_ACK, CLOSING): a FIN waits for "
+               "its acknowledgement; harmless unless they pile up (a peer that vanished).\n");
+        said++;
+    }
+    if (sv[TT_TCP_SYN_RECV]) {
+        printf("  - %u handshake%s half done (SYN_RECV) on :%d — many mean a SYN flood or a "
+               "server too slow to accept.\n",
+               sv[TT_TCP_SYN_RECV], plural(sv[TT_TCP_SYN_RECV]), port);
+        said++;
+    }
+    if (sv[TT_TCP_LISTEN] && s->listen_queued) {
+        printf("  - %u connection%s wait in the accept queue (backlog %u) — the server is "
+               "not accepting fast enough.\n",
+               s->listen_queued, plural(s->listen_queued), s->listen_backlog);
+        said++;
+    }
+    if (!sv[TT_TCP_CLOSE_WAIT] && !cl[TT_TCP_CLOSE_WAIT] && !sv[TT_TCP_TIME_WAIT]) {
+        if (sv[TT_TCP_LISTEN])
+            printf("  - Healthy: listening on :%d with %u established connection%s, no "
+                   "CLOSE_WAIT and no server-side TIME_WAIT.\n",
+                   port, sv[TT_TCP_ESTABLISHED], plural(sv[TT_TCP_ESTABLISHED]));
+        else if (!said)
+            printf("  - Healthy: %u established connection%s to :%d, no CLOSE_WAIT.\n",
+                   cl[TT_TCP_ESTABLISHED], plural(cl[TT_TCP_ESTABLISHED]), port);
+        if (sv[TT_TCP_ESTABLISHED] > 1)
+            printf("  - Established connections that stay open between requests are keep-alive "
+                   "working: each one saves a handshake per request.\n");
+    }
+}
+
+static void print_plain(int port, const snapshot *s)
+{
+    printf("TCP sockets on port %d (kernel, via sock_diag): server side %u, client side %u\n\n",
+           port, s->server.total, s->client.total);
+    printf("  %-12s %8s %8s\n", "STATE", "SERVER", "CLIENT");
+    int rows = 0;
+    for (int i = 0; i < NSTATE_ORDER; i++) {
+        int st = state_order[i];
+        if (!s->server.n[st] && !s->client.n[st]) continue;
+        printf("  %-12s %8u %8u\n", tt_tcp_state_name(st), s->server.n[st], s->client.n[st]);
+        rows++;
+    }
+    if (!rows) printf("  (none)\n");
+    diagnose(port, s);
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
 int tt_cmd_conns(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "tether conns: not built yet\n");
-    return 2;
+    long port = 8080, watch = 0, count = 0;
+    int json = 0, list = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else if (!strcmp(a, "--list")) {
+            list = 1;
+        } else if (!strcmp(a, "--port") || !strcmp(a, "-p") || !strcmp(a, "--watch") ||
+                   !strcmp(a, "--count")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "tether conns: %s needs a value\n", a);
+                return 2;
+            }
+            val = argv[++i];
+            long *dst = a[2] == 'w' ? &watch : a[2] == 'c' ? &count : &port;
+            long lo = 1, hi = a[2] == 'w' ? 86400 : a[2] == 'c' ? 1000000000L : 65535;
+            if (parse_int(val, lo, hi, dst)) {
+                fprintf(stderr, "tether conns: bad value for %s: '%s'\n", a, val);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "tether conns: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (count && !watch) count = 1;
+    if (watch) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
+    for (long n = 0; !interrupted; n++) {
+        snapshot s;
+        memset(&s, 0, sizeof s);
+        s.list = list && !json;
+        if (watch && !json) {
+            time_t now = time(NULL);
+            struct tm tm;
+            char ts[32];
+            strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
+            printf("%s── %s\n", n ? "\n" : "", ts);
+        }
+        if (s.list) printf("Sockets on port %ld:\n", port);
+        int rc = tt_sockdiag_foreach((int)port, TT_TCP_ALL, collect_cb, &s);
+        if (rc < 0) {
+            fprintf(stderr, "tether conns: sock_diag: %s\n", strerror(-rc));
+            return 1;
+        }
+        if (s.list) printf("\n");
+        if (json)
+            print_json((int)port, &s);
+        else
+            print_plain((int)port, &s);
+        fflush(stdout);
+        if (!watch || (count && n + 1 >= count)) break;
+        struct timespec ts = {watch, 0};
+        while (!interrupted && nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        }
+    }
+    return 0;
 }

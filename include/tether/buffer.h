@@ -37,9 +37,15 @@ size_t tt_bufpool_in_use(const tt_bufpool *pool);
  * free space or NULL on ENOMEM. */
 char *tt_buf_reserve(tt_buf *b, tt_bufpool *pool, size_t want);
 /* Free space after the readable bytes (0 when nothing is held). */
-static inline size_t tt_buf_space(const tt_buf *b) { return b->data ? b->cap - b->len : 0; }
+static inline size_t tt_buf_space(const tt_buf *b)
+{
+    return b->data ? b->cap - b->len : 0;
+}
 /* Mark n bytes written into the reserved space as readable. */
-static inline void tt_buf_commit(tt_buf *b, size_t n) { b->len += n; }
+static inline void tt_buf_commit(tt_buf *b, size_t n)
+{
+    b->len += n;
+}
 /* Drop n readable bytes from the front; an emptied buffer rewinds to its block start. */
 void tt_buf_consume(tt_buf *b, size_t n);
 /* Append n bytes. 0 or -ENOMEM. */
@@ -50,7 +56,8 @@ void tt_buf_release(tt_buf *b, tt_bufpool *pool);
 int tt_buf_release_if_empty(tt_buf *b, tt_bufpool *pool);
 
 /* Read once from fd into b (reserving at least min_space). Returns bytes read, 0 on EOF, or
- * -errno (-EAGAIN when nothing is ready). */
+ * -errno (-EAGAIN when nothing is ready). A buffer that held nothing and received nothing is
+ * left holding nothing. */
 ssize_t tt_buf_read_fd(tt_buf *b, tt_bufpool *pool, int fd, size_t min_space);
 
 #ifdef __cplusplus

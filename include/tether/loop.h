@@ -5,7 +5,17 @@
  * interest and never modified again (no epoll_ctl per request). The owner must therefore
  * consume until EAGAIN (or a short read on a stream socket) and, when it stops early on
  * purpose, remember that the fd is still ready (see tt_io.ready). TT_IO_LEVEL asks for
- * level-triggered instead (listeners that accept in bounded batches use it). */
+ * level-triggered instead (listeners that accept in bounded batches use it).
+ *
+ * In edge mode the interest set given to tt_io_start/tt_io_modify only masks which bits are
+ * delivered (tt_io_modify costs no syscall); a write edge arrives after a write hit EAGAIN and
+ * space freed up, so ask for TT_WRITE before relying on it. TT_HUP and TT_ERROR are always
+ * delivered and come with the interest bits set, so a reader or writer finds the error through
+ * its next call. The clock is CLOCK_MONOTONIC in milliseconds, read once per iteration right
+ * after the poller returns (and before the wait when a timer bounds it). One iteration: wait
+ * (bounded by the next timer; no wait if deferred callbacks are queued) -> refresh clock -> fd
+ * callbacks -> due timers -> deferred callbacks queued before this step (ones queued meanwhile run
+ * in the next iteration). */
 #ifndef TETHER_LOOP_H
 #define TETHER_LOOP_H
 
@@ -42,19 +52,23 @@ struct tt_io {
     int fd;          /* the watched fd (not owned: tt_io_stop never closes it) */
     uint16_t events; /* interest bits as registered */
     uint16_t flags;  /* TT_IO_* plus internal state */
+    uint16_t ready;  /* bits delivered so far, ORed in before each callback (0 at start); the
+                        owner clears what it consumed up to EAGAIN, the loop never does */
     tt_io_cb cb;     /* readiness callback */
     void *data;      /* owner's pointer, untouched by the loop */
 };
 
 /* Create a loop (one per thread). Returns 0 or a negative errno; *out is owned by the caller. */
 int tt_loop_new(tt_loop **out);
-/* Free a loop. Watchers still started are forgotten, not closed; call after the last run. */
+/* Free a loop. Watchers, timers and asyncs still registered are forgotten (fds not closed);
+ * call after the last run, from the loop's thread. */
 void tt_loop_free(tt_loop *loop);
 
-/* Run until tt_loop_stop. Returns 0, or a negative errno if the poller failed. */
+/* Run iterations until tt_loop_stop (an idle loop waits; it does not return on its own).
+ * Returns 0, or a negative errno if the poller failed. */
 int tt_loop_run(tt_loop *loop);
 /* One iteration: wait at most timeout_ms (-1: until a timer or event; 0: poll), run what
- * is due. Returns the number of fd events handled or a negative errno. */
+ * is due. Returns the number of fd callbacks called or a negative errno. Not reentrant. */
 int tt_loop_run_once(tt_loop *loop, int timeout_ms);
 /* Ask tt_loop_run to return after the current iteration. Loop thread only; from another
  * thread or a signal handler use a tt_async. */
@@ -71,7 +85,8 @@ int tt_io_start(tt_loop *loop, tt_io *io, int fd, unsigned events, unsigned flag
                 void *data);
 /* Change the interest set (mostly for level-triggered watchers). 0 or -errno. */
 int tt_io_modify(tt_loop *loop, tt_io *io, unsigned events);
-/* Stop watching; safe inside any callback, including io's own. Does not close the fd. */
+/* Stop watching; safe inside any callback, including io's own; io may be freed right after
+ * (pending events of the current batch are dropped). Call before closing the fd. */
 void tt_io_stop(tt_loop *loop, tt_io *io);
 /* Nonzero while io is registered with the loop. */
 int tt_io_active(const tt_io *io);
@@ -93,13 +108,14 @@ void tt_defer_cancel(tt_loop *loop, tt_defer *d);
  * makes cb run on the loop's thread. Several sends before it runs coalesce into one call. */
 typedef void (*tt_async_cb)(tt_loop *loop, tt_async *a);
 struct tt_async {
-    tt_async *next;        /* internal list link */
-    tt_async_cb cb;        /* runs on the loop thread */
-    volatile int pending;  /* set atomically by tt_async_send */
+    tt_async *next;       /* internal list link */
+    tt_async_cb cb;       /* runs on the loop thread */
+    volatile int pending; /* set atomically by tt_async_send */
     tt_loop *loop;
     void *data; /* owner's pointer */
 };
-/* Attach a to loop (loop thread). a is owned by the caller, valid until tt_async_close. */
+/* Attach a to loop (loop thread). a is owned by the caller and must stay valid, and no
+ * tt_async_send may still be running or start, until tt_async_close. */
 int tt_async_init(tt_loop *loop, tt_async *a, tt_async_cb cb, void *data);
 /* Wake the loop and run a's callback there. Thread-safe and async-signal-safe. */
 void tt_async_send(tt_async *a);
@@ -107,7 +123,8 @@ void tt_async_send(tt_async *a);
 void tt_async_close(tt_async *a);
 
 /* Deliver signo (e.g. SIGTERM) to cb on this loop through a signalfd. The signal is blocked
- * in the calling thread; call before creating other threads so they inherit the mask.
+ * in the calling thread (and stays blocked after tt_loop_free); call before creating other
+ * threads so they inherit the mask.
  * Returns 0 or -errno. At most 8 signals per loop. */
 typedef void (*tt_signal_cb)(tt_loop *loop, int signo, void *data);
 int tt_loop_on_signal(tt_loop *loop, int signo, tt_signal_cb cb, void *data);

@@ -1,0 +1,244 @@
+/* tether/client.h — HTTP/1.1 client with a connection pool keyed by route (scheme, host, port).
+ *
+ * One pool, two APIs: the blocking tt_client_request (runs the client's loop until the exchange
+ * completes) and the asynchronous tt_client_start (completion callback on the loop). Both lease a
+ * connection (warmest idle first, FIFO queue with a timeout when at the limits), send, read the
+ * response, then decide whether the connection may be reused and until when (see docs/client.md).
+ * Idle connections stay registered on the loop: a FIN, RST or stray byte evicts them at once.
+ *
+ * Memory: a tt_exchange is owned by the caller; its response buffers (head, body, trailers) are
+ * allocated by the library, grown as needed, kept across reuse of the same exchange and freed by
+ * tt_exchange_cleanup. A client is single-threaded: use it from its loop's thread only. */
+#ifndef TETHER_CLIENT_H
+#define TETHER_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "loop.h"
+#include "socket.h"
+#include "timer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tt_client tt_client;
+typedef struct tt_exchange tt_exchange;
+
+/* Client options. tt_client_opts_default fills the defaults; 0 in a limit means the default. */
+typedef struct tt_client_opts {
+    int max_per_route;        /* connections per route (default 8) */
+    int max_total;            /* connections in all (default 64) */
+    int max_idle_per_route;   /* idle connections kept per route (default = max_per_route) */
+    int lease_timeout_ms;     /* max wait in the lease queue (default 10000; never infinite) */
+    int connect_timeout_ms;   /* TCP connect (default 5000) */
+    int head_timeout_ms;      /* request written → response head complete (default 30000) */
+    int total_timeout_ms;     /* whole exchange incl. retries (default 0: none beyond the others) */
+    int idle_timeout_ms;      /* client-side idle limit for pooled connections (default 30000) */
+    int max_lifetime_ms;      /* connection age limit (default 300000), with ±jitter */
+    int lifetime_jitter_pct;  /* jitter on max_lifetime_ms in percent (default 10) */
+    int leak_warn_ms;         /* warn when an exchange holds a lease this long (default 60000) */
+    int continue_timeout_ms;  /* wait for 100 Continue before sending the body (default 1000) */
+    int dns_ttl_ms;           /* re-resolve a route's host after this (default 30000) */
+    int max_retries_not_sent; /* retries of never-sent requests (default 3) */
+    int pipelining;           /* >1: pipeline up to this many idempotent requests (default off) */
+    int no_nodelay;           /* leave Nagle on (TCP_NODELAY is on by default) */
+    tt_keepalive tcp_keepalive; /* TCP keepalive probes (all 0: off) */
+    /* Diagnostics sink (leak warnings, -v trace); NULL: leak warnings go to stderr. */
+    void (*log)(void *data, const char *line);
+    void *log_data;
+    int verbose; /* also log connection events (open, reuse, close with reason) */
+} tt_client_opts;
+
+/* Why a pooled connection was closed. */
+enum tt_evict_reason {
+    TT_EVICT_IDLE,         /* client idle timeout */
+    TT_EVICT_SERVER_HINT,  /* server's Keep-Alive: timeout (minus margin) or learned idle close */
+    TT_EVICT_MAX_REQUESTS, /* server's max= budget or Connection: close after N requests */
+    TT_EVICT_LIFETIME,     /* max lifetime reached */
+    TT_EVICT_PEER_CLOSED,  /* FIN/RST/stray bytes seen while idle */
+    TT_EVICT_ERROR,        /* I/O or protocol error */
+    TT_EVICT_NOT_REUSABLE, /* Connection: close, HTTP/1.0, close-delimited, body unread */
+    TT_EVICT_DNS,          /* its address left the DNS answer */
+    TT_EVICT_POOL_FULL,    /* too many idle, or room needed for another route */
+    TT_EVICT_SHUTDOWN,     /* client freed */
+    TT_EVICT_NREASONS
+};
+
+/* Why a request was retried. */
+enum tt_retry_reason {
+    TT_RETRY_NOT_SENT,        /* nothing written, or connection seen closed before writing */
+    TT_RETRY_MAYBE_PROCESSED, /* idempotent request, sent, connection failed before a response */
+    TT_RETRY_NREASONS
+};
+
+/* Whether a failed request may have reached the server. */
+enum tt_sent_state {
+    TT_NOT_SENT = 0,       /* no byte written: the server cannot have processed it */
+    TT_MAYBE_PROCESSED = 1 /* bytes written: the server may have acted on it */
+};
+
+enum { TT_CLIENT_WAIT_BUCKETS = 16 }; /* lease-wait histogram: <1ms, <2ms, <4ms, ... ≥16s */
+
+/* Pool-wide counters. */
+typedef struct tt_client_stats {
+    uint64_t requests;           /* exchanges completed (success or failure) */
+    uint64_t errors;             /* exchanges that failed */
+    uint64_t connections_opened; /* TCP connections established */
+    uint64_t connections_reused; /* requests sent on a connection that carried one before */
+    uint64_t retries;            /* total retries */
+    uint64_t retries_by[TT_RETRY_NREASONS];
+    uint64_t evictions[TT_EVICT_NREASONS];
+    uint64_t lease_wait[TT_CLIENT_WAIT_BUCKETS]; /* lease waits by log2(ms) bucket */
+    int open, leased, idle, pending;             /* current gauges */
+} tt_client_stats;
+
+/* Per-route view. */
+typedef struct tt_route_stats {
+    char host[256];
+    int port;
+    int leased, idle, pending, connecting;
+    uint64_t opened, requests, reused;
+    uint64_t learned_idle_ms; /* idle-close time learned from the server (0: unknown) */
+} tt_route_stats;
+
+/* Called when an asynchronous exchange completes (x->error tells how). x may be reused or
+ * cleaned up inside the callback. */
+typedef void (*tt_exchange_cb)(tt_exchange *x);
+/* Receives response body bytes (valid during the call only). Return 0, or nonzero to abort
+ * the exchange (the connection is then not reused). */
+typedef int (*tt_body_cb)(tt_exchange *x, const char *data, size_t len);
+/* Produces request body bytes: returns bytes written to buf (0 at the end) or -errno. */
+typedef ssize_t (*tt_body_read_cb)(void *data, char *buf, size_t cap);
+/* Rewinds a streamed request body to its start for a replay: 0, or -errno if impossible. */
+typedef int (*tt_body_rewind_cb)(void *data);
+
+enum { TT_CLIENT_MAX_HEADERS = 64 };
+
+/* Offsets of one response header field inside tt_exchange.head. */
+typedef struct tt_hdr_span {
+    uint32_t name, name_len, value, value_len;
+} tt_hdr_span;
+
+/* One request/response exchange. Zero it (tt_exchange_init), set the request fields, start it.
+ * Request strings and body must stay valid until completion. */
+struct tt_exchange {
+    /* ---- request (caller) ---- */
+    const char *method;         /* "GET" when NULL */
+    const char *url;            /* http://host[:port]/path?query */
+    const char *const *headers; /* "Name: value" lines, without CRLF */
+    int nheaders;
+    const void *body;              /* in-memory body (Content-Length), or NULL */
+    size_t body_len;               /* length of body */
+    tt_body_read_cb body_read;     /* streamed body (chunked) when body is NULL */
+    tt_body_rewind_cb body_rewind; /* NULL: a streamed body is never replayed */
+    void *body_data;
+    int http10;             /* send HTTP/1.0 (no keep-alive unless keep_alive10) */
+    int no_keepalive;       /* send Connection: close and do not pool the connection */
+    int expect_continue;    /* send Expect: 100-continue and wait before the body */
+    int idempotent;         /* 1: treat as idempotent even if the method is not (Idempotency-Key is
+                               detected automatically) */
+    tt_body_cb on_body;     /* NULL: the body is collected in body/body_len */
+    tt_exchange_cb on_done; /* async completion */
+    void *data;             /* caller's pointer */
+
+    /* ---- outcome (library) ---- */
+    int error;              /* 0 or a negative errno (-ETIMEDOUT, -ECONNRESET, -EPROTO, ...) */
+    const char *error_what; /* short text for error ("connect", "lease timeout", ...) */
+    int sent_state;         /* on error: TT_NOT_SENT or TT_MAYBE_PROCESSED */
+    int status;             /* final status code */
+    int version_minor;      /* 0 or 1 */
+    char *head;             /* raw final response head, NUL-terminated (status line + fields) */
+    size_t head_len;
+    tt_hdr_span hdrs[TT_CLIENT_MAX_HEADERS];
+    int nhdrs;
+    char *resp_body; /* collected body (when on_body is NULL), NUL-terminated */
+    size_t resp_body_len;
+    char *trailers; /* raw trailer fields of a chunked response ("" when none) */
+    size_t trailers_len;
+    int informational;      /* 1xx responses received before the final one */
+    int reused;             /* the final attempt ran on a connection reused from the pool */
+    unsigned conn_id;       /* id of the connection that carried the final attempt */
+    int retries;            /* retries made */
+    int retry_reason;       /* reason of the last retry (enum tt_retry_reason) */
+    int conn_kept;          /* the connection went back to the pool */
+    int close_reason;       /* when not kept: enum tt_evict_reason */
+    uint64_t lease_wait_ms; /* time spent waiting for a connection */
+
+    /* ---- internal (do not touch) ---- */
+    struct {
+        tt_client *client;
+        void *route, *conn;
+        tt_exchange *qnext, *qprev;
+        tt_timer timer, leak;
+        tt_defer defer;
+        void *hdr_unused;
+        uint64_t started, queued_at, deadline;
+        const char *file;
+        int line;
+        char *wbuf;
+        size_t wlen, wcap, woff;
+        size_t body_off;
+        char *sbuf; /* streamed-body staging */
+        size_t slen, soff, scap;
+        int phase, flags, attempts_ns, attempt_maybe;
+        uint32_t head_cap, body_cap, trl_cap;
+        long long remain;
+        int chunk_state;
+        uint64_t chunk_left;
+        int fresh_only, method_id, resp_bytes, body_pulled, done;
+        size_t wrote;
+    } priv;
+};
+
+/* Defaults into o. */
+void tt_client_opts_default(tt_client_opts *o);
+/* Create a client with its own loop (blocking use). opts may be NULL. *out owned by caller. */
+int tt_client_new(tt_client **out, const tt_client_opts *opts);
+/* Create a client on an existing loop (asynchronous use); the loop must outlive the client. */
+int tt_client_new_on(tt_client **out, tt_loop *loop, const tt_client_opts *opts);
+/* Close every connection, fail pending exchanges with -ECANCELED, free the client (and its own
+ * loop). */
+void tt_client_free(tt_client *c);
+/* The loop the client runs on (owned by the client for tt_client_new). */
+tt_loop *tt_client_loop(tt_client *c);
+
+/* Zero x (call once before the first use; reuse keeps the response buffers). */
+void tt_exchange_init(tt_exchange *x);
+/* Forget the outcome of a previous run but keep buffers, so x can be started again. */
+void tt_exchange_reset(tt_exchange *x);
+/* Free x's response buffers (x itself belongs to the caller). */
+void tt_exchange_cleanup(tt_exchange *x);
+/* A response header value by case-insensitive name (first match); *len gets its length. Points
+ * into x->head; NULL when absent. */
+const char *tt_exchange_header(const tt_exchange *x, const char *name, size_t *len);
+
+/* Blocking: run the exchange to completion on the client's loop. Returns x->error. Records
+ * file:line for leak warnings (use the macro). Not from inside a loop callback. */
+int tt_client_request_at(tt_client *c, tt_exchange *x, const char *file, int line);
+#define tt_client_request(c, x) tt_client_request_at((c), (x), __FILE__, __LINE__)
+/* Asynchronous: start the exchange; x->on_done runs on the loop when it completes (never
+ * inside this call). Returns 0 or a negative errno (bad URL) without calling on_done. */
+int tt_client_start_at(tt_client *c, tt_exchange *x, const char *file, int line);
+#define tt_client_start(c, x) tt_client_start_at((c), (x), __FILE__, __LINE__)
+/* Run the client's loop for up to ms milliseconds (watching idle connections), or until
+ * nothing is in flight when ms < 0. Returns 0 or a negative errno. */
+int tt_client_wait(tt_client *c, int ms);
+
+/* Snapshot of the pool-wide counters. */
+void tt_client_get_stats(tt_client *c, tt_client_stats *s);
+/* Per-route stats into out (up to max). Returns the number of routes. */
+int tt_client_route_stats(tt_client *c, tt_route_stats *out, int max);
+/* The stats as one JSON object (no newline) into buf. Returns the length it needed. */
+size_t tt_client_stats_json(tt_client *c, char *buf, size_t size);
+/* Printable name of an eviction reason ("idle", "server_hint", ...); static storage. */
+const char *tt_evict_reason_name(int reason);
+/* Printable name of a retry reason ("not_sent", "maybe_processed"); static storage. */
+const char *tt_retry_reason_name(int reason);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

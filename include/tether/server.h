@@ -1,0 +1,215 @@
+/* tether/server.h — an HTTP/1.1 server with persistent connections: keep-alive, pipelining,
+ * timeouts, clean closing, N worker threads (one loop and one SO_REUSEPORT listener each).
+ *
+ * Configure with a plain struct (zero = defaults), register handlers by path prefix, then
+ * tt_server_new + tt_server_run. A handler receives a tt_req (the request) and a tt_res (its
+ * response writer). It may answer at once or later (async): keep the tt_res pointer and finish
+ * it from a later callback on the SAME worker loop (tt_req_loop). Request views (method, path,
+ * headers, body) are zero-copy pointers into the connection's read buffer and stay valid until
+ * the response is finished (tt_res_send / tt_res_end); copy what you need longer.
+ *
+ * Durations are milliseconds: 0 means the default, TT_OFF (-1) means "no limit". */
+#ifndef TETHER_SERVER_H
+#define TETHER_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "loop.h"
+#include "socket.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TT_OFF               (-1) /* a duration or limit that is disabled */
+#define TT_SERVER_MAX_ROUTES 16   /* handlers per server config */
+#define TT_SERVER_MAX_LISTEN 8    /* listen addresses per server config */
+
+typedef struct tt_server tt_server;
+typedef struct tt_req tt_req;
+typedef struct tt_req tt_res; /* the response writer is the same exchange object */
+
+/* A request handler: answer through res now or later (async); data is the route's pointer. */
+typedef void (*tt_handler_fn)(tt_req *req, tt_res *res, void *data);
+
+/* A handler bound to a path prefix ("/" matches everything; the longest prefix wins). */
+typedef struct tt_route {
+    const char *prefix; /* not copied: must outlive the server */
+    tt_handler_fn fn;
+    void *data;
+} tt_route;
+
+/* Server configuration: a plain struct, zero means the default (shown in brackets). */
+typedef struct tt_server_config {
+    const char *listen[TT_SERVER_MAX_LISTEN]; /* "HOST:PORT" [127.0.0.1:8080] */
+    int nlisten;
+    int workers;              /* worker threads [one per online CPU] */
+    int keepalive_timeout_ms; /* idle keep-alive deadline [75000]; TT_OFF: keep-alive disabled */
+    int keepalive_requests;   /* requests per connection, ±10% jitter [1000]; 1: no keep-alive;
+                                 TT_OFF: unlimited */
+    int keepalive_time_ms;    /* max connection age, checked between requests [3600000] */
+    int header_timeout_ms;    /* absolute deadline for a whole request head [20000] */
+    int body_timeout_ms;      /* max gap between two reads of a request body [30000] */
+    int send_timeout_ms;      /* max gap between two successful writes [30000] */
+    int lingering_time_ms;    /* max total drain time of a lingering close [5000] */
+    int lingering_timeout_ms; /* max wait for more input while lingering [2000] */
+    int close_wait_ms; /* after a "Connection: close" response, wait for the client's FIN [2000] */
+    int drain_timeout_ms;       /* graceful shutdown: max wait for in-flight requests [10000] */
+    int reset_timedout;         /* nonzero: idle timeouts close with RST (SO_LINGER 0) */
+    tt_keepalive tcp_keepalive; /* TCP keepalive probes on accepted sockets [off] */
+    int max_connections;        /* over all workers [10000]; accept pauses above it */
+    long long max_body;         /* request body limit in bytes, 413 above [1 MiB] */
+    long long discard_limit;    /* unread body bytes discarded to keep the connection [64 KiB] */
+    int max_header;             /* request head limit, 431 above [8192] */
+    int max_uri;                /* request-target limit, 414 above [4096] */
+    int max_pipeline;           /* buffered unanswered pipelined bytes before reads pause
+                                   [64 KiB] */
+    const char *root;           /* static files for paths no route matches [none: 404] */
+    int access_log_fd;          /* Common Log Format sink; 0 = off (use a dup'ed fd > 0) */
+    const char *server_name;    /* Server header ["tether"]; "" omits it */
+    tt_route routes[TT_SERVER_MAX_ROUTES];
+    int nroutes;
+} tt_server_config;
+
+/* Append a route to cfg (prefix not copied). 0, or -ENOSPC when the table is full. */
+int tt_server_config_route(tt_server_config *cfg, const char *prefix, tt_handler_fn fn, void *data);
+
+/* Create a server: resolve defaults, open one SO_REUSEPORT listener per worker and address.
+ * cfg is copied (its strings are not). Returns 0 or -errno; *out is owned by the caller. */
+int tt_server_new(tt_server **out, const tt_server_config *cfg);
+/* Run the workers on this thread plus workers-1 threads until shutdown completes. When
+ * handle_signals is nonzero SIGTERM/SIGINT start a graceful shutdown and a second one exits
+ * at once (call before creating other threads). Returns 0 or -errno. */
+int tt_server_run(tt_server *srv, int handle_signals);
+/* Start a graceful shutdown from any thread: stop accepting, close idle connections, finish
+ * in-flight requests with Connection: close, stop after drain_timeout. Async-signal-safe. */
+void tt_server_shutdown(tt_server *srv);
+/* Free a server after tt_server_run returned (closes listeners). */
+void tt_server_free(tt_server *srv);
+/* The effective configuration (defaults filled in); valid while srv lives. */
+const tt_server_config *tt_server_get_config(const tt_server *srv);
+/* Number of worker threads. */
+int tt_server_workers(const tt_server *srv);
+/* Bound port of the first listener (useful with port 0). */
+int tt_server_port(const tt_server *srv);
+
+/* Why a connection was closed (index into tt_server_stats.closes). */
+typedef enum tt_close_reason {
+    TT_CLOSE_PEER_FIN,     /* the client closed (FIN) */
+    TT_CLOSE_PEER_RST,     /* the client reset the connection / I/O error */
+    TT_CLOSE_CONN_CLOSE,   /* a "Connection: close" exchange (either side asked) */
+    TT_CLOSE_MAX_REQUESTS, /* keepalive_requests reached */
+    TT_CLOSE_MAX_AGE,      /* keepalive_time reached */
+    TT_CLOSE_IDLE_TIMEOUT, /* keepalive_timeout expired */
+    TT_CLOSE_HEADER_TIMEOUT,
+    TT_CLOSE_BODY_TIMEOUT,
+    TT_CLOSE_SEND_TIMEOUT,
+    TT_CLOSE_BAD_REQUEST, /* a 4xx/5xx protocol error answered and closed */
+    TT_CLOSE_SHUTDOWN,    /* graceful shutdown */
+    TT_CLOSE_PRESSURE,    /* idle connection closed to make room (fd or connection limit) */
+    TT_CLOSE_NREASONS
+} tt_close_reason;
+
+/* Connection states (every transition lives in lib/http1/conn.c). */
+typedef enum tt_conn_state {
+    TT_CONN_READING_HEAD, /* waiting for / reading a request head */
+    TT_CONN_READING_BODY, /* reading a request body */
+    TT_CONN_HANDLING,     /* a handler owns the request (async or streaming) */
+    TT_CONN_WRITING,      /* output queued that the peer has not taken yet */
+    TT_CONN_IDLE,         /* keep-alive, between requests: holds no buffers */
+    TT_CONN_LINGERING,    /* closing: our side shut down, draining the peer's input */
+    TT_CONN_CLOSED,
+    TT_CONN_NSTATES
+} tt_conn_state;
+
+/* Short names of states and close reasons ("idle", "peer_fin"…); static storage. */
+const char *tt_conn_state_name(int state);
+const char *tt_close_reason_name(int reason);
+
+#define TT_HIST_BUCKETS 24 /* log2 buckets: [0] = 0..1, [i] = [2^i, 2^(i+1)) */
+
+/* Counters of one worker (or all, summed). Read with tt_server_stats from any thread. */
+typedef struct tt_server_stats {
+    uint64_t accepted;        /* connections accepted */
+    uint64_t requests;        /* requests whose handling started */
+    uint64_t reused_requests; /* requests that were not the first on their connection */
+    uint64_t closes[TT_CLOSE_NREASONS];
+    uint64_t accept_paused;                  /* times accepting paused (max connections, EMFILE) */
+    uint64_t conns[TT_CONN_NSTATES];         /* open connections by current state */
+    uint64_t open;                           /* open connections */
+    uint64_t reqs_per_conn[TT_HIST_BUCKETS]; /* closed connections by log2(requests served) */
+    uint64_t lifetime_ms[TT_HIST_BUCKETS];   /* closed connections by log2(lifetime ms) */
+} tt_server_stats;
+
+/* Copy worker's counters (worker -1: the sum over all workers) into *out. Thread-safe
+ * (relaxed atomic reads: each counter is exact, the set is not one instant). 0 or -EINVAL. */
+int tt_server_stats_get(const tt_server *srv, int worker, tt_server_stats *out);
+
+/* Information about the connection carrying a request. */
+typedef struct tt_conn_info {
+    uint64_t id;             /* unique per server */
+    int worker;              /* worker index */
+    tt_addr peer, local;     /* addresses */
+    uint32_t requests;       /* requests on this connection, including this one */
+    int32_t requests_left;   /* requests still allowed after this one (-1: unlimited) */
+    uint64_t age_ms;         /* since accept */
+    int64_t idle_timeout_ms; /* idle deadline after this response (-1: none) */
+    int state;               /* tt_conn_state */
+} tt_conn_info;
+
+/* Request accessors: pointers into the read buffer, valid until the response is finished. */
+/* The method ("GET") and its length. */
+const char *tt_req_method(const tt_req *req, size_t *len);
+/* The request-target path without the query ("/a/b"), and its length. */
+const char *tt_req_path(const tt_req *req, size_t *len);
+/* The query string after '?' (NULL if none), and its length. */
+const char *tt_req_query(const tt_req *req, size_t *len);
+/* The full request-target as sent. */
+const char *tt_req_target(const tt_req *req, size_t *len);
+/* HTTP minor version (0 or 1). */
+int tt_req_minor(const tt_req *req);
+/* The first header named name (case-insensitive), or NULL; *len gets its value length. */
+const char *tt_req_header(const tt_req *req, const char *name, size_t *len);
+/* Number of header fields and the i-th one (name and value); 0 or -ERANGE. */
+int tt_req_header_count(const tt_req *req);
+int tt_req_header_at(const tt_req *req, int i, const char **name, size_t *nlen, const char **value,
+                     size_t *vlen);
+/* The whole request body (de-chunked, up to max_body), or NULL when empty. */
+const char *tt_req_body(const tt_req *req, size_t *len);
+/* Connection information for this request. 0 or -errno. */
+int tt_req_conn_info(const tt_req *req, tt_conn_info *out);
+/* The worker's loop (for async handlers: finish the response from a callback on it). */
+tt_loop *tt_req_loop(const tt_req *req);
+/* The server the request arrived at. */
+tt_server *tt_req_server(const tt_req *req);
+/* Nonzero when the peer went away: the response will be discarded (finish it anyway). */
+int tt_req_aborted(const tt_req *req);
+
+/* Response: a complete answer in one call (copies body). Finishes the exchange. 0 or -errno. */
+int tt_res_send(tt_res *res, int status, const char *content_type, const void *body, size_t len);
+/* Add a response header before the head is written (copied). "Connection", "Content-Length",
+ * "Transfer-Encoding", "Date", "Server" and "Keep-Alive" are managed by the server. */
+int tt_res_header(tt_res *res, const char *name, const char *value);
+/* Start a response head: length >= 0 frames with Content-Length, -1 streams chunked (or
+ * close-delimited for HTTP/1.0). 0 or -errno. */
+int tt_res_start(tt_res *res, int status, long long length);
+/* Write body bytes (copied into the connection's write buffer). 0 or -errno. */
+int tt_res_write(tt_res *res, const void *data, size_t len);
+/* Send len bytes of fd from offset by sendfile after what is queued; takes ownership of fd
+ * (closed when done). Only after tt_res_start with a length. 0 or -errno. */
+int tt_res_sendfile(tt_res *res, int fd, off_t offset, size_t len);
+/* Finish the response (the last chunk for chunked). res is invalid afterwards. 0 or -errno. */
+int tt_res_end(tt_res *res);
+/* Ask for "Connection: close" on this response (before the head is written). */
+void tt_res_close(tt_res *res);
+
+/* Static files under root for req (GET/HEAD, 304, 206, 404, 405): the built-in file handler
+ * (route data: a const char * root directory that outlives the server). */
+void tt_static_handler(tt_req *req, tt_res *res, void *root);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,178 @@
+/* buffer.c — byte buffers over a per-loop pool of fixed-size blocks (see tether/buffer.h).
+ *
+ * A block is (data - off) .. (data - off + off + cap). Blocks of exactly the pool's size go back
+ * to the pool's free list (at most max_free are cached, the rest are freed); larger blocks, made
+ * for requests above the block size, are malloc'd and freed directly. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/api.h"
+#include "tether/buffer.h"
+
+struct tt_bufpool {
+    size_t block_size;
+    size_t max_free;
+    size_t nfree;
+    size_t in_use;
+    void *free_list; /* singly linked through the first word of each cached block */
+};
+
+TT_API tt_bufpool *tt_bufpool_new(size_t block_size, size_t max_free)
+{
+    tt_bufpool *p = calloc(1, sizeof(*p));
+    if (!p) return NULL;
+    if (!block_size) block_size = 16384;
+    if (block_size < sizeof(void *)) block_size = sizeof(void *);
+    if (block_size > UINT32_MAX) block_size = UINT32_MAX;
+    p->block_size = block_size;
+    p->max_free = max_free ? max_free : 64;
+    return p;
+}
+
+TT_API void tt_bufpool_free(tt_bufpool *pool)
+{
+    if (!pool) return;
+    while (pool->free_list) {
+        void *b = pool->free_list;
+        pool->free_list = *(void **)b;
+        free(b);
+    }
+    free(pool);
+}
+
+TT_API size_t tt_bufpool_block_size(const tt_bufpool *pool)
+{
+    return pool->block_size;
+}
+
+TT_API size_t tt_bufpool_in_use(const tt_bufpool *pool)
+{
+    return pool->in_use;
+}
+
+/* A block of size bytes (the pool's size comes from the free list when possible). */
+static char *block_get(tt_bufpool *pool, size_t size)
+{
+    char *b;
+    if (size == pool->block_size && pool->free_list) {
+        b = pool->free_list;
+        pool->free_list = *(void **)b;
+        pool->nfree--;
+    } else {
+        b = malloc(size);
+        if (!b) return NULL;
+    }
+    pool->in_use++;
+    return b;
+}
+
+static void block_put(tt_bufpool *pool, char *b, size_t size)
+{
+    pool->in_use--;
+    if (size == pool->block_size && pool->nfree < pool->max_free) {
+        *(void **)b = pool->free_list;
+        pool->free_list = b;
+        pool->nfree++;
+        return;
+    }
+    free(b);
+}
+
+TT_API char *tt_buf_reserve(tt_buf *b, tt_bufpool *pool, size_t want)
+{
+    if (b->data && b->cap - b->len >= want) return b->data + b->len;
+    if (want > UINT32_MAX - b->len) return NULL;
+    if (!b->data) {
+        size_t size = want > pool->block_size ? want : pool->block_size;
+        char *blk = block_get(pool, size);
+        if (!blk) return NULL;
+        b->data = blk;
+        b->len = 0;
+        b->off = 0;
+        b->cap = (uint32_t)size;
+        return b->data;
+    }
+    size_t total = (size_t)b->off + b->cap;
+    char *start = b->data - b->off;
+    if (total - b->len >= want) { /* compacting makes room */
+        memmove(start, b->data, b->len);
+        b->data = start;
+        b->cap = (uint32_t)total;
+        b->off = 0;
+        return b->data + b->len;
+    }
+    size_t size = total * 2;
+    if (size < b->len + want) size = b->len + want;
+    if (size > UINT32_MAX) size = UINT32_MAX;
+    char *blk = block_get(pool, size);
+    if (!blk) return NULL;
+    memcpy(blk, b->data, b->len);
+    block_put(pool, start, total);
+    b->data = blk;
+    b->off = 0;
+    b->cap = (uint32_t)size;
+    return b->data + b->len;
+}
+
+TT_API void tt_buf_consume(tt_buf *b, size_t n)
+{
+    if (!b->data) return;
+    if (n >= b->len) {
+        b->data -= b->off;
+        b->cap += b->off;
+        b->off = 0;
+        b->len = 0;
+        return;
+    }
+    b->data += n;
+    b->len -= n;
+    b->off += (uint32_t)n;
+    b->cap -= (uint32_t)n;
+}
+
+TT_API int tt_buf_append(tt_buf *b, tt_bufpool *pool, const void *src, size_t n)
+{
+    if (!n) return 0;
+    char *dst = tt_buf_reserve(b, pool, n);
+    if (!dst) return -ENOMEM;
+    memcpy(dst, src, n);
+    b->len += n;
+    return 0;
+}
+
+TT_API void tt_buf_release(tt_buf *b, tt_bufpool *pool)
+{
+    if (b->data) block_put(pool, b->data - b->off, (size_t)b->off + b->cap);
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->off = 0;
+}
+
+TT_API int tt_buf_release_if_empty(tt_buf *b, tt_bufpool *pool)
+{
+    if (b->len) return 0;
+    tt_buf_release(b, pool);
+    return 1;
+}
+
+TT_API ssize_t tt_buf_read_fd(tt_buf *b, tt_bufpool *pool, int fd, size_t min_space)
+{
+    int held = b->data != NULL;
+    char *dst = tt_buf_reserve(b, pool, min_space ? min_space : 1);
+    if (!dst) return -ENOMEM;
+    ssize_t n;
+    do
+        n = read(fd, dst, b->cap - b->len);
+    while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        b->len += (size_t)n;
+        return n;
+    }
+    int err = n < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : -errno) : 0;
+    if (!held && !b->len)
+        tt_buf_release(b, pool); /* nothing arrived: an idle owner keeps holding no memory */
+    return err;
+}

@@ -1,0 +1,13 @@
+/* internal.h — internal helpers shared by the HTTP/1.1 engine's files. */
+#ifndef TT_HTTP1_INTERNAL_H
+#define TT_HTTP1_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Content-Length: 1*DIGIT or a list of identical ones. 0, -1 malformed, -2 differing. */
+int tt__http1_parse_content_length(const char *v, size_t n, uint64_t *out);
+/* uri-host [":" port] without userinfo; need_port: authority-form for CONNECT. 1 if valid. */
+int tt__http1_valid_host(const char *v, size_t n, int need_port);
+
+#endif

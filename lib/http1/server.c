@@ -1,0 +1,461 @@
+/* server.c — server setup, worker threads (one loop + one SO_REUSEPORT listener each),
+ * accepting under limits and pressure, graceful shutdown, counters and the access log. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/api.h"
+#include "http1/server_int.h"
+#include "tether/socket.h"
+
+TT_API int tt_server_config_route(tt_server_config *cfg, const char *prefix, tt_handler_fn fn,
+                                  void *data)
+{
+    if (cfg->nroutes >= TT_SERVER_MAX_ROUTES) return -ENOSPC;
+    cfg->routes[cfg->nroutes++] = (tt_route){prefix, fn, data};
+    return 0;
+}
+
+#define DEF(f, v)                                                                                  \
+    if (c->f == 0) c->f = (v)
+
+static void fill_defaults(tt_server_config *c)
+{
+    if (c->nlisten <= 0) {
+        c->listen[0] = "127.0.0.1:8080";
+        c->nlisten = 1;
+    }
+    if (c->workers <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->workers = n > 0 ? (int)n : 1;
+    }
+    DEF(keepalive_timeout_ms, 75000);
+    DEF(keepalive_requests, 1000);
+    DEF(keepalive_time_ms, 3600000);
+    DEF(header_timeout_ms, 20000);
+    DEF(body_timeout_ms, 30000);
+    DEF(send_timeout_ms, 30000);
+    DEF(lingering_time_ms, 5000);
+    DEF(lingering_timeout_ms, 2000);
+    DEF(close_wait_ms, 2000);
+    DEF(drain_timeout_ms, 10000);
+    DEF(max_connections, 10000);
+    DEF(max_body, 1 << 20);
+    DEF(discard_limit, 64 << 10);
+    DEF(max_header, 8192);
+    DEF(max_uri, 4096);
+    DEF(max_pipeline, 64 << 10);
+    if (!c->server_name) c->server_name = "tether";
+    /* TT_OFF for a deadline means "never": use a very long timer instead. */
+    int *ms[] = {&c->header_timeout_ms, &c->body_timeout_ms,      &c->send_timeout_ms,
+                 &c->lingering_time_ms, &c->lingering_timeout_ms, &c->close_wait_ms,
+                 &c->drain_timeout_ms};
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+        if (*ms[i] < 0) *ms[i] = 0x7fffffff;
+    if (c->keepalive_time_ms < 0) c->keepalive_time_ms = 0;   /* unlimited age */
+    if (c->keepalive_requests < 0) c->keepalive_requests = 0; /* unlimited */
+    if (c->max_body < 0) c->max_body = (long long)1 << 40;
+    if (c->discard_limit < 0) c->discard_limit = 0;
+}
+
+TT_API int tt_server_new(tt_server **out, const tt_server_config *cfg)
+{
+    tt_server *s = calloc(1, sizeof *s);
+    if (!s) return -ENOMEM;
+    s->cfg = *cfg;
+    fill_defaults(&s->cfg);
+    s->nworkers = s->cfg.workers;
+    s->workers = calloc((size_t)s->nworkers, sizeof *s->workers);
+    if (!s->workers) {
+        free(s);
+        return -ENOMEM;
+    }
+    int err = 0;
+    for (int a = 0; a < s->cfg.nlisten && !err; a++) {
+        err = tt_addr_parse(&s->addrs[a], s->cfg.listen[a]);
+        if (err) break;
+        tt_listen_opts lo = {.reuseport = 1};
+        for (int i = 0; i < s->nworkers; i++) {
+            int fd = tt_listen(&s->addrs[a], &lo);
+            if (fd < 0) {
+                err = fd;
+                break;
+            }
+            if (tt_addr_port(&s->addrs[a]) == 0) { /* port 0: every worker on the same port */
+                tt_addr bound;
+                if (tt_sock_local(fd, &bound) == 0) s->addrs[a] = bound;
+            }
+            /* Accepted sockets inherit these: no setsockopt per connection. */
+            tt_sock_nodelay(fd, 1);
+            if (s->cfg.tcp_keepalive.idle_s > 0) tt_sock_keepalive(fd, &s->cfg.tcp_keepalive);
+            s->workers[i].ls[a].fd = fd;
+            s->workers[i].nls = a + 1;
+        }
+    }
+    if (!err) s->port = tt_addr_port(&s->addrs[0]);
+    for (int i = 0; i < s->nworkers; i++) {
+        tt__worker *w = &s->workers[i];
+        w->srv = s;
+        w->index = i;
+        int per = s->cfg.max_connections / s->nworkers;
+        w->max_conns = (uint32_t)(per > 0 ? per : 1);
+        w->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)(i + 1) * 0x2545f4914f6cdd1dull) ^
+                 (uint64_t)time(NULL);
+    }
+    if (err) {
+        tt_server_free(s);
+        return err;
+    }
+    *out = s;
+    return 0;
+}
+
+TT_API void tt_server_free(tt_server *s)
+{
+    if (!s) return;
+    for (int i = 0; i < s->nworkers; i++)
+        for (int a = 0; a < s->workers[i].nls; a++)
+            if (s->workers[i].ls[a].fd > 0) close(s->workers[i].ls[a].fd);
+    free(s->workers);
+    free(s);
+}
+
+TT_API const tt_server_config *tt_server_get_config(const tt_server *s)
+{
+    return &s->cfg;
+}
+TT_API int tt_server_workers(const tt_server *s)
+{
+    return s->nworkers;
+}
+TT_API int tt_server_port(const tt_server *s)
+{
+    return s->port;
+}
+
+TT_API int tt_server_stats_get(const tt_server *s, int worker, tt_server_stats *out)
+{
+    if (worker < -1 || worker >= s->nworkers) return -EINVAL;
+    memset(out, 0, sizeof *out);
+    int lo = worker < 0 ? 0 : worker, hi = worker < 0 ? s->nworkers : worker + 1;
+    for (int i = lo; i < hi; i++) {
+        const uint64_t *src = (const uint64_t *)&s->workers[i].stats;
+        uint64_t *dst = (uint64_t *)out;
+        for (size_t k = 0; k < sizeof *out / sizeof(uint64_t); k++)
+            dst[k] += __atomic_load_n(&src[k], __ATOMIC_RELAXED);
+    }
+    return 0;
+}
+
+/* ---- accepting ---- */
+
+static void on_accept(tt_loop *loop, tt_io *io, unsigned ev);
+
+static void accept_pause(tt__worker *w)
+{
+    if (!w->accepting) return;
+    for (int a = 0; a < w->nls; a++)
+        tt_io_stop(w->loop, &w->ls[a].io);
+    w->accepting = 0;
+    TT__INC(w->stats.accept_paused);
+}
+
+static void accept_resume(tt__worker *w)
+{
+    if (w->accepting || w->shutting) return;
+    for (int a = 0; a < w->nls; a++)
+        tt_io_start(w->loop, &w->ls[a].io, w->ls[a].fd, TT_READ, TT_IO_LEVEL, on_accept, w);
+    w->accepting = 1;
+}
+
+static void on_resume(tt_loop *loop, tt_timer *t)
+{
+    (void)loop;
+    accept_resume(tt_container_of(t, tt__worker, resume));
+}
+
+static void on_accept(tt_loop *loop, tt_io *io, unsigned ev)
+{
+    tt__worker *w = io->data;
+    (void)ev;
+    for (int i = 0; i < 64; i++) {
+        if (w->nconns >= w->max_conns) {
+            /* At the limit: an idle keep-alive connection is the cheapest to give up. */
+            if (w->lists[TT_CONN_IDLE]) {
+                tt__worker_close_idle(w, TT_CLOSE_PRESSURE, 1);
+            } else {
+                accept_pause(w); /* resumes when a connection closes */
+                return;
+            }
+        }
+        int fd = tt_accept(io->fd, NULL);
+        if (fd < 0) {
+            if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+                /* Out of fds: free the oldest idle connections, else pause briefly
+                 * (a level-triggered listener would otherwise spin). */
+                if (w->lists[TT_CONN_IDLE]) {
+                    tt__worker_close_idle(w, TT_CLOSE_PRESSURE, 16);
+                    continue;
+                }
+                accept_pause(w);
+                tt_timer_start(loop, &w->resume, 100);
+            }
+            return;
+        }
+        tt__conn_accepted(w, fd);
+        if (w->shutting) return;
+    }
+}
+
+void tt__worker_conn_gone(tt__worker *w)
+{
+    if (!w->accepting && !w->shutting && w->nconns < w->max_conns && !tt_timer_armed(&w->resume))
+        accept_resume(w);
+    if (w->shutting && w->nconns == 0) tt_loop_stop(w->loop);
+}
+
+/* ---- shutdown ---- */
+
+static void on_drain_timeout(tt_loop *loop, tt_timer *t)
+{
+    tt__worker *w = tt_container_of(t, tt__worker, drain);
+    tt__worker_free_all(w);
+    tt_loop_stop(loop);
+}
+
+static void worker_begin_shutdown(tt__worker *w)
+{
+    tt_server *s = w->srv;
+    if (s->kill_now) {
+        tt_loop_stop(w->loop);
+        return;
+    }
+    if (w->shutting) return;
+    accept_pause(w);
+    w->shutting = 1;
+    for (int a = 0; a < w->nls; a++) {
+        close(w->ls[a].fd);
+        w->ls[a].fd = -1;
+    }
+    tt__worker_close_idle(w, TT_CLOSE_SHUTDOWN, -1);
+    /* Connections waiting for a first request byte have nothing in flight either. */
+    tt__conn *c = w->lists[TT_CONN_READING_HEAD];
+    int n = 0;
+    for (tt__conn *p = c; p; p = p->next) {
+        n++;
+        if (p->next == c) break;
+    }
+    while (n-- > 0 && w->lists[TT_CONN_READING_HEAD]) {
+        tt__conn *p = w->lists[TT_CONN_READING_HEAD];
+        if (p->x && p->x->rbuf.len) { /* partial head: let it finish; rotate */
+            break;
+        }
+        tt__conn_close(p, TT_CLOSE_SHUTDOWN);
+    }
+    tt_timer_start(w->loop, &w->drain, (uint64_t)s->cfg.drain_timeout_ms);
+    if (w->nconns == 0) tt_loop_stop(w->loop);
+}
+
+static void on_wake(tt_loop *loop, tt_async *a)
+{
+    (void)loop;
+    worker_begin_shutdown(a->data);
+}
+
+TT_API void tt_server_shutdown(tt_server *s)
+{
+    int n = __atomic_add_fetch(&s->shutdown_count, 1, __ATOMIC_SEQ_CST);
+    if (n >= 2) s->kill_now = 1;
+    for (int i = 0; i < s->nworkers; i++)
+        if (s->workers[i].wake.loop) tt_async_send(&s->workers[i].wake);
+}
+
+static void on_signal(tt_loop *loop, int signo, void *data)
+{
+    (void)loop;
+    (void)signo;
+    tt_server *s = data;
+    tt_server_shutdown(s);
+    if (s->kill_now) _exit(1);
+}
+
+/* ---- access log: per-worker buffer, written by a logger thread ---- */
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t log_cv = PTHREAD_COND_INITIALIZER;
+enum { LOG_CAP = 1 << 18 };
+static char *log_shared;
+static size_t log_shared_len;
+static int log_stop;
+static uint64_t log_dropped;
+
+void tt__access_log(struct tt_req *x)
+{
+    tt__conn *c = x->conn;
+    char line[512];
+    char peer[64] = "-";
+    tt_addr a;
+    if (c->io.fd >= 0 && tt_sock_peer(c->io.fd, &a) == 0) {
+        tt_addr_format(&a, peer, sizeof peer);
+        char *colon = strrchr(peer, ':');
+        if (colon) *colon = 0;
+    }
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char ts[40];
+    strftime(ts, sizeof ts, "%d/%b/%Y:%H:%M:%S +0000", &tm);
+    int n = snprintf(
+        line, sizeof line, "%s - - [%s] \"%.*s %.*s HTTP/1.%d\" %d %lld\n", peer, ts,
+        (int)(x->req.method_len > 16 ? 16 : x->req.method_len), x->req.method ? x->req.method : "-",
+        (int)(x->req.target_len > 256 ? 256 : x->req.target_len),
+        x->req.target ? x->req.target : "-", x->req.minor_version, x->status, x->bytes_out);
+    if (n <= 0) return;
+    if ((size_t)n >= sizeof line) n = sizeof line - 1;
+    pthread_mutex_lock(&log_mu);
+    if (log_shared_len + (size_t)n <= LOG_CAP) {
+        memcpy(log_shared + log_shared_len, line, (size_t)n);
+        log_shared_len += (size_t)n;
+    } else {
+        log_dropped++; /* never block the loop on a slow log sink */
+    }
+    pthread_mutex_unlock(&log_mu);
+    pthread_cond_signal(&log_cv);
+}
+
+static void *log_thread(void *arg)
+{
+    int fd = *(int *)arg;
+    char *mine = malloc(LOG_CAP);
+    if (!mine) return NULL;
+    pthread_mutex_lock(&log_mu);
+    for (;;) {
+        while (!log_shared_len && !log_stop)
+            pthread_cond_wait(&log_cv, &log_mu);
+        if (!log_shared_len && log_stop) break;
+        size_t n = log_shared_len;
+        memcpy(mine, log_shared, n);
+        log_shared_len = 0;
+        pthread_mutex_unlock(&log_mu);
+        for (size_t off = 0; off < n;) {
+            ssize_t w = write(fd, mine + off, n - off);
+            if (w <= 0) {
+                if (w < 0 && errno == EINTR) continue;
+                break;
+            }
+            off += (size_t)w;
+        }
+        pthread_mutex_lock(&log_mu);
+    }
+    pthread_mutex_unlock(&log_mu);
+    free(mine);
+    return NULL;
+}
+
+/* ---- running ---- */
+
+static int worker_setup(tt__worker *w)
+{
+    int r = tt_loop_new(&w->loop);
+    if (r < 0) return r;
+    w->pool = tt_bufpool_new(0, 64);
+    if (!w->pool) return -ENOMEM;
+    w->t0 = tt_loop_now(w->loop);
+    tt_timer_init(&w->drain, on_drain_timeout);
+    tt_timer_init(&w->resume, on_resume);
+    r = tt_async_init(w->loop, &w->wake, on_wake, w);
+    if (r < 0) return r;
+    w->log = w->srv->cfg.access_log_fd > 0 ? (char *)1 : NULL;
+    accept_resume(w);
+    return 0;
+}
+
+static void worker_teardown(tt__worker *w)
+{
+    tt__worker_free_all(w);
+    for (int a = 0; a < w->nls; a++)
+        if (w->ls[a].fd >= 0) {
+            if (w->accepting) tt_io_stop(w->loop, &w->ls[a].io);
+            close(w->ls[a].fd);
+            w->ls[a].fd = -1;
+        }
+    while (w->free_x) {
+        struct tt_req *x = w->free_x;
+        w->free_x = x->next_free;
+        free(x);
+    }
+    for (size_t i = 0; i < w->nslabs; i++)
+        free(w->slabs[i]);
+    free(w->slabs);
+    w->slabs = NULL;
+    if (w->wake.loop) tt_async_close(&w->wake);
+    tt_timer_stop(w->loop, &w->drain);
+    tt_timer_stop(w->loop, &w->resume);
+    if (w->pool) tt_bufpool_free(w->pool);
+    tt_loop_free(w->loop);
+    w->loop = NULL;
+}
+
+static void *worker_main(void *arg)
+{
+    tt__worker *w = arg;
+    tt_loop_run(w->loop);
+    return NULL;
+}
+
+TT_API int tt_server_run(tt_server *s, int handle_signals)
+{
+    int r = 0;
+    pthread_t lt;
+    int log_fd = s->cfg.access_log_fd;
+    int logging = log_fd > 0;
+    if (logging) {
+        log_shared = malloc(LOG_CAP);
+        if (!log_shared) return -ENOMEM;
+        log_stop = 0;
+        if (pthread_create(&lt, NULL, log_thread, &log_fd) != 0) {
+            free(log_shared);
+            return -EAGAIN;
+        }
+    }
+    /* Every worker's loop is created here so shutdown can reach it from the first instant. */
+    for (int i = 0; i < s->nworkers && r == 0; i++)
+        r = worker_setup(&s->workers[i]);
+    if (r == 0 && handle_signals) {
+        signal(SIGPIPE, SIG_IGN);
+        tt_loop_on_signal(s->workers[0].loop, SIGTERM, on_signal, s);
+        r = tt_loop_on_signal(s->workers[0].loop, SIGINT, on_signal, s);
+    }
+    int started = 1;
+    for (int i = 1; i < s->nworkers && r == 0; i++) {
+        if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
+            r = -EAGAIN;
+            break;
+        }
+        started++;
+    }
+    if (r == 0)
+        r = tt_loop_run(s->workers[0].loop);
+    else
+        tt_server_shutdown(s);
+    for (int i = 1; i < started; i++)
+        pthread_join(s->workers[i].thread, NULL);
+    for (int i = 0; i < s->nworkers; i++)
+        if (s->workers[i].loop) worker_teardown(&s->workers[i]);
+    if (logging) {
+        pthread_mutex_lock(&log_mu);
+        log_stop = 1;
+        pthread_cond_signal(&log_cv);
+        pthread_mutex_unlock(&log_mu);
+        pthread_join(lt, NULL);
+        free(log_shared);
+        log_shared = NULL;
+    }
+    return r;
+}

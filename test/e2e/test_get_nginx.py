@@ -1,0 +1,187 @@
+"""tether get against a real nginx (own config, temp prefix, free loopback port): reuse,
+keepalive_requests, keepalive_timeout races (a POST is never sent twice), pool limits."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+import tt
+
+CONF = """
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 512; }}
+http {{
+  log_format plain '$request_method $uri $status $connection $connection_requests';
+  access_log {d}/access.log plain;
+  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp;
+  uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
+  keepalive_requests {reqs};
+  keepalive_timeout {timeout};
+  server {{
+    listen 127.0.0.1:{port};
+    root {d}/html;
+    location /post {{ return 200 "posted\\n"; }}
+    location /nocontent {{ return 204; }}
+  }}
+}}
+"""
+
+
+class Nginx:
+    def __init__(self, reqs=1000, timeout="60s"):
+        self.dir = tempfile.mkdtemp(prefix="tt-get-nginx-")
+        os.chmod(self.dir, 0o755)  # nginx workers run as nobody when started by root
+        self.port = tt.free_port()
+        os.makedirs(os.path.join(self.dir, "html"))
+        os.makedirs(os.path.join(self.dir, "tmp"))
+        with open(os.path.join(self.dir, "html", "index.html"), "w") as f:
+            f.write("hello\n")
+        with open(os.path.join(self.dir, "html", "big.txt"), "w") as f:
+            f.write("x" * 200000)
+        with open(os.path.join(self.dir, "nginx.conf"), "w") as f:
+            f.write(CONF.format(d=self.dir, port=self.port, reqs=reqs, timeout=timeout))
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(["nginx", "-p", self.dir, "-c", os.path.join(self.dir, "nginx.conf"),
+                                      "-g", "daemon off;"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        tt.wait_port(self.port, proc=self.proc)
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def url(self, path="/"):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def log(self):
+        with open(os.path.join(self.dir, "access.log")) as f:
+            return [line.split() for line in f.read().splitlines()]
+
+
+def get(*args, timeout=60):
+    p = subprocess.run([tt.TETHER, "get"] + list(args), capture_output=True, timeout=timeout)
+    stats = None
+    for line in p.stderr.decode(errors="replace").splitlines():
+        if line.startswith("{"):
+            stats = json.loads(line)
+    return p, stats
+
+
+class GetNginxTest(tt.TestCase):
+    def test_ten_urls_one_connection(self):
+        with Nginx() as ng:
+            p, st = get("--stats", *[ng.url()] * 10)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout, b"hello\n" * 10)
+            self.assertEqual(st["requests"], 10)
+            self.assertEqual(st["connections_opened"], 1)
+            self.assertEqual(st["connections_reused"], 9)
+            self.assertEqual(st["errors"], 0)
+            conns = {line[3] for line in ng.log()}
+            self.assertEqual(len(conns), 1)
+
+    def test_keepalive_requests_reconnects_when_told(self):
+        with Nginx(reqs=3) as ng:
+            p, st = get("--stats", "-v", *[ng.url()] * 10)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(st["errors"], 0)
+            self.assertEqual(st["retries"], 0)
+            # nginx says Connection: close on every 3rd response: 10 requests -> 4 connections.
+            self.assertEqual(st["connections_opened"], 4)
+            self.assertEqual(st["connections_reused"], 6)
+            self.assertEqual(st["evictions"]["not_reusable"], 3)
+            per_conn = {}
+            for line in ng.log():
+                per_conn[line[3]] = max(per_conn.get(line[3], 0), int(line[4]))
+            self.assertEqual(sorted(per_conn.values()), [1, 3, 3, 3])
+
+    def test_keepalive_timeout_race_post_never_twice(self):
+        with Nginx(timeout="1s") as ng:
+            urls = []
+            for i in range(5):
+                urls += [ng.url("/post?n=%d" % i)]
+            for interval in ("0.9", "1.0", "1.1", "1.2"):
+                p, st = get("--stats", "-v", "-d", "data", "--interval", interval, *urls)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertEqual(p.stdout, b"posted\n" * 5)
+                self.assertEqual(st["errors"], 0)
+            posts = [line for line in ng.log() if line[0] == "POST"]
+            # every POST reached nginx exactly once
+            self.assertEqual(len(posts), 20)
+            seen = [line[1] for line in posts]
+            self.assertEqual(len(seen), 20)
+
+    def test_idle_close_is_watched_no_close_wait(self):
+        with Nginx(timeout="1s") as ng:
+            p, st = get("--stats", "-v", "--interval", "1.5", ng.url(), ng.url(), ng.url())
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(st["errors"], 0)
+            self.assertEqual(st["retries"], 0)  # the closed connection was never leased
+            self.assertEqual(st["evictions"]["peer_closed"] + st["evictions"]["server_hint"], 2)
+            self.assertIn(b"closed by the server while idle", p.stderr)
+
+    def test_parallel_never_more_than_max_connections(self):
+        with Nginx() as ng:
+            peak = 0
+            proc = subprocess.Popen([tt.TETHER, "get", "--stats", "--parallel", "50",
+                                     "--max-connections", "8"] + [ng.url()] * 1000,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            out = []
+            reader = threading.Thread(target=lambda: out.append(proc.communicate(timeout=120)))
+            reader.start()
+            while proc.poll() is None:  # sample the kernel's sockets while it runs
+                s = tt.tcp_states(ng.port)["client"]
+                peak = max(peak, s.get("ESTABLISHED", 0) + s.get("SYN_SENT", 0))
+            reader.join()
+            stdout, stderr = out[0]
+            st = json.loads(stderr.decode().strip().splitlines()[-1])
+            self.assertEqual(proc.returncode, 0, stderr[-2000:])
+            self.assertEqual(stdout, b"hello\n" * 1000)
+            self.assertEqual(st["requests"], 1000)
+            self.assertEqual(st["errors"], 0)
+            self.assertLessEqual(st["connections_opened"], 8)
+            self.assertLessEqual(peak, 8)
+            log = ng.log()
+            self.assertEqual(len(log), 1000)
+            self.assertLessEqual(len({line[3] for line in log}), 8)  # nginx's connection serials
+
+    def test_head_204_and_big_body(self):
+        with Nginx() as ng:
+            p, st = get("--stats", "-X", "HEAD", ng.url(), ng.url())
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout, b"")
+            self.assertEqual(st["connections_opened"], 1)
+            p, st = get("--stats", ng.url("/nocontent"), ng.url("/big.txt"), ng.url("/nocontent"))
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout, b"x" * 200000)
+            self.assertEqual(st["connections_opened"], 1)
+
+    def test_304_not_modified(self):
+        with Nginx() as ng:
+            p, _ = get("-v", ng.url())
+            lm = [line for line in p.stderr.decode().splitlines() if line.startswith("< Last-Modified:")]
+            self.assertTrue(lm)
+            ims = lm[0][len("< Last-Modified: "):]
+            p, st = get("--stats", "-v", "-H", "If-Modified-Since: " + ims, ng.url(), ng.url())
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn(b"< HTTP/1.1 304", p.stderr)
+            self.assertEqual(p.stdout, b"")
+            self.assertEqual(st["connections_opened"], 1)
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
