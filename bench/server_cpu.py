@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Server CPU per request: tether serve --echo (one worker) against floor.c, side by side.
 
-    python3 bench/server_cpu.py [--duration 5] [--conns 100] [--rounds 3] [--floor PATH]
+    python3 bench/server_cpu.py [--duration 5] [--conns 100] [--rounds 3] [--floor PATH] [--nginx]
 
 Each server is pinned to CPU 0 and wrk -t1 to CPU 1; server CPU = utime+stime from
 /proc/PID/stat over the run. Modes: keep-alive, Connection: close, pipelined x16 (the peers'
@@ -50,7 +50,20 @@ def tw_server(port):
     return n
 
 
-def run(cmd, port, mode, duration, conns):
+def nginx_cmd(port):
+    """nginx 1-worker as configured in the peers folder (master off: one process to measure)."""
+    d = "/tmp/tether-nginx-%d" % port
+    for sub in ("run", "logs", "www"):
+        os.makedirs(os.path.join(d, sub), exist_ok=True)
+    conf = open(os.path.join(PEERS, "nginx-w1.conf")).read().replace("PEERS", d)
+    conf = conf.replace("master_process on", "master_process off").replace("127.0.0.1:18081",
+                                                                           "127.0.0.1:%d" % port)
+    with open(os.path.join(d, "nginx.conf"), "w") as f:
+        f.write(conf)
+    return ["nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d]
+
+
+def run(cmd, port, mode, duration, conns, path="/"):
     proc = subprocess.Popen(["taskset", "-c", "0"] + cmd, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
@@ -60,7 +73,7 @@ def run(cmd, port, mode, duration, conns):
             w += ["-H", "Connection: close"]
         if mode == "pipe16":
             w += ["-s", os.path.join(PEERS, "pipeline.lua")]
-        w.append("http://127.0.0.1:%d/" % port)
+        w.append("http://127.0.0.1:%d%s" % (port, path))
         if mode == "pipe16":
             w += ["--", "16"]
         c0 = cpu_s(proc.pid)
@@ -88,6 +101,7 @@ def main():
     ap.add_argument("--modes", default="keepalive,close,pipe16")
     ap.add_argument("--floor", default="/tmp/tether-floor")
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "tether"))
+    ap.add_argument("--nginx", action="store_true", help="also run nginx (peers config)")
     args = ap.parse_args()
     if not os.path.exists(args.floor):
         subprocess.run(["gcc", "-O2", "-o", args.floor, os.path.join(PEERS, "floor.c")], check=True)
@@ -96,6 +110,8 @@ def main():
         "tether": lambda p: [args.bin, "serve", "--echo", "--workers", "1", "--listen",
                              "127.0.0.1:%d" % p],
     }
+    if args.nginx:
+        servers["nginx"] = nginx_cmd
     for mode in args.modes.split(","):
         res = {k: [] for k in servers}
         for _ in range(args.rounds):
@@ -103,7 +119,8 @@ def main():
                 if name == "floor" and mode == "close":
                     continue  # floor ignores Connection: close
                 port = free_port()
-                res[name].append(run(mk(port), port, mode, args.duration, args.conns))
+                path = "/plaintext" if name == "nginx" else "/"
+                res[name].append(run(mk(port), port, mode, args.duration, args.conns, path))
         print("== %s c%d, %d x %ds (medians)" % (mode, args.conns, args.rounds, args.duration))
         for name, rs in res.items():
             if not rs:
@@ -112,6 +129,10 @@ def main():
             us = statistics.median(r[1] for r in rs)
             tw = max(r[2] for r in rs)
             print("  %-7s %10.0f req/s  %6.2f us CPU/req  server TIME_WAIT %d" % (name, rps, us, tw))
+        if res.get("nginx") and res["tether"]:
+            print("  tether/nginx CPU per request: %.2fx" %
+                  (statistics.median(r[1] for r in res["tether"]) /
+                   statistics.median(r[1] for r in res["nginx"])))
         if res["floor"] and res["tether"]:
             print("  tether/floor CPU per request: %.2fx" %
                   (statistics.median(r[1] for r in res["tether"]) /

@@ -9,8 +9,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2) return 0;
-    size_t split = data[0] % size;
-    tt_http1_method m = data[1] % 3 == 0 ? TT_HTTP1_M_GET
+    size_t split = data[0] % (size - 1);
+    tt_http1_method m = data[1] % 3 == 0   ? TT_HTTP1_M_GET
                         : data[1] % 3 == 1 ? TT_HTTP1_M_HEAD
                                            : TT_HTTP1_M_CONNECT;
     data += 2;

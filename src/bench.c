@@ -1,14 +1,15 @@
-/* bench.c — `tether bench`: an HTTP/1.1 load generator on tether's event loop
- * and response parser. One loop per thread (one thread per core by default),
- * each driving its share of the connections; every buffer is allocated before
- * the run, nothing per request. Closed-loop by default, open-loop at a constant
- * --rate with coordinated-omission correction (latency from the intended send
- * time). --compare runs keep-alive, then a new connection per request, and
- * reads the kernel's TIME_WAIT counts (sock_diag) on the target port before and
- * after each run. */
+/* bench.c — `tether bench`: an HTTP/1.1 load generator on tether's event loop and response
+ * parser. One loop per thread (one thread per core by default), each driving its share of the
+ * connections; every buffer is allocated before the run, nothing per request. Closed loop by
+ * default, open loop at a constant --rate with coordinated-omission correction (latency from the
+ * intended send time). --compare runs keep-alive, then a new connection per request, and reads
+ * the kernel's TIME_WAIT counts (sock_diag) on the target port before and after each run.
+ *
+ * A connection sends a batch (1 request, or --pipeline N in one send), parses the responses as
+ * they arrive, and when the batch is complete sends the next one on the same connection (or, with
+ * --no-keepalive or a response that ends the connection, closes first and reconnects). */
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -93,8 +93,6 @@ typedef struct conn {
     uint64_t sent_us;  /* when the batch was (meant to be) sent */
     uint64_t next_us;  /* --rate: intended time of the next batch */
     int rstate;
-    int got_bytes; /* bytes of the current response seen (for EOF classification)
-                    */
     uint64_t body_left, body_len;
     int status;
     tt_http1_parser p;
@@ -104,7 +102,7 @@ typedef struct conn {
 } conn;
 
 struct worker {
-    const bench_cfg *cfg;
+    _Alignas(64) const bench_cfg *cfg; /* workers sit in one array: no shared cache lines */
     int index;
     tt_loop *loop;
     tt_async wake; /* stop request from the main thread */
@@ -179,7 +177,6 @@ static void parser_reset(conn *c)
     c->r.max_headers = MAX_HDRS;
     c->rstate = R_HEAD;
     c->body_left = c->body_len = 0;
-    c->got_bytes = 0;
 }
 
 static void conn_deferred(tt_loop *loop, tt_defer *d);
@@ -198,6 +195,7 @@ static void conn_fail(conn *c, int kind)
 {
     count_error(c->w, kind);
     tt_timer_stop(c->w->loop, &c->timer);
+    c->waiting_rate = c->waiting_retry = 0; /* the timer is stopped: no pacing pending */
     conn_close_fd(c);
     c->inflight = 0;
     parser_reset(c);
@@ -291,6 +289,7 @@ static void conn_connect(conn *c)
 static void conn_send(conn *c)
 {
     worker *w = c->w;
+    c->waiting_rate = c->waiting_retry = 0; /* from now on the timer is the request timeout */
     c->inflight = c->batch;
     c->woff = 0;
     c->wlen = (size_t)c->batch * w->cfg->req_len;
@@ -375,7 +374,6 @@ static int conn_parse(conn *c, uint64_t now)
         char *p = c->buf + c->start;
         if (c->rstate == R_HEAD) {
             if (!avail) break;
-            c->got_bytes = 1;
             int n = tt_http1_parse_response(&c->p, p, avail, cfg->method_id, &c->r);
             if (n == -2) {
                 if (c->start == 0 && c->len == READ_BUF) {
@@ -531,8 +529,9 @@ static void conn_io(tt_loop *loop, tt_io *io, unsigned events)
                 conn_fail(c, E_READ);
                 return;
             }
-            conn_close_fd(c); /* the server closed an idle connection */
-            tt_defer_queue(w->loop, &c->defer, conn_deferred);
+            conn_close_fd(c);                          /* the server closed an idle connection */
+            if (!c->waiting_rate && !c->waiting_retry) /* else the timer sends (reconnecting) */
+                tt_defer_queue(w->loop, &c->defer, conn_deferred);
             return;
         }
         if (errno == EINTR) continue;
@@ -659,8 +658,9 @@ static void fmt_count(char *out, size_t size, double v)
 static int bench_run(const bench_cfg *cfg, bench_result *res)
 {
     int nt = cfg->threads;
-    worker *ws = calloc((size_t)nt, sizeof *ws);
+    worker *ws = aligned_alloc(64, (size_t)nt * sizeof *ws); /* sizeof is a multiple of 64 */
     if (!ws) return -1;
+    memset(ws, 0, (size_t)nt * sizeof *ws);
     int rc = 0;
     for (int i = 0; i < nt; i++) {
         int nc = cfg->conns / nt + (i < cfg->conns % nt);

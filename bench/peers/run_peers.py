@@ -243,7 +243,11 @@ def time_wait(port):
 def measure(server, gen, test, duration):
     t0 = cpu_ticks(server.measure_pid)
     tw0 = time_wait(server.port) if test == "close100" else None
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     res = (run_wrk if gen == "wrk" else run_tether_bench)(server.port, test, duration)
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    gen_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    res["gen_cpu_us_per_req"] = gen_cpu * 1e6 / res["requests"] if res["requests"] else None
     time.sleep(0.2)  # let the last closes finish their FIN exchange
     t1 = cpu_ticks(server.measure_pid)
     cpu_us = (t1 - t0) * 1e6 / CLK_TCK
@@ -347,7 +351,8 @@ def render(results, idle, info, args, started, elapsed):
              "--echo` for the 13-byte rows (an in-memory `Hello, World!`, matching nginx's "
              "`return 200`; h2o serves the same 13 bytes from a file, as in ../shared/peers) and "
              "`--root` for the 4 KiB file. Server CPU = utime+stime delta of the server process "
-             "(nginx: its worker) over the run, divided by the requests the generator completed. "
+             "(nginx: its worker) over the run, divided by the requests the generator completed; "
+             "generator CPU likewise for the load generator (getrusage of the child). "
              "**The machine was shared with other engineers compiling and testing while this ran: "
              "absolute numbers are noisy; compare within one run.**" % args.duration)
     L.append("")
@@ -359,8 +364,8 @@ def render(results, idle, info, args, started, elapsed):
         L.append("### Load generator: %s" % ("wrk" if gen == "wrk" else "tether bench"))
         L.append("")
         L.append("| test | server | req/s | × nginx | p50 | p99 | server CPU µs/req | CPU × nginx | "
-                 "CPU × floor | errors |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|")
+                 "CPU × floor | generator CPU µs/req | errors |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for test in args.tests:
             base = results.get(("nginx", gen, test))
             for srv in args.servers:
@@ -368,14 +373,15 @@ def render(results, idle, info, args, started, elapsed):
                 if not r:
                     continue
                 cpu = r.get("cpu_us_per_req")
-                L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                gcpu = r.get("gen_cpu_us_per_req")
+                L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                     TESTS[test][0], srv, fmt_rate(r["rps"]),
                     fmt_ratio(r["rps"], base["rps"]) if base else "—",
                     fmt_lat(r.get("p50")), fmt_lat(r.get("p99")),
                     "%.2f" % cpu if cpu else "—",
                     fmt_ratio(cpu, base.get("cpu_us_per_req")) if base else "—",
                     fmt_ratio(cpu, floor_cpu) if test == "plain100" and floor_cpu else "—",
-                    r["errors"]))
+                    "%.2f" % gcpu if gcpu else "—", r["errors"]))
         L.append("")
     tw = [(srv, gen, results[(srv, gen, "close100")]) for gen in args.generators
           for srv in args.servers if (srv, gen, "close100") in results]

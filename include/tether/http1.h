@@ -30,24 +30,24 @@ typedef struct tt_header {
 /* Why a parse or decode failed. Names are stable (tt_http1_error_name). */
 typedef enum tt_http1_error {
     TT_HTTP1_OK = 0,
-    TT_HTTP1_E_METHOD,            /* 400 method is not a token / empty */
-    TT_HTTP1_E_TARGET,            /* 400 bad request-target or form not allowed for the method */
-    TT_HTTP1_E_VERSION,           /* 400 malformed HTTP-version */
+    TT_HTTP1_E_METHOD,              /* 400 method is not a token / empty */
+    TT_HTTP1_E_TARGET,              /* 400 bad request-target or form not allowed for the method */
+    TT_HTTP1_E_VERSION,             /* 400 malformed HTTP-version */
     TT_HTTP1_E_VERSION_UNSUPPORTED, /* 505 well-formed version other than 1.0 / 1.1 */
-    TT_HTTP1_E_REQUEST_LINE,      /* 400 bad request-line (extra/missing spaces, ...) */
-    TT_HTTP1_E_STATUS_LINE,       /* response: bad status-line (status, reason) */
-    TT_HTTP1_E_EOL,               /* 400 bare LF or bare CR (CRLF only) */
-    TT_HTTP1_E_HEADER_NAME,       /* 400 empty name or non-tchar in a field name */
-    TT_HTTP1_E_SPACE_BEFORE_COLON, /* 400 whitespace between field name and colon */
-    TT_HTTP1_E_OBS_FOLD,          /* 400 line folding (obs-fold) or whitespace before a name */
-    TT_HTTP1_E_HEADER_VALUE,      /* 400 CTL (other than HTAB) or DEL in a field value */
-    TT_HTTP1_E_URI_TOO_LONG,      /* 414 request-line longer than limits.max_request_line */
-    TT_HTTP1_E_HEAD_TOO_LARGE,    /* 431 head longer than limits.max_head */
-    TT_HTTP1_E_TOO_MANY_HEADERS,  /* 431 more fields than limits.max_headers or array capacity */
-    TT_HTTP1_E_HOST_MISSING,      /* 400 HTTP/1.1 request without Host */
-    TT_HTTP1_E_HOST_DUPLICATE,    /* 400 more than one Host field */
-    TT_HTTP1_E_HOST_INVALID,      /* 400 Host not a valid uri-host[:port] (userinfo, spaces) */
-    TT_HTTP1_E_CONTENT_LENGTH,    /* 400 Content-Length not 1*DIGIT, or overflow */
+    TT_HTTP1_E_REQUEST_LINE,        /* 400 bad request-line (extra/missing spaces, ...) */
+    TT_HTTP1_E_STATUS_LINE,         /* response: bad status-line (status, reason) */
+    TT_HTTP1_E_EOL,                 /* 400 bare LF or bare CR (CRLF only) */
+    TT_HTTP1_E_HEADER_NAME,         /* 400 empty name or non-tchar in a field name */
+    TT_HTTP1_E_SPACE_BEFORE_COLON,  /* 400 whitespace between field name and colon */
+    TT_HTTP1_E_OBS_FOLD,            /* 400 line folding (obs-fold) or whitespace before a name */
+    TT_HTTP1_E_HEADER_VALUE,        /* 400 CTL (other than HTAB) or DEL in a field value */
+    TT_HTTP1_E_URI_TOO_LONG,        /* 414 request-line longer than limits.max_request_line */
+    TT_HTTP1_E_HEAD_TOO_LARGE,      /* 431 head longer than limits.max_head */
+    TT_HTTP1_E_TOO_MANY_HEADERS,    /* 431 more fields than limits.max_headers or array capacity */
+    TT_HTTP1_E_HOST_MISSING,        /* 400 HTTP/1.1 request without Host */
+    TT_HTTP1_E_HOST_DUPLICATE,      /* 400 more than one Host field */
+    TT_HTTP1_E_HOST_INVALID,        /* 400 Host not a valid uri-host[:port] (userinfo, spaces) */
+    TT_HTTP1_E_CONTENT_LENGTH,      /* 400 Content-Length not 1*DIGIT, or overflow */
     TT_HTTP1_E_CONTENT_LENGTH_CONFLICT, /* 400 several differing Content-Length values */
     TT_HTTP1_E_TE_WITH_CL,        /* 400 request with both Transfer-Encoding and Content-Length */
     TT_HTTP1_E_TE_HTTP10,         /* 400 Transfer-Encoding in an HTTP/1.0 request */
@@ -73,16 +73,16 @@ typedef enum tt_http1_body {
 
 /* Framing and connection flags (tt_http1_request.flags / tt_http1_response.flags). */
 enum {
-    TT_HTTP1_F_KEEP_ALIVE = 1u << 0,    /* connection may be reused after this message */
-    TT_HTTP1_F_CONN_CLOSE = 1u << 1,    /* Connection: close token seen */
-    TT_HTTP1_F_CONN_KEEPALIVE = 1u << 2, /* Connection: keep-alive token seen */
-    TT_HTTP1_F_CONN_UPGRADE = 1u << 3,  /* Connection: upgrade token seen */
-    TT_HTTP1_F_UPGRADE = 1u << 4,       /* upgrade requested (Connection: upgrade + Upgrade) */
+    TT_HTTP1_F_KEEP_ALIVE = 1u << 0,      /* connection may be reused after this message */
+    TT_HTTP1_F_CONN_CLOSE = 1u << 1,      /* Connection: close token seen */
+    TT_HTTP1_F_CONN_KEEPALIVE = 1u << 2,  /* Connection: keep-alive token seen */
+    TT_HTTP1_F_CONN_UPGRADE = 1u << 3,    /* Connection: upgrade token seen */
+    TT_HTTP1_F_UPGRADE = 1u << 4,         /* upgrade requested (Connection: upgrade + Upgrade) */
     TT_HTTP1_F_EXPECT_CONTINUE = 1u << 5, /* Expect: 100-continue (HTTP/1.1 only) */
-    TT_HTTP1_F_EXPECT_OTHER = 1u << 6,  /* an Expect value other than 100-continue (417) */
-    TT_HTTP1_F_HAS_TE = 1u << 7,        /* a Transfer-Encoding field was present */
-    TT_HTTP1_F_HAS_CL = 1u << 8,        /* a Content-Length field was present */
-    TT_HTTP1_F_KEEPALIVE_HDR = 1u << 9, /* a Keep-Alive field was present */
+    TT_HTTP1_F_EXPECT_OTHER = 1u << 6,    /* an Expect value other than 100-continue (417) */
+    TT_HTTP1_F_HAS_TE = 1u << 7,          /* a Transfer-Encoding field was present */
+    TT_HTTP1_F_HAS_CL = 1u << 8,          /* a Content-Length field was present */
+    TT_HTTP1_F_KEEPALIVE_HDR = 1u << 9,   /* a Keep-Alive field was present */
 };
 
 /* Well-known methods (tt_http1_request.method_id); TT_HTTP1_M_OTHER for any other token. */
@@ -123,8 +123,8 @@ enum {
 };
 
 #define TT_HTTP1_DEFAULT_MAX_REQUEST_LINE 8192u
-#define TT_HTTP1_DEFAULT_MAX_HEAD 65536u
-#define TT_HTTP1_DEFAULT_MAX_HEADERS 100u
+#define TT_HTTP1_DEFAULT_MAX_HEAD         65536u
+#define TT_HTTP1_DEFAULT_MAX_HEADERS      100u
 
 /* Incremental parser state. Holds offsets only, never pointers into the buffer, so between
  * calls the caller may move or grow its buffer: every call passes the message from its first
@@ -136,11 +136,11 @@ typedef struct tt_http1_parser {
     size_t pos;             /* bytes accepted so far */
     size_t tok;             /* start offset of the token being scanned */
     size_t tok2;            /* second offset (end of name / end of value) */
-    uintptr_t base;         /* address of buf in the previous call (for rebasing; not used to read) */
-    uint32_t state;         /* internal state */
-    uint32_t nhdr;          /* fields accepted so far */
-    uint32_t flags;         /* internal */
-    tt_http1_error error;   /* reason when a call returned -1 */
+    uintptr_t base;       /* address of buf in the previous call (for rebasing; not used to read) */
+    uint32_t state;       /* internal state */
+    uint32_t nhdr;        /* fields accepted so far */
+    uint32_t flags;       /* internal */
+    tt_http1_error error; /* reason when a call returned -1 */
 } tt_http1_parser;
 
 /* A parsed request head. Set headers/max_headers before parsing; the rest is output. */
@@ -149,17 +149,17 @@ typedef struct tt_http1_request {
     size_t method_len;
     const char *target; /* request-target as sent */
     size_t target_len;
-    int minor_version;    /* 0 or 1 (HTTP/1.x) */
+    int minor_version; /* 0 or 1 (HTTP/1.x) */
     tt_http1_method method_id;
     tt_http1_target_form target_form;
-    tt_header *headers;   /* in: caller's array */
-    size_t max_headers;   /* in: capacity of headers */
-    size_t num_headers;   /* out: fields stored */
-    const char *host;     /* Host value (NULL if none) */
+    tt_header *headers; /* in: caller's array */
+    size_t max_headers; /* in: capacity of headers */
+    size_t num_headers; /* out: fields stored */
+    const char *host;   /* Host value (NULL if none) */
     size_t host_len;
-    tt_http1_body body;   /* NONE, LENGTH or CHUNKED */
+    tt_http1_body body;      /* NONE, LENGTH or CHUNKED */
     uint64_t content_length; /* when body == LENGTH */
-    uint32_t flags;       /* TT_HTTP1_F_* */
+    uint32_t flags;          /* TT_HTTP1_F_* */
 } tt_http1_request;
 
 /* A parsed response head. Set headers/max_headers before parsing; the rest is output. */
@@ -273,16 +273,16 @@ const char *tt_http1_date(time_t now);
  * known Content-Length. Outputs: body and keep_alive are updated to what was decided. */
 typedef struct tt_http1_response_head {
     int status;
-    const char *reason;        /* NULL: tt_http1_reason(status) */
-    const tt_header *headers;  /* extra fields (must not include Content-Length,
-                                  Transfer-Encoding, Connection, Date) */
+    const char *reason;       /* NULL: tt_http1_reason(status) */
+    const tt_header *headers; /* extra fields (must not include Content-Length,
+                                 Transfer-Encoding, Connection, Date) */
     size_t num_headers;
-    int64_t content_length;    /* body length, -1 unknown */
-    int request_minor;         /* request's HTTP minor version (0/1) */
-    int head_request;          /* answering HEAD: no body bytes follow */
-    int keep_alive;            /* in: wish to keep the connection; out: decision */
-    int date;                  /* nonzero: add Date (tt_http1_date(0)) */
-    tt_http1_body body;        /* out: framing of the body that follows */
+    int64_t content_length; /* body length, -1 unknown */
+    int request_minor;      /* request's HTTP minor version (0/1) */
+    int head_request;       /* answering HEAD: no body bytes follow */
+    int keep_alive;         /* in: wish to keep the connection; out: decision */
+    int date;               /* nonzero: add Date (tt_http1_date(0)) */
+    tt_http1_body body;     /* out: framing of the body that follows */
 } tt_http1_response_head;
 
 /* Serialize a response head into buf[0, size). Returns the length needed; when it is
@@ -301,7 +301,8 @@ typedef struct tt_http1_request_head {
     const char *method; /* NUL-terminated token */
     const char *target; /* NUL-terminated request-target */
     const char *host;   /* Host value (NULL: no Host field; not allowed for HTTP/1.1 servers) */
-    const tt_header *headers; /* extra fields (no Host/Content-Length/Transfer-Encoding/Connection) */
+    const tt_header
+        *headers; /* extra fields (no Host/Content-Length/Transfer-Encoding/Connection) */
     size_t num_headers;
     int64_t content_length; /* -1: no body; -2: chunked body follows */
     int keep_alive;         /* 0: send Connection: close */

@@ -64,8 +64,8 @@ typedef struct tt_server_config {
     long long discard_limit;    /* unread body bytes discarded to keep the connection [64 KiB] */
     int max_header;             /* request head limit, 431 above [8192] */
     int max_uri;                /* request-target limit, 414 above [4096] */
-    int max_pipeline;           /* buffered unanswered pipelined bytes before reads pause
-                                   [64 KiB] */
+    int max_pipeline;           /* unsent response bytes above which pipelined requests wait
+                                   for the peer to read [256 KiB] */
     const char *root;           /* static files for paths no route matches [none: 404] */
     int access_log_fd;          /* Common Log Format sink; 0 = off (use a dup'ed fd > 0) */
     const char *server_name;    /* Server header ["tether"]; "" omits it */

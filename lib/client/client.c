@@ -22,7 +22,8 @@
 
 enum { C_CONNECTING = 1, C_BUSY, C_IDLE };
 enum { X_NONE = 0, X_QUEUED, X_CONNECTING, X_SENDING, X_WAIT_CONTINUE, X_READING, X_DONE };
-enum { XF_HEAD_DONE = 1, XF_BODY_SENT = 2, XF_STREAM_EOF = 4, XF_BODY_DONE = 8 };
+enum { XF_HEAD_DONE = 1, XF_BODY_SENT = 2, XF_STREAM_EOF = 4, XF_BODY_DONE = 8, XF_DISCARD = 16 };
+enum { DRAIN_MAX = 16384 }; /* body bytes drained after on_body stops, to keep the connection */
 enum { MAX_ADDRS = 8, READ_CHUNK = 16384 };
 
 typedef struct route route;
@@ -808,6 +809,16 @@ static void x_attach(tt_exchange *x, conn *k, int reused)
     k->resp.headers = k->hdr;
     k->resp.max_headers = TT_CLIENT_MAX_HEADERS;
     x_arm(x, now + (uint64_t)c->o.head_timeout_ms);
+    if (c->o.verbose) {
+        const char *p = x->priv.wbuf, *e = x->priv.wbuf + x->priv.wlen;
+        while (p < e) {
+            const char *nl = memchr(p, '\n', (size_t)(e - p));
+            size_t ll = (size_t)((nl ? nl : e) - p);
+            if (ll && p[ll - 1] == '\r') ll--;
+            if (ll) clog_(c, "> %.*s", (int)ll, p);
+            p = nl ? nl + 1 : e;
+        }
+    }
     x_write(k);
 }
 
@@ -919,10 +930,22 @@ static int x_write(conn *k)
 
 /* ---- receiving ---- */
 
+/* Deliver body bytes. After on_body asked to stop, up to DRAIN_MAX more bytes are read and
+ * dropped so the connection can still be reused; beyond that the exchange fails and the
+ * connection is closed. */
 static int x_body(tt_exchange *x, const char *p, size_t n)
 {
     if (!n) return 0;
-    if (x->on_body) return x->on_body(x, p, n) ? -ECANCELED : 0;
+    if (x->priv.flags & XF_DISCARD) {
+        x->priv.chunk_left += n;
+        return x->priv.chunk_left > DRAIN_MAX ? -ECANCELED : 0;
+    }
+    if (x->on_body) {
+        if (!x->on_body(x, p, n)) return 0;
+        x->priv.flags |= XF_DISCARD;
+        x->priv.chunk_left = 0;
+        return 0;
+    }
     if (grow(&x->resp_body, &x->priv.body_cap, x->resp_body_len + n + 1) < 0) return -ENOMEM;
     memcpy(x->resp_body + x->resp_body_len, p, n);
     x->resp_body_len += n;
@@ -1034,7 +1057,10 @@ static void x_response_done(conn *k, int close_delimited)
             conn_read(k);
         }
     }
-    x_complete(x, 0, NULL, TT_NOT_SENT);
+    if (x->priv.flags & XF_DISCARD)
+        x_complete(x, -ECANCELED, "body aborted (drained)", TT_MAYBE_PROCESSED);
+    else
+        x_complete(x, 0, NULL, TT_NOT_SENT);
     c_dispatch(c);
 }
 

@@ -54,6 +54,9 @@ void tt__wheel_init(tt__wheel *w, uint64_t now)
 {
     w->now = now;
     w->count = 0;
+    w->next = UINT64_MAX;
+    w->next_exact = 0;
+    w->next_level = w->next_slot = 0;
     list_init(&w->pending);
     list_init(&w->overflow);
     for (int l = 0; l < TT__WHEEL_LEVELS; l++) {
@@ -68,14 +71,29 @@ void tt__wheel_init(tt__wheel *w, uint64_t now)
 static inline void place(tt__wheel *w, tt_timer *t)
 {
     uint64_t diff = t->at ^ w->now;
+    unsigned level, slot;
+    uint64_t event; /* when now reaches t's slot: expiry (level 0) or cascade */
     if (__builtin_expect((diff >> TT__WHEEL_SPAN_BITS) != 0, 0)) {
         list_append(&w->overflow, t);
-        return;
+        level = TT__WHEEL_LEVELS;
+        slot = 0;
+        event = ((w->now >> TT__WHEEL_SPAN_BITS) + 1) << TT__WHEEL_SPAN_BITS;
+    } else {
+        level = diff ? (unsigned)(63 - __builtin_clzll(diff)) / TT__WHEEL_BITS : 0;
+        unsigned shift = level * TT__WHEEL_BITS;
+        slot = (unsigned)(t->at >> shift) & (TT__WHEEL_SLOTS - 1);
+        w->occupied[level] |= UINT64_C(1) << slot;
+        list_append(&w->slots[level][slot], t);
+        event = t->at & (~UINT64_C(0) << shift);
     }
-    unsigned level = diff ? (unsigned)(63 - __builtin_clzll(diff)) / TT__WHEEL_BITS : 0;
-    unsigned slot = (unsigned)(t->at >> (level * TT__WHEEL_BITS)) & (TT__WHEEL_SLOTS - 1);
-    w->occupied[level] |= UINT64_C(1) << slot;
-    list_append(&w->slots[level][slot], t);
+    /* Earlier than the previous lower bound: this slot is now the next event, exactly. (Event
+     * times name slots uniquely, so an equal time is the same slot.) */
+    if (event < w->next) {
+        w->next = event;
+        w->next_level = level;
+        w->next_slot = slot;
+        w->next_exact = 1;
+    }
 }
 
 void tt__wheel_add(tt__wheel *w, tt_timer *t, uint64_t at)
@@ -131,11 +149,26 @@ static uint64_t next_slot(tt__wheel *w, unsigned *level, unsigned *slot)
     return UINT64_MAX;
 }
 
+/* The exact next event: the cached one if its slot is still occupied, else a fresh scan. */
+static uint64_t next_event(tt__wheel *w)
+{
+    if (w->next == UINT64_MAX)
+        return UINT64_MAX; /* nothing was placed since a scan found the wheel empty */
+    if (w->next_exact) {
+        const tt_timer *h = w->next_level == TT__WHEEL_LEVELS
+                                ? &w->overflow
+                                : &w->slots[w->next_level][w->next_slot];
+        if (!list_empty(h)) return w->next;
+    }
+    w->next = next_slot(w, &w->next_level, &w->next_slot);
+    w->next_exact = w->next != UINT64_MAX;
+    return w->next;
+}
+
 uint64_t tt__wheel_next_deadline(tt__wheel *w)
 {
     if (!list_empty(&w->pending)) return w->now;
-    unsigned level, slot;
-    return next_slot(w, &level, &slot);
+    return next_event(w);
 }
 
 /* Fire every timer of list h (an on-stack sentinel), head first. Callbacks may unlink entries
@@ -162,11 +195,14 @@ size_t tt__wheel_run(tt__wheel *w, uint64_t now, tt__wheel_fire fire, void *arg)
         list_move(&local, &w->pending);
         fired += fire_list(w, &local, fire, arg);
     }
-    for (;;) {
-        unsigned level, slot;
-        uint64_t t_next = next_slot(w, &level, &slot);
-        if (t_next == UINT64_MAX || t_next > now) break;
+    /* w->next is a lower bound: when it is later than now nothing is due (the common case of a
+     * loop iteration without expiries costs no scan). */
+    while (w->next <= now) {
+        uint64_t t_next = next_event(w);
+        if (t_next > now) break;
+        unsigned level = w->next_level, slot = w->next_slot;
         w->now = t_next;
+        w->next_exact = 0; /* this slot is consumed now; w->next = now stays a lower bound */
         if (level == 0) {
             list_move(&local, &w->slots[0][slot]);
             fired += fire_list(w, &local, fire, arg);

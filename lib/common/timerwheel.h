@@ -23,8 +23,12 @@
 #define TT__WHEEL_SPAN_BITS (TT__WHEEL_BITS * TT__WHEEL_LEVELS) /* 36 */
 
 typedef struct tt__wheel {
-    uint64_t now;                        /* time of the last run (ms) */
-    size_t count;                        /* armed timers */
+    uint64_t now;        /* time of the last run (ms) */
+    uint64_t next;       /* lower bound of the next expiry/cascade time; UINT64_MAX: none */
+    unsigned next_level; /* when next_exact: the slot due at next (level 6: overflow) */
+    unsigned next_slot;
+    int next_exact; /* next was exact when set; valid while that slot is non-empty */
+    size_t count;   /* armed timers */
     uint64_t occupied[TT__WHEEL_LEVELS]; /* bit s set if slot s may be non-empty (lazy) */
     tt_timer pending;                    /* sentinel: armed with at <= now */
     tt_timer overflow;                   /* sentinel: beyond the current 2^36 ms window */

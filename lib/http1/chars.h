@@ -7,13 +7,13 @@
 #include <stdint.h>
 
 enum {
-    TT__C_TCHAR = 1,   /* tchar: field names, methods, tokens */
-    TT__C_VALUE = 2,   /* field-vchar: VCHAR / obs-text (no SP, HTAB, CTL, DEL) */
-    TT__C_TARGET = 4,  /* VCHAR: allowed in the request-target */
-    TT__C_HEX = 8,     /* HEXDIG */
-    TT__C_DIGIT = 16,  /* DIGIT */
-    TT__C_OWS = 32,    /* SP / HTAB */
-    TT__C_HOST = 64,   /* uri-host[:port] characters (reg-name, IP-literal brackets, ':') */
+    TT__C_TCHAR = 1,  /* tchar: field names, methods, tokens */
+    TT__C_VALUE = 2,  /* field-vchar: VCHAR / obs-text (no SP, HTAB, CTL, DEL) */
+    TT__C_TARGET = 4, /* VCHAR: allowed in the request-target */
+    TT__C_HEX = 8,    /* HEXDIG */
+    TT__C_DIGIT = 16, /* DIGIT */
+    TT__C_OWS = 32,   /* SP / HTAB */
+    TT__C_HOST = 64,  /* uri-host[:port] characters (reg-name, IP-literal brackets, ':') */
 };
 
 extern const uint8_t tt__http1_cls[256];

@@ -18,9 +18,9 @@ enum {
     C_EXT_VAL_START, /* after '=' */
     C_EXT_TOKEN,
     C_EXT_QUOTED,
-    C_EXT_QP,       /* after a backslash in a quoted-string */
-    C_EXT_AFTER_Q,  /* after the closing quote */
-    C_SIZE_LF,      /* CR seen after the size line */
+    C_EXT_QP,      /* after a backslash in a quoted-string */
+    C_EXT_AFTER_Q, /* after the closing quote */
+    C_SIZE_LF,     /* CR seen after the size line */
     C_DATA,
     C_DATA_CR,
     C_DATA_LF,
@@ -28,7 +28,7 @@ enum {
     C_DONE,
 };
 
-#define DEFAULT_MAX_EXT 1024u
+#define DEFAULT_MAX_EXT     1024u
 #define DEFAULT_MAX_TRAILER 8192u
 
 TT_API void tt_http1_chunked_init(tt_http1_chunked_decoder *d)
@@ -49,12 +49,40 @@ TT_API void tt_http1_chunked_init(tt_http1_chunked_decoder *d)
 static int forbidden_trailer(const char *n, size_t len)
 {
     static const char *const names[] = {
-        "content-length", "transfer-encoding", "host", "connection", "keep-alive", "upgrade",
-        "trailer", "te", "content-encoding", "content-type", "content-range", "authorization",
-        "proxy-authorization", "proxy-authenticate", "www-authenticate", "cookie", "set-cookie",
-        "expect", "range", "if-match", "if-none-match", "if-modified-since",
-        "if-unmodified-since", "if-range", "cache-control", "max-forwards", "location",
-        "proxy-connection", "age", "expires", "date", "vary", "retry-after", "pragma",
+        "content-length",
+        "transfer-encoding",
+        "host",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "trailer",
+        "te",
+        "content-encoding",
+        "content-type",
+        "content-range",
+        "authorization",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "www-authenticate",
+        "cookie",
+        "set-cookie",
+        "expect",
+        "range",
+        "if-match",
+        "if-none-match",
+        "if-modified-since",
+        "if-unmodified-since",
+        "if-range",
+        "cache-control",
+        "max-forwards",
+        "location",
+        "proxy-connection",
+        "age",
+        "expires",
+        "date",
+        "vary",
+        "retry-after",
+        "pragma",
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (tt__ieq(n, len, names[i], strlen(names[i]))) return 1;
@@ -177,39 +205,58 @@ TT_API long tt_http1_chunked_decode(tt_http1_chunked_decoder *d, char *buf, size
             break;
         case C_EXT_NAME:
             if (TT__IS(c, TT__C_TCHAR)) break;
-            if (c == '=') d->state = C_EXT_VAL_START;
-            else if (c == ';') d->state = C_EXT_NAME_START;
-            else if (c == '\r') d->state = C_SIZE_LF;
-            else if (c == '\n') goto bad_eol;
-            else goto bad_ext;
+            if (c == '=')
+                d->state = C_EXT_VAL_START;
+            else if (c == ';')
+                d->state = C_EXT_NAME_START;
+            else if (c == '\r')
+                d->state = C_SIZE_LF;
+            else if (c == '\n')
+                goto bad_eol;
+            else
+                goto bad_ext;
             break;
         case C_EXT_VAL_START:
-            if (c == '"') d->state = C_EXT_QUOTED;
-            else if (TT__IS(c, TT__C_TCHAR)) d->state = C_EXT_TOKEN;
-            else goto bad_ext;
+            if (c == '"')
+                d->state = C_EXT_QUOTED;
+            else if (TT__IS(c, TT__C_TCHAR))
+                d->state = C_EXT_TOKEN;
+            else
+                goto bad_ext;
             break;
         case C_EXT_TOKEN:
             if (TT__IS(c, TT__C_TCHAR)) break;
-            if (c == ';') d->state = C_EXT_NAME_START;
-            else if (c == '\r') d->state = C_SIZE_LF;
-            else if (c == '\n') goto bad_eol;
-            else goto bad_ext;
+            if (c == ';')
+                d->state = C_EXT_NAME_START;
+            else if (c == '\r')
+                d->state = C_SIZE_LF;
+            else if (c == '\n')
+                goto bad_eol;
+            else
+                goto bad_ext;
             break;
         case C_EXT_QUOTED:
             /* qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text */
-            if (c == '"') d->state = C_EXT_AFTER_Q;
-            else if (c == '\\') d->state = C_EXT_QP;
-            else if (!TT__IS(c, TT__C_VALUE | TT__C_OWS)) goto bad_ext;
+            if (c == '"')
+                d->state = C_EXT_AFTER_Q;
+            else if (c == '\\')
+                d->state = C_EXT_QP;
+            else if (!TT__IS(c, TT__C_VALUE | TT__C_OWS))
+                goto bad_ext;
             break;
         case C_EXT_QP:
             if (!TT__IS(c, TT__C_VALUE | TT__C_OWS)) goto bad_ext;
             d->state = C_EXT_QUOTED;
             break;
         case C_EXT_AFTER_Q:
-            if (c == ';') d->state = C_EXT_NAME_START;
-            else if (c == '\r') d->state = C_SIZE_LF;
-            else if (c == '\n') goto bad_eol;
-            else goto bad_ext;
+            if (c == ';')
+                d->state = C_EXT_NAME_START;
+            else if (c == '\r')
+                d->state = C_SIZE_LF;
+            else if (c == '\n')
+                goto bad_eol;
+            else
+                goto bad_ext;
             break;
         case C_SIZE_LF:
             if (c != '\n') goto bad_eol;
@@ -239,10 +286,8 @@ TT_API long tt_http1_chunked_decode(tt_http1_chunked_decoder *d, char *buf, size
             if (c != '\n') goto bad_eol;
             d->state = C_SIZE_FIRST;
             break;
-        case C_TRAILER:
-            goto trailer;
-        default:
-            goto done;
+        case C_TRAILER: goto trailer;
+        default: goto done;
         }
         /* every byte of a size/extension line counts toward the line bound */
         if (d->state >= C_EXT_NAME_START && d->state <= C_EXT_AFTER_Q && ++d->ext_len > maxe)

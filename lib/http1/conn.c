@@ -20,8 +20,7 @@
 #include "http1/server_int.h"
 #include "tether/socket.h"
 
-#define WBUF_HIGH (256u * 1024u) /* stop handling pipelined requests above this much output */
-#define READ_MIN  4096u
+#define READ_MIN 4096u
 
 static void conn_process(tt__conn *c);
 static void conn_on_io(tt_loop *loop, tt_io *io, unsigned ev);
@@ -728,7 +727,7 @@ static void conn_process(tt__conn *c)
         }
         if (x->handling) goto flush; /* an async handler owns the exchange: keep order */
         if (c->closing) goto flush;  /* the last response is queued: read no further requests */
-        if (x->file_left || x->wbuf.len > WBUF_HIGH) {
+        if (x->file_left || x->wbuf.len > (size_t)CFG(c)->max_pipeline) {
             int r = conn_flush_timed(c);
             if (r < 0) goto out;
             if (r > 0) break;

@@ -175,8 +175,7 @@ int tt__http1_valid_host(const char *v, size_t n, int need_port)
         i = 1;
         while (i < n && v[i] != ']') {
             char c = v[i];
-            if (!(TT__IS(c, TT__C_HEX) || c == ':' || c == '.' || c == 'v' || c == 'V'))
-                return 0;
+            if (!(TT__IS(c, TT__C_HEX) || c == ':' || c == '.' || c == 'v' || c == 'V')) return 0;
             i++;
         }
         if (i == n || i == 1) return 0;
@@ -311,8 +310,7 @@ static tt_http1_error field_semantics(tt_http1_parser *p, const tt_header *h, ui
             int rc = tt__http1_parse_content_length(h->value, h->value_len, &x);
             if (rc == -2) return TT_HTTP1_E_CONTENT_LENGTH_CONFLICT;
             if (rc) return TT_HTTP1_E_CONTENT_LENGTH;
-            if ((*flags & TT_HTTP1_F_HAS_CL) && x != *cl)
-                return TT_HTTP1_E_CONTENT_LENGTH_CONFLICT;
+            if ((*flags & TT_HTTP1_F_HAS_CL) && x != *cl) return TT_HTTP1_E_CONTENT_LENGTH_CONFLICT;
             *flags |= TT_HTTP1_F_HAS_CL;
             *cl = x;
         }
@@ -364,7 +362,8 @@ static int parse_head(tt_http1_parser *p, const char *buf, size_t len, tt_http1_
     size_t max_head = p->limits.max_head ? p->limits.max_head : TT_HTTP1_DEFAULT_MAX_HEAD;
     size_t max_line =
         p->limits.max_request_line ? p->limits.max_request_line : TT_HTTP1_DEFAULT_MAX_REQUEST_LINE;
-    size_t max_fields = p->limits.max_headers ? p->limits.max_headers : TT_HTTP1_DEFAULT_MAX_HEADERS;
+    size_t max_fields =
+        p->limits.max_headers ? p->limits.max_headers : TT_HTTP1_DEFAULT_MAX_HEADERS;
     if (cap < max_fields) max_fields = cap;
 
     if (p->state == S_START && p->pos == 0) {
@@ -463,7 +462,8 @@ static int parse_head(tt_http1_parser *p, const char *buf, size_t len, tt_http1_
             pos++;
         if (pos >= lend) NEED_MORE();
         if (buf[pos] != ' ')
-            FAIL(buf[pos] == '\r' || buf[pos] == '\n' ? TT_HTTP1_E_REQUEST_LINE : TT_HTTP1_E_TARGET);
+            FAIL(buf[pos] == '\r' || buf[pos] == '\n' ? TT_HTTP1_E_REQUEST_LINE
+                                                      : TT_HTTP1_E_TARGET);
         if (pos == p->tok) FAIL(TT_HTTP1_E_REQUEST_LINE);
         {
             const char *t = buf + p->tok;
@@ -483,9 +483,9 @@ static int parse_head(tt_http1_parser *p, const char *buf, size_t len, tt_http1_
                 /* absolute-form: scheme ":" hier-part (RFC 3986 §3.1) */
                 size_t k = 0;
                 if (!((t[0] | 0x20) >= 'a' && (t[0] | 0x20) <= 'z')) FAIL(TT_HTTP1_E_TARGET);
-                while (k < tn && (TT__IS(t[k], TT__C_DIGIT) || ((t[k] | 0x20) >= 'a' &&
-                                                                (t[k] | 0x20) <= 'z') ||
-                                  t[k] == '+' || t[k] == '-' || t[k] == '.'))
+                while (k < tn && (TT__IS(t[k], TT__C_DIGIT) ||
+                                  ((t[k] | 0x20) >= 'a' && (t[k] | 0x20) <= 'z') || t[k] == '+' ||
+                                  t[k] == '-' || t[k] == '.'))
                     k++;
                 /* an HTTP request's absolute-form is scheme "://" authority path-abempty */
                 if (tn - k < 3 || memcmp(t + k, "://", 3)) FAIL(TT_HTTP1_E_TARGET);
@@ -524,8 +524,7 @@ static int parse_head(tt_http1_parser *p, const char *buf, size_t len, tt_http1_
             if (memcmp(v, "HTTP/", 5) || !TT__IS(v[5], TT__C_DIGIT) || v[6] != '.' ||
                 !TT__IS(v[7], TT__C_DIGIT))
                 FAIL(TT_HTTP1_E_VERSION);
-            if (v[5] != '1' || (v[7] != '0' && v[7] != '1'))
-                FAIL(TT_HTTP1_E_VERSION_UNSUPPORTED);
+            if (v[5] != '1' || (v[7] != '0' && v[7] != '1')) FAIL(TT_HTTP1_E_VERSION_UNSUPPORTED);
             if (v[8] != '\r') FAIL(v[8] == '\n' ? TT_HTTP1_E_EOL : TT_HTTP1_E_VERSION);
             rq->minor_version = v[7] - '0';
             pos += 9;
@@ -548,8 +547,7 @@ static int parse_head(tt_http1_parser *p, const char *buf, size_t len, tt_http1_
                 !TT__IS(v[7], TT__C_DIGIT))
                 FAIL(TT_HTTP1_E_VERSION);
             if (v[8] != ' ') FAIL(TT_HTTP1_E_STATUS_LINE);
-            if (v[5] != '1' || (v[7] != '0' && v[7] != '1'))
-                FAIL(TT_HTTP1_E_VERSION_UNSUPPORTED);
+            if (v[5] != '1' || (v[7] != '0' && v[7] != '1')) FAIL(TT_HTTP1_E_VERSION_UNSUPPORTED);
             rs->minor_version = v[7] - '0';
             pos += 9;
         }
@@ -690,8 +688,7 @@ static int parse_head(tt_http1_parser *p, const char *buf, size_t len, tt_http1_
         int minor = rq ? rq->minor_version : rs->minor_version;
         int keep = minor >= 1 ? !(f & TT_HTTP1_F_CONN_CLOSE)
                               : (f & TT_HTTP1_F_CONN_KEEPALIVE) && !(f & TT_HTTP1_F_CONN_CLOSE);
-        if ((f & TT_HTTP1_F_CONN_UPGRADE) && (p->flags & PF_UPGRADE_HDR))
-            f |= TT_HTTP1_F_UPGRADE;
+        if ((f & TT_HTTP1_F_CONN_UPGRADE) && (p->flags & PF_UPGRADE_HDR)) f |= TT_HTTP1_F_UPGRADE;
         if (rq) {
             if (minor >= 1 && !(p->flags & PF_HOST) &&
                 !(p->limits.flags & TT_HTTP1_LIMIT_ALLOW_NO_HOST))
@@ -700,14 +697,12 @@ static int parse_head(tt_http1_parser *p, const char *buf, size_t len, tt_http1_
             if (f & TT_HTTP1_F_HAS_TE) {
                 if (minor == 0) FAIL(TT_HTTP1_E_TE_HTTP10);
                 if (f & TT_HTTP1_F_HAS_CL) FAIL(TT_HTTP1_E_TE_WITH_CL);
-                if ((p->flags & (PF_TE_BAD | PF_TE_NOT_FINAL)) ||
-                    !(p->flags & PF_TE_CHUNKED_LAST))
+                if ((p->flags & (PF_TE_BAD | PF_TE_NOT_FINAL)) || !(p->flags & PF_TE_CHUNKED_LAST))
                     FAIL(TT_HTTP1_E_TE_NOT_CHUNKED);
                 if (p->flags & PF_TE_OTHER) FAIL(TT_HTTP1_E_TE_UNKNOWN);
                 rq->body = TT_HTTP1_BODY_CHUNKED;
             } else if (f & TT_HTTP1_F_HAS_CL) {
-                if (p->limits.max_body && *cl > p->limits.max_body)
-                    FAIL(TT_HTTP1_E_BODY_TOO_LARGE);
+                if (p->limits.max_body && *cl > p->limits.max_body) FAIL(TT_HTTP1_E_BODY_TOO_LARGE);
                 rq->body = TT_HTTP1_BODY_LENGTH;
             } else {
                 rq->body = TT_HTTP1_BODY_NONE;
@@ -737,8 +732,7 @@ static int parse_head(tt_http1_parser *p, const char *buf, size_t len, tt_http1_
                 }
                 if (f & TT_HTTP1_F_HAS_CL) keep = 0; /* TE overrides CL; do not reuse (§6.1) */
             } else if (f & TT_HTTP1_F_HAS_CL) {
-                if (p->limits.max_body && *cl > p->limits.max_body)
-                    FAIL(TT_HTTP1_E_BODY_TOO_LARGE);
+                if (p->limits.max_body && *cl > p->limits.max_body) FAIL(TT_HTTP1_E_BODY_TOO_LARGE);
                 rs->body = TT_HTTP1_BODY_LENGTH;
             } else {
                 rs->body = TT_HTTP1_BODY_CLOSE;
@@ -760,16 +754,20 @@ incomplete:
     /* the limit is reached and the line/head is not complete: it can only get longer */
     if (p->state <= S_LINE_LF && lend == max_line) goto line_too_long;
     if (end == max_head) FAIL(TT_HTTP1_E_HEAD_TOO_LARGE);
-    if (rq) rq->num_headers = p->nhdr;
-    else rs->num_headers = p->nhdr;
+    if (rq)
+        rq->num_headers = p->nhdr;
+    else
+        rs->num_headers = p->nhdr;
     return -2;
 line_too_long:
     FAIL(rq ? TT_HTTP1_E_URI_TOO_LONG : TT_HTTP1_E_HEAD_TOO_LARGE);
 fail:
     p->pos = pos;
     p->error = err;
-    if (rq) rq->num_headers = p->nhdr;
-    else rs->num_headers = p->nhdr;
+    if (rq)
+        rq->num_headers = p->nhdr;
+    else
+        rs->num_headers = p->nhdr;
     return -1;
 #undef NEED_MORE
 #undef FAIL

@@ -176,8 +176,10 @@ TT_API size_t tt_http1_serialize_response(char *buf, size_t size, tt_http1_respo
     } else if (emit == 2) {
         PUTLIT(&w, "Transfer-Encoding: chunked\r\n");
     }
-    if (!h->keep_alive && h->status != 101) PUTLIT(&w, "Connection: close\r\n");
-    else if (h->keep_alive && h->request_minor == 0) PUTLIT(&w, "Connection: keep-alive\r\n");
+    if (!h->keep_alive && h->status != 101)
+        PUTLIT(&w, "Connection: close\r\n");
+    else if (h->keep_alive && h->request_minor == 0)
+        PUTLIT(&w, "Connection: keep-alive\r\n");
     PUTLIT(&w, "\r\n");
     return w.n;
 }
@@ -224,8 +226,10 @@ TT_API int tt_http1_response_iov(struct iovec *iov, int iovcnt, char *scratch, s
     } else if (emit == 2) {
         IOVLIT("Transfer-Encoding: chunked\r\n");
     }
-    if (!h->keep_alive && h->status != 101) IOVLIT("Connection: close\r\n");
-    else if (h->keep_alive && h->request_minor == 0) IOVLIT("Connection: keep-alive\r\n");
+    if (!h->keep_alive && h->status != 101)
+        IOVLIT("Connection: close\r\n");
+    else if (h->keep_alive && h->request_minor == 0)
+        IOVLIT("Connection: keep-alive\r\n");
     IOVLIT("\r\n");
     return k;
 }
@@ -291,8 +295,10 @@ TT_API int tt_http1_keepalive_parse(const char *v, size_t len, tt_http1_keepaliv
                 numeric = 1;
                 num = 0;
                 while (i < len && TT__IS(v[i], TT__C_TCHAR)) {
-                    if (!TT__IS(v[i], TT__C_DIGIT)) numeric = 0;
-                    else if (num < 100000000) num = num * 10 + (v[i] - '0');
+                    if (!TT__IS(v[i], TT__C_DIGIT))
+                        numeric = 0;
+                    else if (num < 100000000)
+                        num = num * 10 + (v[i] - '0');
                     i++;
                 }
                 if (i == vs) return -1;
@@ -301,8 +307,10 @@ TT_API int tt_http1_keepalive_parse(const char *v, size_t len, tt_http1_keepaliv
         while (i < len && TT__IS(v[i], TT__C_OWS))
             i++;
         if (i < len && v[i] != ',') return -1;
-        if (numeric && TT__IEQ(v + ns, ne - ns, "timeout")) out->timeout = num;
-        else if (numeric && TT__IEQ(v + ns, ne - ns, "max")) out->max = num;
+        if (numeric && TT__IEQ(v + ns, ne - ns, "timeout"))
+            out->timeout = num;
+        else if (numeric && TT__IEQ(v + ns, ne - ns, "max"))
+            out->max = num;
     }
     return 0;
 }

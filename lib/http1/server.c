@@ -50,7 +50,7 @@ static void fill_defaults(tt_server_config *c)
     DEF(discard_limit, 64 << 10);
     DEF(max_header, 8192);
     DEF(max_uri, 4096);
-    DEF(max_pipeline, 64 << 10);
+    DEF(max_pipeline, 256 << 10);
     if (!c->server_name) c->server_name = "tether";
     /* TT_OFF for a deadline means "never": use a very long timer instead. */
     int *ms[] = {&c->header_timeout_ms, &c->body_timeout_ms,      &c->send_timeout_ms,
@@ -244,19 +244,18 @@ static void worker_begin_shutdown(tt__worker *w)
         w->ls[a].fd = -1;
     }
     tt__worker_close_idle(w, TT_CLOSE_SHUTDOWN, -1);
-    /* Connections waiting for a first request byte have nothing in flight either. */
-    tt__conn *c = w->lists[TT_CONN_READING_HEAD];
+    /* Connections waiting for a first request byte have nothing in flight either; those with
+     * a partial head may finish it (and get Connection: close) before the drain deadline. */
+    tt__conn *p = w->lists[TT_CONN_READING_HEAD];
     int n = 0;
-    for (tt__conn *p = c; p; p = p->next) {
+    for (tt__conn *q = p; q; q = q->next) {
         n++;
-        if (p->next == c) break;
+        if (q->next == p) break;
     }
-    while (n-- > 0 && w->lists[TT_CONN_READING_HEAD]) {
-        tt__conn *p = w->lists[TT_CONN_READING_HEAD];
-        if (p->x && p->x->rbuf.len) { /* partial head: let it finish; rotate */
-            break;
-        }
-        tt__conn_close(p, TT_CLOSE_SHUTDOWN);
+    for (int i = 0; i < n; i++) {
+        tt__conn *nx = p->next;
+        if (!(p->x && p->x->rbuf.len)) tt__conn_close(p, TT_CLOSE_SHUTDOWN);
+        p = nx;
     }
     tt_timer_start(w->loop, &w->drain, (uint64_t)s->cfg.drain_timeout_ms);
     if (w->nconns == 0) tt_loop_stop(w->loop);

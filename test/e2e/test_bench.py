@@ -187,6 +187,7 @@ class BenchJSON(tt.TestCase):
             accepted = srv.accepted
             states = tt.wait_for(lambda: (lambda s: s if s["client"].get("TIME_WAIT") else None)(
                 tt.tcp_states(srv.port)), timeout=5)
+            server_tw = tt.tcp_states(srv.port)["server"].get("TIME_WAIT", 0)
         self.assertEqual(d["requests"], 60)
         self.assertEqual(d["errors"], 0)
         self.assertEqual(d["connections_opened"], 60)
@@ -194,7 +195,7 @@ class BenchJSON(tt.TestCase):
         self.assertFalse(d["keepalive"])
         # the client closed first: TIME_WAIT on the client side, none on the server side
         self.assertTrue(states and states["client"].get("TIME_WAIT", 0) > 0, states)
-        self.assertEqual(tt.tcp_states(srv.port)["server"].get("TIME_WAIT", 0), 0)
+        self.assertEqual(server_tw, 0)
 
     def test_pipeline_sends_n_requests_in_one_write(self):
         with RawServer() as srv:

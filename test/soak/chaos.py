@@ -270,7 +270,9 @@ def soak(seconds, procs, threads, warmup=5):
                    base_fds=base_fds, fds=srv.fds(), base_rss_kb=base_rss, rss_kb=srv.rss_kb(),
                    close_wait=relkit.close_wait_count(srv.port), alive=srv.alive())
         if not srv.alive():
-            rep["problems"].append("server died: " + srv.output()[-2000:])
+            out = srv.output()
+            i = max(out.find("ERROR: AddressSanitizer"), out.find("runtime error"), 0)
+            rep["problems"].append("server died (%s): %s" % (srv.proc.returncode, out[i:i + 3000]))
         if r["nfailures"] or w["nfailures"]:
             rep["problems"].append("%d failed client checks" % (r["nfailures"] + w["nfailures"]))
         if r["hung"]:

@@ -297,3 +297,144 @@ Test(pool, stats_json_has_the_cli_fields)
         cr_assert(strstr(buf, keys[i]), "%s missing in %s", keys[i], buf);
     tt_client_free(c);
 }
+
+static char leak_line[512];
+static void capture(void *data, const char *line)
+{
+    if (strstr(line, "leased for")) snprintf(leak_line, sizeof leak_line, "%s", line);
+}
+
+Test(pool, leak_warning_names_where_the_lease_was_taken)
+{
+    int port;
+    int lfd = listener(&port); /* never answers */
+    tt_client_opts o;
+    tt_client_opts_default(&o);
+    o.leak_warn_ms = 30;
+    o.head_timeout_ms = 200;
+    o.log = capture;
+    tt_client *c;
+    cr_assert_eq(tt_client_new(&c, &o), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/slow", port);
+    tt_exchange x;
+    tt_exchange_init(&x);
+    x.url = url;
+    int line = __LINE__ + 1;
+    int r = tt_client_request(c, &x);
+    cr_assert_eq(r, -ETIMEDOUT);
+    char where[64];
+    snprintf(where, sizeof where, "test_pool.c:%d", line);
+    cr_assert(strstr(leak_line, where), "leak warning '%s' lacks %s", leak_line, where);
+    cr_assert(strstr(leak_line, "/slow"));
+    tt_exchange_cleanup(&x);
+    tt_client_free(c);
+    close(lfd);
+}
+
+Test(pool, async_client_on_caller_loop_resolves_names_off_loop)
+{
+    int port, cfd = -1;
+    int lfd = listener(&port);
+    tt_loop *loop;
+    cr_assert_eq(tt_loop_new(&loop), 0);
+    tt_client *c;
+    cr_assert_eq(tt_client_new_on(&c, loop, NULL), 0);
+    cr_assert_eq(tt_client_loop(c), loop);
+    char url[64];
+    snprintf(url, sizeof url, "http://localhost:%d/", port);
+    int done = 0;
+    tt_exchange x;
+    tt_exchange_init(&x);
+    x.url = url;
+    x.on_done = on_done;
+    x.data = &done;
+    cr_assert_eq(tt_client_start(c, &x), 0);
+    /* the name is resolved in a helper thread; the loop keeps running meanwhile */
+    for (int i = 0; i < 400 && cfd < 0; i++) {
+        tt_loop_run_once(loop, 5);
+        cfd = tt_accept(lfd, NULL);
+    }
+    if (cfd < 0) { /* localhost may resolve to ::1 first: fall through on error */
+        for (int i = 0; i < 400 && !done; i++)
+            tt_loop_run_once(loop, 5);
+        cr_assert(done);
+    } else {
+        char buf[1024];
+        for (int i = 0; i < 200; i++) {
+            if (recv(cfd, buf, sizeof buf, MSG_DONTWAIT) > 0) {
+                send(cfd, RESP, sizeof RESP - 1, 0);
+                break;
+            }
+            tt_loop_run_once(loop, 5);
+        }
+        for (int i = 0; i < 400 && !done; i++)
+            tt_loop_run_once(loop, 5);
+        cr_assert_eq(done, 1);
+        cr_assert_eq(x.error, 0);
+        cr_assert_eq(x.status, 200);
+        close(cfd);
+    }
+    tt_exchange_cleanup(&x);
+    tt_client_free(c);
+    tt_loop_free(loop);
+    close(lfd);
+}
+
+Test(pool, unresolvable_host_fails_with_resolve)
+{
+    tt_client *c;
+    cr_assert_eq(tt_client_new(&c, NULL), 0);
+    tt_exchange x;
+    tt_exchange_init(&x);
+    x.url = "http://nonexistent.invalid/";
+    cr_assert_lt(tt_client_request(c, &x), 0);
+    cr_assert_str_eq(x.error_what, "resolve");
+    cr_assert_eq(x.sent_state, TT_NOT_SENT);
+    tt_exchange_cleanup(&x);
+    tt_client_free(c);
+}
+
+static int stop_body(tt_exchange *x, const char *p, size_t n)
+{
+    return 1;
+}
+
+Test(pool, aborted_body_is_drained_and_connection_kept)
+{
+    int port, cfd = -1;
+    int lfd = listener(&port);
+    tt_client *c;
+    cr_assert_eq(tt_client_new(&c, NULL), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+    int done = 0;
+    tt_exchange x;
+    tt_exchange_init(&x);
+    x.url = url;
+    x.on_done = on_done;
+    x.data = &done;
+    x.on_body = stop_body;
+    cr_assert_eq(tt_client_start(c, &x), 0);
+    for (int i = 0; i < 200 && cfd < 0; i++) {
+        tt_client_wait(c, 5);
+        cfd = tt_accept(lfd, NULL);
+    }
+    cr_assert_geq(cfd, 0);
+    char buf[4096];
+    for (int i = 0; i < 200 && recv(cfd, buf, sizeof buf, MSG_DONTWAIT) <= 0; i++)
+        tt_client_wait(c, 5);
+    const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
+    send(cfd, head, sizeof head - 1, 0);
+    memset(buf, 'b', 1000);
+    send(cfd, buf, 1000, 0);
+    for (int i = 0; i < 200 && !done; i++)
+        tt_client_wait(c, 5);
+    cr_assert_eq(done, 1);
+    cr_assert_eq(x.error, -ECANCELED);
+    cr_assert(x.conn_kept, "closed: %s", tt_evict_reason_name(x.close_reason));
+    close(cfd);
+    tt_exchange_cleanup(&x);
+    tt_client_free(c);
+    close(lfd);
+}

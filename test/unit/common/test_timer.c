@@ -110,6 +110,33 @@ Test(wheel, fires_only_when_due_and_next_deadline)
     free(r.ids);
 }
 
+Test(wheel, next_deadline_after_cancel_of_earliest)
+{
+    tt__wheel w;
+    tt__wheel_init(&w, 0);
+    ent a = {.id = 1}, b = {.id = 2};
+    rec r;
+    rec_init(&r, &w);
+    tt__wheel_add(&w, &a.t, 10);
+    tt__wheel_add(&w, &b.t, 20);
+    cr_assert_eq(tt__wheel_next_deadline(&w), 10);
+    tt__wheel_del(&w, &a.t); /* the cached earliest slot is now empty */
+    cr_assert_eq(tt__wheel_next_deadline(&w), 20);
+    cr_assert_eq(tt__wheel_run(&w, 15, on_fire, &r), 0);
+    cr_assert_eq(w.now, 15);
+    tt__wheel_add(&w, &a.t, 17); /* earlier than the cached one */
+    cr_assert_eq(tt__wheel_next_deadline(&w), 17);
+    cr_assert_eq(tt__wheel_run(&w, 20, on_fire, &r), 2);
+    cr_assert_eq(r.ids[0], 1);
+    cr_assert_eq(r.ids[1], 2);
+    cr_assert_eq(tt__wheel_next_deadline(&w), UINT64_MAX);
+    tt__wheel_add(&w, &a.t, 1000000);
+    tt__wheel_del(&w, &a.t);
+    cr_assert_eq(tt__wheel_run(&w, 2000000, on_fire, &r), 0);
+    cr_assert_eq(tt__wheel_next_deadline(&w), UINT64_MAX);
+    free(r.ids);
+}
+
 Test(wheel, rearm_and_cancel)
 {
     tt__wheel w;

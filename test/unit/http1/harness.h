@@ -98,8 +98,10 @@ static inline int h_chunked(guard *g, const char *in, size_t n, int mode, uint64
     *used = 0;
     while (fed < n) {
         size_t step = n - fed;
-        if (mode == MODE_BYTES) step = 1;
-        else if (mode == MODE_RANDOM) step = 1 + h_rand(seed) % (step < 17 ? step : 17);
+        if (mode == MODE_BYTES)
+            step = 1;
+        else if (mode == MODE_RANDOM)
+            step = 1 + h_rand(seed) % (step < 17 ? step : 17);
         memcpy(pend + plen, in + fed, step);
         plen += step;
         fed += step;
@@ -147,8 +149,10 @@ static inline void h_run(const char *in, size_t n, int is_response, tt_http1_met
     int flip = 0;
     while (rc == -2 && have < n) {
         size_t step = n - have;
-        if (mode == MODE_BYTES) step = 1;
-        else if (mode == MODE_RANDOM) step = 1 + h_rand(&seed) % (step < 40 ? step : 40);
+        if (mode == MODE_BYTES)
+            step = 1;
+        else if (mode == MODE_RANDOM)
+            step = 1 + h_rand(&seed) % (step < 40 ? step : 40);
         have += step;
         /* a fresh copy every call, alternating buffers: tests rebasing and over-reads */
         b = guard_put(flip ? &g2 : &g, in, have);

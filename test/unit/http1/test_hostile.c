@@ -12,17 +12,32 @@ typedef struct hcase {
     const char *raw;
     size_t len;
     int status;
-    int response;    /* 1: response; 2: response to HEAD; 3: response to CONNECT */
+    int response;     /* 1: response; 2: response to HEAD; 3: response to CONNECT */
     const char *body; /* expected decoded body when accepted (NULL: not checked) */
 } hcase;
 
-#define RQ(raw, st) {raw, sizeof(raw) - 1, st, 0, NULL}
-#define RQB(raw, st, body) {raw, sizeof(raw) - 1, st, 0, body}
-#define RS(raw, st) {raw, sizeof(raw) - 1, st, 1, NULL}
-#define RSB(raw, st, body) {raw, sizeof(raw) - 1, st, 1, body}
-#define RSM(raw, st, m) {raw, sizeof(raw) - 1, st, m, NULL}
-#define P "POST / HTTP/1.1\r\nHost: a\r\n"
-#define G "GET / HTTP/1.1\r\nHost: a\r\n"
+#define RQ(raw, st)                                                                                \
+    {                                                                                              \
+        raw, sizeof(raw) - 1, st, 0, NULL                                                          \
+    }
+#define RQB(raw, st, body)                                                                         \
+    {                                                                                              \
+        raw, sizeof(raw) - 1, st, 0, body                                                          \
+    }
+#define RS(raw, st)                                                                                \
+    {                                                                                              \
+        raw, sizeof(raw) - 1, st, 1, NULL                                                          \
+    }
+#define RSB(raw, st, body)                                                                         \
+    {                                                                                              \
+        raw, sizeof(raw) - 1, st, 1, body                                                          \
+    }
+#define RSM(raw, st, m)                                                                            \
+    {                                                                                              \
+        raw, sizeof(raw) - 1, st, m, NULL                                                          \
+    }
+#define P  "POST / HTTP/1.1\r\nHost: a\r\n"
+#define G  "GET / HTTP/1.1\r\nHost: a\r\n"
 #define TE P "Transfer-Encoding: chunked\r\n\r\n"
 
 static hcase requests[] = {
@@ -356,8 +371,7 @@ static hcase responses[] = {
     RS("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n", 400),
     RS("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n", 400),
     RS("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;\x00\r\nhello\r\n0\r\n\r\n", 400),
-    RS("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nContent-Length: 9\r\n\r\n",
-       400),
+    RS("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nContent-Length: 9\r\n\r\n", 400),
     RSB("HTTP/1.1 200 OK\r\n\r\nbody", 200, "body"),
     RSB("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nhi", 200, "hi"),
     RS("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", 0),
@@ -390,7 +404,7 @@ static void check(const hcase *c)
 
 /* Parameters are indices: Criterion may re-exec the (PIE) binary for each test, so pointers
  * into the parent's address space must not cross. */
-#define NREQ (sizeof(requests) / sizeof(requests[0]))
+#define NREQ  (sizeof(requests) / sizeof(requests[0]))
 #define NRESP (sizeof(responses) / sizeof(responses[0]))
 static size_t req_idx[NREQ], resp_idx[NRESP];
 
@@ -400,7 +414,10 @@ ParameterizedTestParameters(hostile, requests)
         req_idx[i] = i;
     return cr_make_param_array(size_t, req_idx, NREQ);
 }
-ParameterizedTest(size_t *i, hostile, requests) { check(&requests[*i]); }
+ParameterizedTest(size_t *i, hostile, requests)
+{
+    check(&requests[*i]);
+}
 
 ParameterizedTestParameters(hostile, responses)
 {
@@ -408,7 +425,10 @@ ParameterizedTestParameters(hostile, responses)
         resp_idx[i] = i;
     return cr_make_param_array(size_t, resp_idx, NRESP);
 }
-ParameterizedTest(size_t *i, hostile, responses) { check(&responses[*i]); }
+ParameterizedTest(size_t *i, hostile, responses)
+{
+    check(&responses[*i]);
+}
 
 Test(hostile, table_sizes)
 {
@@ -434,8 +454,8 @@ Test(hostile, every_byte_in_value_and_name)
         buf[n++] = (char)ch;
         n += snprintf(buf + n, sizeof(buf) - (size_t)n, "Y: b\r\n\r\n");
         h_run(buf, (size_t)n, 0, TT_HTTP1_M_GET, MODE_WHOLE, 0, &o);
-        ok = (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z') ||
-             ch == ':' || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+        ok = (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z') || ch == ':' ||
+             (ch && strchr("!#$%&'*+-.^_`|~", ch));
         cr_assert_eq(o.status, ok ? 200 : 400, "name byte 0x%02x -> %d", ch, o.status);
     }
 }

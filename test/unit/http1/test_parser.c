@@ -21,7 +21,10 @@ static int preq(const char *s, size_t n, tt_http1_request *r, tt_http1_parser *p
     return tt_http1_parse_request(p, s, n, r);
 }
 
-static int streq(const char *a, size_t n, const char *b) { return n == strlen(b) && !memcmp(a, b, n); }
+static int streq(const char *a, size_t n, const char *b)
+{
+    return n == strlen(b) && !memcmp(a, b, n);
+}
 
 Test(parser, fields)
 {
@@ -80,8 +83,7 @@ Test(parser, connection_semantics)
          TT_HTTP1_F_EXPECT_CONTINUE},
         {"PUT / HTTP/1.1\r\nHost: a\r\nExpect: foo\r\n\r\n", TT_HTTP1_F_EXPECT_OTHER,
          TT_HTTP1_F_EXPECT_CONTINUE},
-        {"GET / HTTP/1.1\r\nHost: a\r\nKeep-Alive: timeout=5\r\n\r\n", TT_HTTP1_F_KEEPALIVE_HDR,
-         0},
+        {"GET / HTTP/1.1\r\nHost: a\r\nKeep-Alive: timeout=5\r\n\r\n", TT_HTTP1_F_KEEPALIVE_HDR, 0},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         tt_http1_parser p;
@@ -130,7 +132,8 @@ Test(parser, errors_and_statuses)
         {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
          TT_HTTP1_E_TE_WITH_CL},
         {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", TT_HTTP1_E_TE_HTTP10},
-        {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", TT_HTTP1_E_TE_NOT_CHUNKED},
+        {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+         TT_HTTP1_E_TE_NOT_CHUNKED},
         {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
          TT_HTTP1_E_TE_UNKNOWN},
         {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n", TT_HTTP1_E_HOST_DUPLICATE},
@@ -207,9 +210,9 @@ Test(parser, limits)
     memset(&r, 0, sizeof(r));
     r.headers = two;
     r.max_headers = 2;
-    cr_assert_eq(tt_http1_parse_request(&p, LIT("GET / HTTP/1.1\r\nHost: a\r\nA: b\r\nC: d\r\n\r\n"),
-                                        &r),
-                 -1);
+    cr_assert_eq(
+        tt_http1_parse_request(&p, LIT("GET / HTTP/1.1\r\nHost: a\r\nA: b\r\nC: d\r\n\r\n"), &r),
+        -1);
     cr_assert_eq(p.error, TT_HTTP1_E_TOO_MANY_HEADERS);
     /* max_body -> 413 */
     tt_http1_limits lb = {.max_body = 10};
@@ -286,7 +289,8 @@ Test(parser, resume_does_not_rescan)
 
 Test(parser, pipelined_and_leading_crlf)
 {
-    static const char s[] = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n";
+    static const char s[] =
+        "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n";
     tt_http1_parser p;
     tt_http1_request r;
     int n = preq(LIT(s), &r, &p, NULL);
@@ -316,7 +320,8 @@ Test(parser, response)
     cr_assert_gt(tt_http1_parse_response(&p, LIT(c), TT_HTTP1_M_GET, &r), 0);
     cr_assert_eq(r.body, TT_HTTP1_BODY_CLOSE);
     cr_assert_eq(r.flags & TT_HTTP1_F_KEEP_ALIVE, 0);
-    static const char te[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+    static const char te[] =
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
     tt_http1_parser_init(&p, NULL);
     cr_assert_gt(tt_http1_parse_response(&p, LIT(te), TT_HTTP1_M_GET, &r), 0);
     cr_assert_eq(r.body, TT_HTTP1_BODY_CHUNKED);
@@ -435,34 +440,42 @@ Test(serialize, response_heads)
 {
     char buf[512];
     tt_header x = {"Content-Type", 12, "text/plain", 10};
-    tt_http1_response_head h = {.status = 200, .headers = &x, .num_headers = 1,
-                                .content_length = 5, .request_minor = 1, .keep_alive = 1};
+    tt_http1_response_head h = {.status = 200,
+                                .headers = &x,
+                                .num_headers = 1,
+                                .content_length = 5,
+                                .request_minor = 1,
+                                .keep_alive = 1};
     size_t n = tt_http1_serialize_response(buf, sizeof(buf), &h);
     buf[n] = 0;
-    cr_assert_str_eq(buf, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n");
+    cr_assert_str_eq(buf,
+                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n");
     cr_assert_eq(h.body, TT_HTTP1_BODY_LENGTH);
     cr_assert(h.keep_alive);
     /* unknown length: chunked for 1.1, close-delimited for 1.0 */
-    tt_http1_response_head c = {.status = 200, .content_length = -1, .request_minor = 1,
-                                .keep_alive = 1};
+    tt_http1_response_head c = {
+        .status = 200, .content_length = -1, .request_minor = 1, .keep_alive = 1};
     n = tt_http1_serialize_response(buf, sizeof(buf), &c);
     buf[n] = 0;
     cr_assert_str_eq(buf, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
     cr_assert_eq(c.body, TT_HTTP1_BODY_CHUNKED);
-    tt_http1_response_head z = {.status = 200, .content_length = -1, .request_minor = 0,
-                                .keep_alive = 1};
+    tt_http1_response_head z = {
+        .status = 200, .content_length = -1, .request_minor = 0, .keep_alive = 1};
     n = tt_http1_serialize_response(buf, sizeof(buf), &z);
     buf[n] = 0;
     cr_assert_str_eq(buf, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
     cr_assert_eq(z.body, TT_HTTP1_BODY_CLOSE);
     cr_assert_eq(z.keep_alive, 0);
-    tt_http1_response_head k = {.status = 204, .content_length = 0, .request_minor = 0,
-                                .keep_alive = 1};
+    tt_http1_response_head k = {
+        .status = 204, .content_length = 0, .request_minor = 0, .keep_alive = 1};
     n = tt_http1_serialize_response(buf, sizeof(buf), &k);
     buf[n] = 0;
     cr_assert_str_eq(buf, "HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n");
-    tt_http1_response_head hd = {.status = 200, .content_length = 42, .request_minor = 1,
-                                 .head_request = 1, .keep_alive = 0};
+    tt_http1_response_head hd = {.status = 200,
+                                 .content_length = 42,
+                                 .request_minor = 1,
+                                 .head_request = 1,
+                                 .keep_alive = 0};
     n = tt_http1_serialize_response(buf, sizeof(buf), &hd);
     buf[n] = 0;
     cr_assert_str_eq(buf, "HTTP/1.1 200 OK\r\nContent-Length: 42\r\nConnection: close\r\n\r\n");
@@ -470,8 +483,7 @@ Test(serialize, response_heads)
     /* too small: the needed length is returned */
     cr_assert_eq(tt_http1_serialize_response(buf, 10, &h), 64);
     /* the output parses back */
-    tt_http1_response_head d = {.status = 431, .content_length = 0, .request_minor = 1,
-                                .date = 1};
+    tt_http1_response_head d = {.status = 431, .content_length = 0, .request_minor = 1, .date = 1};
     n = tt_http1_serialize_response(buf, sizeof(buf), &d);
     tt_http1_parser p;
     tt_http1_parser_init(&p, NULL);
@@ -490,8 +502,12 @@ Test(serialize, response_heads)
 Test(serialize, iov_matches_buffer)
 {
     tt_header x[2] = {{"A", 1, "b", 1}, {"Server", 6, "tether", 6}};
-    tt_http1_response_head h = {.status = 404, .headers = x, .num_headers = 2,
-                                .content_length = 123456, .request_minor = 1, .keep_alive = 1};
+    tt_http1_response_head h = {.status = 404,
+                                .headers = x,
+                                .num_headers = 2,
+                                .content_length = 123456,
+                                .request_minor = 1,
+                                .keep_alive = 1};
     tt_http1_response_head h2 = h;
     char buf[512], scratch[128], joined[512];
     size_t n = tt_http1_serialize_response(buf, sizeof(buf), &h);
@@ -512,8 +528,13 @@ Test(serialize, request_head)
 {
     char buf[256];
     tt_header ua = {"User-Agent", 10, "tether", 6};
-    tt_http1_request_head h = {.method = "GET", .target = "/x", .host = "a:1", .headers = &ua,
-                               .num_headers = 1, .content_length = -1, .keep_alive = 1};
+    tt_http1_request_head h = {.method = "GET",
+                               .target = "/x",
+                               .host = "a:1",
+                               .headers = &ua,
+                               .num_headers = 1,
+                               .content_length = -1,
+                               .keep_alive = 1};
     size_t n = tt_http1_serialize_request(buf, sizeof(buf), &h);
     buf[n] = 0;
     cr_assert_str_eq(buf, "GET /x HTTP/1.1\r\nHost: a:1\r\nUser-Agent: tether\r\n\r\n");
