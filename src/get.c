@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <tether.h>
 
@@ -45,6 +46,8 @@ static void usage(FILE *f)
             "  --interval SEC       wait between sequential requests (idle connections stay "
             "watched)\n"
             "  --tcp-keepalive I:I:C  TCP keepalive idle:interval:count\n"
+            "  --pipeline N         with --parallel: pipeline up to N GET/HEAD requests per\n"
+            "                       connection once the server proved persistent (default off)\n"
             "  --timeout SEC        total time limit per request\n"
             "  -f, --fail           exit 22 on an HTTP status >= 400\n"
             "  -o FILE              write bodies to FILE\n\n"
@@ -177,7 +180,7 @@ static char *read_file(const char *path, size_t *len)
 
 int tt_cmd_get(int argc, char **argv)
 {
-    enum { O_STATS = 256, O_H10, O_NOKA, O_PAR, O_MAXC, O_INT, O_TCPKA, O_TIMEOUT, O_HELP };
+    enum { O_STATS = 256, O_H10, O_NOKA, O_PAR, O_MAXC, O_INT, O_TCPKA, O_TIMEOUT, O_HELP, O_PIPE };
     static const struct option lo[] = {
         {"stats", no_argument, 0, O_STATS},
         {"http1.0", no_argument, 0, O_H10},
@@ -187,10 +190,12 @@ int tt_cmd_get(int argc, char **argv)
         {"interval", required_argument, 0, O_INT},
         {"tcp-keepalive", required_argument, 0, O_TCPKA},
         {"timeout", required_argument, 0, O_TIMEOUT},
+        {"pipeline", required_argument, 0, O_PIPE},
         {"fail", no_argument, 0, 'f'},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
+    int pipeline = 0;
     int verbose = 0, stats = 0, http10 = 0, noka = 0, parallel = 1, maxc = 8, fail_http = 0;
     double interval = 0, timeout = 0;
     const char *method = NULL, *data = NULL, *outpath = NULL;
@@ -214,6 +219,7 @@ int tt_cmd_get(int argc, char **argv)
         case O_MAXC: maxc = atoi(optarg); break;
         case O_INT: interval = atof(optarg); break;
         case O_TIMEOUT: timeout = atof(optarg); break;
+        case O_PIPE: pipeline = atoi(optarg); break;
         case O_TCPKA:
             if (tt_keepalive_parse(&ka, optarg) < 0) {
                 fprintf(stderr, "tether get: bad --tcp-keepalive '%s' (IDLE:INTVL:CNT)\n", optarg);
@@ -267,6 +273,7 @@ int tt_cmd_get(int argc, char **argv)
     o.max_per_route = maxc;
     o.max_total = maxc;
     o.tcp_keepalive = ka;
+    o.pipelining = pipeline;
     o.verbose = verbose;
     o.log = log_line;
     if (timeout > 0) o.total_timeout_ms = (int)(timeout * 1000);
@@ -294,6 +301,9 @@ int tt_cmd_get(int argc, char **argv)
         x->body_len = body_len;
         x->http10 = http10;
         x->no_keepalive = noka;
+        for (int j = 0; j < nh; j++)
+            if (!strncasecmp(hdrs[j], "Expect:", 7) && strcasestr(hdrs[j], "100-continue"))
+                x->expect_continue = 1;
         x->on_done = on_done;
         x->data = &g;
     }
@@ -317,7 +327,7 @@ int tt_cmd_get(int argc, char **argv)
     }
     if (out != stdout) fclose(out);
     if (stats) {
-        char js[4096];
+        char js[8192];
         tt_client_stats_json(g.client, js, sizeof js);
         fprintf(stderr, "%s\n", js);
     }

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,16 +92,19 @@ static char *default_root(void)
 {
     const char *env = getenv("TETHER_ROOT");
     if (env && *env) return strdup(env);
+    /* The repo's site/ next to the build directory: build/tether, build/<variant>/tether. */
     char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 16);
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 32);
     if (n > 0) {
         exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            strcpy(slash, "/../site");
-            char real[PATH_MAX];
+        for (int up = 1; up <= 3; up++) {
+            char *slash = strrchr(exe, '/');
+            if (!slash) break;
+            *slash = 0;
+            char cand[PATH_MAX + 32], real[PATH_MAX];
+            snprintf(cand, sizeof cand, "%s/site", exe);
             struct stat st;
-            if (realpath(exe, real) && stat(real, &st) == 0 && S_ISDIR(st.st_mode))
+            if (realpath(cand, real) && stat(real, &st) == 0 && S_ISDIR(st.st_mode))
                 return strdup(real);
         }
     }
@@ -234,6 +239,13 @@ int tt_cmd_serve(int argc, char **argv)
         }
     }
     tt_raise_nofile();
+    /* Block the shutdown signals before the port opens: one that arrives before the server's
+     * signalfd exists then waits for it instead of killing us mid-start. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     tt_server *srv;
     int r = tt_server_new(&srv, &cfg);
     if (r < 0) {

@@ -43,8 +43,8 @@ typedef struct tt_client_opts {
     int continue_timeout_ms;  /* wait for 100 Continue before sending the body (default 1000) */
     int dns_ttl_ms;           /* re-resolve a route's host after this (default 30000) */
     int max_retries_not_sent; /* retries of never-sent requests (default 3) */
-    int pipelining;           /* >1: pipeline up to this many idempotent requests (default off) */
-    int no_nodelay;           /* leave Nagle on (TCP_NODELAY is on by default) */
+    int pipelining; /* >1: up to this many GET/HEAD in flight per connection (default off) */
+    int no_nodelay; /* leave Nagle on (TCP_NODELAY is on by default) */
     tt_keepalive tcp_keepalive; /* TCP keepalive probes (all 0: off) */
     /* Diagnostics sink (leak warnings, -v trace); NULL: leak warnings go to stderr. */
     void (*log)(void *data, const char *line);

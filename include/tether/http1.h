@@ -130,7 +130,8 @@ enum {
  * calls the caller may move or grow its buffer: every call passes the message from its first
  * byte (buf[0] = first byte of the head) with the bytes given before unchanged and in the same
  * order; pointers already stored in the result are rebased to the new buffer. Bytes already
- * accepted are not rescanned. Zero it (or tt_http1_parser_init) before each message. */
+ * accepted are not rescanned. Initialise with tt_http1_parser_init (or zero it); after a
+ * complete head it is ready for the next message (limits kept); after -1 it stays failed. */
 typedef struct tt_http1_parser {
     tt_http1_limits limits; /* caller's limits (zero fields: defaults) */
     size_t pos;             /* bytes accepted so far */
@@ -228,7 +229,7 @@ typedef struct tt_http1_chunked_decoder {
     tt_header *trailers;  /* in: array for trailer fields (may be NULL: trailers validated and
                              dropped) */
     size_t max_trailers;  /* in: capacity */
-    size_t num_trailers;  /* out: trailer fields stored (valid once done) */
+    size_t num_trailers;  /* out: trailer fields seen (stored when trailers != NULL) */
     int done;             /* set when the last chunk and trailer section were consumed */
     tt_http1_error error; /* reason when decode returned -1 */
     size_t tpos;          /* internal: trailer bytes accepted (relative to the section start) */

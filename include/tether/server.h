@@ -79,7 +79,7 @@ int tt_server_config_route(tt_server_config *cfg, const char *prefix, tt_handler
 /* Create a server: resolve defaults, open one SO_REUSEPORT listener per worker and address.
  * cfg is copied (its strings are not). Returns 0 or -errno; *out is owned by the caller. */
 int tt_server_new(tt_server **out, const tt_server_config *cfg);
-/* Run the workers on this thread plus workers-1 threads until shutdown completes. When
+/* Run the workers (one thread each) until shutdown completes; this thread waits. When
  * handle_signals is nonzero SIGTERM/SIGINT start a graceful shutdown and a second one exits
  * at once (call before creating other threads). Returns 0 or -errno. */
 int tt_server_run(tt_server *srv, int handle_signals);

@@ -23,7 +23,8 @@
 enum { C_CONNECTING = 1, C_BUSY, C_IDLE };
 enum { X_NONE = 0, X_QUEUED, X_CONNECTING, X_SENDING, X_WAIT_CONTINUE, X_READING, X_DONE };
 enum { XF_HEAD_DONE = 1, XF_BODY_SENT = 2, XF_STREAM_EOF = 4, XF_BODY_DONE = 8, XF_DISCARD = 16 };
-enum { DRAIN_MAX = 16384 }; /* body bytes drained after on_body stops, to keep the connection */
+enum { DRAIN_MAX = 16384 };
+enum { MAX_PIPELINE = 64 }; /* body bytes drained after on_body stops, to keep the connection */
 enum { MAX_ADDRS = 8, READ_CHUNK = 16384 };
 
 typedef struct route route;
@@ -45,7 +46,10 @@ struct conn {
     int retired, peer_fin, rready, hint;
     uint32_t requests;
     tt_addr addr;
-    tt_exchange *x;
+    tt_exchange *x;                 /* exchange whose response is being read */
+    tt_exchange *w;                 /* exchange being written (== x unless pipelining) */
+    tt_exchange *pq_head, *pq_tail; /* pipelined exchanges after x, in order */
+    int pn, proven;                 /* pipeline depth; proven: kept alive at least once */
     tt_http1_parser parser;
     tt_http1_response resp;
     tt_header hdr[TT_CLIENT_MAX_HEADERS];
@@ -672,18 +676,29 @@ static void x_complete(tt_exchange *x, int err, const char *what, int sent)
     if (x->on_done) x->on_done(x);
 }
 
-/* The connection failed under x (or x's attempt failed): close it, then retry or fail x. */
-static void x_conn_failed(conn *k, int err, const char *what)
+static void x_done_defer(tt_loop *loop, tt_defer *d)
 {
-    tt_exchange *x = k->x;
-    tt_client *c = k->c;
+    tt_exchange *x = tt_container_of(d, tt_exchange, priv.defer);
+    if (x->on_done) x->on_done(x);
+}
+
+/* Like x_complete (success), but on_done runs from a deferred callback: used while a pipelined
+ * connection goes on reading, so no caller code runs under its feet. */
+static void x_complete_later(tt_exchange *x, int err, const char *what, int sent)
+{
+    tt_exchange_cb cb = x->on_done;
+    x->on_done = NULL;
+    x_complete(x, err, what, sent);
+    x->on_done = cb;
+    if (cb) tt_defer_queue(x->priv.client->loop, &x->priv.defer, x_done_defer);
+}
+
+/* The connection failed under x (or x's attempt failed): close it, then retry or fail x. */
+/* Retry x after its connection failed (already closed), or fail it. */
+static void x_retry_or_fail(tt_exchange *x, int err, const char *what, int was_reused)
+{
+    tt_client *c = x->priv.client;
     int sent = x->priv.wrote > 0 ? TT_MAYBE_PROCESSED : TT_NOT_SENT;
-    int was_reused = k->requests > 1;
-    k->x = NULL;
-    x->conn_id = k->id;
-    x->close_reason = TT_EVICT_ERROR;
-    conn_close(k, err == -EPIPE || err == -ECONNRESET || err == 0 ? TT_EVICT_PEER_CLOSED
-                                                                  : TT_EVICT_ERROR);
     x->priv.conn = NULL;
     uint64_t now = tt_loop_now(c->loop);
     int can_time = now < x_total_deadline(x);
@@ -723,6 +738,50 @@ fail:
     c_dispatch(c);
 }
 
+/* Detach every exchange from k (reading one first, then the pipelined ones), close k. */
+static int conn_detach_all(conn *k, tt_exchange **list, int reason)
+{
+    int n = 0;
+    if (k->x) list[n++] = k->x;
+    for (tt_exchange *p = k->pq_head; p && n < MAX_PIPELINE + 1; p = p->priv.qnext)
+        list[n++] = p;
+    for (int i = 0; i < n; i++) {
+        list[i]->conn_id = k->id;
+        list[i]->close_reason = TT_EVICT_ERROR;
+        list[i]->priv.qnext = list[i]->priv.qprev = NULL;
+    }
+    k->x = k->w = k->pq_head = k->pq_tail = NULL;
+    k->pn = 0;
+    conn_close(k, reason);
+    return n;
+}
+
+/* The connection failed under its exchange(s): close it, then retry or fail each. culprit (may
+ * be NULL) is an exchange that timed out: it fails with -ETIMEDOUT, the others get err. */
+static void conn_fail_all(conn *k, int err, const char *what, tt_exchange *culprit)
+{
+    tt_exchange *list[MAX_PIPELINE + 1];
+    int was_reused = k->requests > 1;
+    int n = conn_detach_all(k, list,
+                            err == -EPIPE || err == -ECONNRESET || err == 0 ? TT_EVICT_PEER_CLOSED
+                                                                            : TT_EVICT_ERROR);
+    for (int i = 0; i < n; i++) {
+        tt_exchange *x = list[i];
+        if (x == culprit) {
+            x->priv.conn = NULL;
+            x_complete(x, -ETIMEDOUT, what, x->priv.wrote ? TT_MAYBE_PROCESSED : TT_NOT_SENT);
+            c_dispatch(x->priv.client);
+        } else {
+            x_retry_or_fail(x, err, what, was_reused);
+        }
+    }
+}
+
+static void x_conn_failed(conn *k, int err, const char *what)
+{
+    conn_fail_all(k, err, what, NULL);
+}
+
 static void x_timer(tt_loop *loop, tt_timer *t)
 {
     tt_exchange *x = tt_container_of(t, tt_exchange, priv.timer);
@@ -741,15 +800,10 @@ static void x_timer(tt_loop *loop, tt_timer *t)
                        : now >= x_total_deadline(x)    ? "total timeout"
                                                        : "response timeout";
     if (k) {
-        int sent = x->priv.wrote > 0 ? TT_MAYBE_PROCESSED : TT_NOT_SENT;
-        k->x = NULL;
-        x->conn_id = k->id;
-        x->close_reason = TT_EVICT_ERROR;
-        conn_close(k, TT_EVICT_ERROR);
-        x_complete(x, -ETIMEDOUT, what, sent);
-    } else {
-        x_complete(x, -ETIMEDOUT, what, TT_NOT_SENT);
+        conn_fail_all(k, -ECONNABORTED, what, x);
+        return;
     }
+    x_complete(x, -ETIMEDOUT, what, TT_NOT_SENT);
     c_dispatch(c);
 }
 
@@ -771,6 +825,7 @@ static void x_attach(tt_exchange *x, conn *k, int reused)
     route *rt = k->rt;
     uint64_t now = tt_loop_now(c->loop);
     k->x = x;
+    k->w = x;
     x->priv.conn = k;
     x->reused = reused;
     x->conn_id = k->id;
@@ -849,19 +904,28 @@ static int x_stream_fill(tt_exchange *x)
     return 0;
 }
 
+/* The writer finished its request: the next pipelined exchange (if any) writes next. */
 static void x_sent_all(conn *k)
 {
-    tt_exchange *x = k->x;
+    tt_exchange *x = k->w;
     x->priv.flags |= XF_BODY_SENT;
     if (x->priv.phase == X_SENDING) x->priv.phase = X_READING;
+    tt_exchange *nx = x == k->x ? k->pq_head : x->priv.qnext;
+    k->w = nx;
 }
 
 /* Write what can be written. Returns 1 if k may no longer be touched (failed/closed). */
 static int x_write(conn *k)
 {
-    tt_exchange *x = k->x;
+    tt_exchange *x = k->w;
+    if (!x) return 0;
     int expect = x->expect_continue && (x->body || x->body_read) && !x->http10;
     for (;;) {
+        if (x != k->w) { /* pipelining: the next request is written right behind */
+            x = k->w;
+            if (!x) return 0;
+            expect = 0;
+        }
         struct iovec iov[2];
         int n = 0;
         int head_left = x->priv.woff < x->priv.wlen;
@@ -886,7 +950,7 @@ static int x_write(conn *k)
             if (x->priv.soff == x->priv.slen) {
                 if (x->priv.flags & XF_STREAM_EOF) {
                     x_sent_all(k);
-                    return 0;
+                    continue;
                 }
                 int r = x_stream_fill(x);
                 if (r < 0) {
@@ -898,8 +962,9 @@ static int x_write(conn *k)
             iov[n++].iov_len = x->priv.slen - x->priv.soff;
         }
         if (n == 0) {
-            if (x->priv.phase == X_SENDING) x_sent_all(k);
-            return 0;
+            if (x->priv.phase != X_SENDING) return 0;
+            x_sent_all(k);
+            continue;
         }
         /* sendmsg with MSG_NOSIGNAL: a peer that closed must not raise SIGPIPE. */
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
@@ -994,7 +1059,9 @@ static int x_store_trailers(tt_exchange *x, conn *k)
 }
 
 /* Response complete: decide reuse, put the connection back or close it, complete x. */
-static void x_response_done(conn *k, int close_delimited)
+/* Returns 1 when k is idle, closed or another exchange's, 2 when k goes on reading the next
+ * pipelined response. */
+static int x_response_done(conn *k, int close_delimited)
 {
     tt_exchange *x = k->x;
     tt_client *c = k->c;
@@ -1007,21 +1074,58 @@ static void x_response_done(conn *k, int close_delimited)
     in.resp_keepalive = (k->resp.flags & TT_HTTP1_F_CONN_KEEPALIVE) != 0;
     in.close_delimited = close_delimited;
     in.body_complete = 1;
-    in.leftover = k->rb.len != 0;
-    in.peer_fin = k->peer_fin;
+    int more = k->pq_head != NULL;
+    in.leftover = !more && k->rb.len != 0;
+    in.peer_fin = k->peer_fin && !more;
     in.ka_max = k->ka_max;
     in.retired = k->retired;
     in.continue_unsent = !(x->priv.flags & XF_BODY_SENT);
     if (x->http10 && !in.resp_keepalive) in.req_close = 1;
     int reason = 0;
     int closeit = tt__client_reuse(&in, &reason);
-    if (!closeit && rt->nidle >= c->o.max_idle_per_route) {
+    if (!closeit && !more && rt->nidle >= c->o.max_idle_per_route) {
         closeit = 1;
         reason = TT_EVICT_POOL_FULL;
     }
-    k->x = NULL;
+    int err = (x->priv.flags & XF_DISCARD) ? -ECANCELED : 0;
+    const char *what = err ? "body aborted (drained)" : NULL;
+    int sent = err ? TT_MAYBE_PROCESSED : TT_NOT_SENT;
     x->conn_id = k->id;
     k->last_used = now;
+    if (more && closeit) {
+        /* The server closes after this response: the pipelined requests behind it failed. */
+        tt_exchange *list[MAX_PIPELINE + 1];
+        k->x = NULL;
+        if (k->w == x) k->w = NULL;
+        int n = conn_detach_all(k, list, reason);
+        x->conn_kept = 0;
+        x->close_reason = reason;
+        x_complete(x, err, what, sent);
+        for (int i = 0; i < n; i++)
+            x_retry_or_fail(list[i], -ECONNRESET, "connection closed behind a pipelined request",
+                            1);
+        c_dispatch(c);
+        return 1;
+    }
+    if (more) {
+        /* Pipelining: the next exchange's response follows on the same connection. */
+        tt_exchange *nx = k->pq_head;
+        k->pq_head = nx->priv.qnext;
+        if (!k->pq_head) k->pq_tail = NULL;
+        nx->priv.qnext = NULL;
+        k->pn--;
+        k->x = nx;
+        k->proven = 1;
+        tt_http1_parser_init(&k->parser, NULL);
+        memset(&k->resp, 0, sizeof k->resp);
+        k->resp.headers = k->hdr;
+        k->resp.max_headers = TT_CLIENT_MAX_HEADERS;
+        x->conn_kept = 1;
+        x_complete_later(x, err, what, sent);
+        return 2;
+    }
+    k->x = NULL;
+    k->w = NULL;
     if (!closeit) {
         tt__expiry_in e = {now, (uint64_t)c->o.idle_timeout_ms, k->ka_timeout, k->lifetime_at,
                            rt->learned_idle_ms};
@@ -1041,6 +1145,7 @@ static void x_response_done(conn *k, int close_delimited)
         conn_close(k, reason);
     } else {
         x->conn_kept = 1;
+        k->proven = 1;
         rt->nbusy--;
         k->state = C_IDLE;
         k->next = rt->idle;
@@ -1057,11 +1162,9 @@ static void x_response_done(conn *k, int close_delimited)
             conn_read(k);
         }
     }
-    if (x->priv.flags & XF_DISCARD)
-        x_complete(x, -ECANCELED, "body aborted (drained)", TT_MAYBE_PROCESSED);
-    else
-        x_complete(x, 0, NULL, TT_NOT_SENT);
+    x_complete(x, err, what, sent);
     c_dispatch(c);
+    return 1;
 }
 
 static void idle_event(conn *k)
@@ -1171,7 +1274,7 @@ static int x_process(conn *k, int eof)
         }
         /* body */
         switch (k->resp.body) {
-        case TT_HTTP1_BODY_NONE: x_response_done(k, 0); return 1;
+        case TT_HTTP1_BODY_NONE: return x_response_done(k, 0);
         case TT_HTTP1_BODY_LENGTH: {
             size_t n =
                 k->rb.len < (unsigned long long)x->priv.remain ? k->rb.len : (size_t)x->priv.remain;
@@ -1182,8 +1285,7 @@ static int x_process(conn *k, int eof)
             tt_buf_consume(&k->rb, n);
             x->priv.remain -= (long long)n;
             if (x->priv.remain == 0) {
-                x_response_done(k, 0);
-                return 1;
+                return x_response_done(k, 0);
             }
             if (eof) {
                 x->priv.resp_bytes = 1;
@@ -1210,8 +1312,7 @@ static int x_process(conn *k, int eof)
             }
             tt_buf_consume(&k->rb, (size_t)r);
             if (k->cd.done) {
-                x_response_done(k, 0);
-                return 1;
+                return x_response_done(k, 0);
             }
             if (eof) {
                 x->priv.resp_bytes = 1;
@@ -1227,8 +1328,7 @@ static int x_process(conn *k, int eof)
             }
             tt_buf_consume(&k->rb, k->rb.len);
             if (eof) {
-                x_response_done(k, 1);
-                return 1;
+                return x_response_done(k, 1);
             }
             return 0;
         }
@@ -1264,7 +1364,10 @@ static void conn_read(conn *k)
             if (k->x->priv.phase == X_READING && k->resp.status)
                 x_arm(k->x, tt_loop_now(c->loop) + (uint64_t)c->o.head_timeout_ms);
         }
-        if (x_process(k, eof) || eof) return;
+        int r;
+        while ((r = x_process(k, eof)) == 2) /* pipelined: the next response may be buffered */
+            k->x->priv.resp_bytes = k->rb.len != 0;
+        if (r || eof) return;
         if (!k->rready && !k->peer_fin)
             return; /* a short read drained the socket: the next edge brings more */
     }
@@ -1306,7 +1409,7 @@ static void conn_io(tt_loop *loop, tt_io *io, unsigned ev)
     case C_BUSY: {
         tt_exchange *x = k->x;
         if (!x) return;
-        if ((ev & TT_WRITE) && x->priv.phase == X_SENDING) {
+        if ((ev & TT_WRITE) && k->w && k->w->priv.phase == X_SENDING) {
             if (x_write(k)) return;
         }
         if (ev & (TT_READ | TT_RDHUP | TT_HUP | TT_ERROR)) {
@@ -1325,6 +1428,74 @@ static void conn_io(tt_loop *loop, tt_io *io, unsigned ev)
 }
 
 /* ---- leasing ---- */
+
+/* May x be pipelined behind other requests? Only idempotent requests without a body. */
+static int x_pipelinable(tt_client *c, tt_exchange *x)
+{
+    if (c->o.pipelining < 2 || x->body || x->body_read || x->no_keepalive || x->http10 ||
+        x->expect_continue)
+        return 0;
+    const char *m = x->method ? x->method : "GET";
+    return !strcmp(m, "GET") || !strcmp(m, "HEAD");
+}
+
+/* A busy connection of x's route that x can be pipelined on: the server kept a connection
+ * alive before (HTTP/1.1 persistent), nothing wrong seen, depth below the limit. */
+static conn *pipe_conn(tt_client *c, tt_exchange *x)
+{
+    if (!x_pipelinable(c, x) || x->priv.fresh_only) return NULL;
+    conn *best = NULL;
+    for (conn *k = c->all; k; k = k->anext) {
+        if (k->rt != x->priv.route || k->state != C_BUSY || !k->proven || k->peer_fin ||
+            k->retired || !k->x || !x_pipelinable(c, k->x) || k->pn + 2 > c->o.pipelining ||
+            k->pn >= MAX_PIPELINE || k->ka_max == 0 || (k->resp.flags & TT_HTTP1_F_CONN_CLOSE))
+            continue;
+        if (!best || k->pn < best->pn) best = k;
+    }
+    return best;
+}
+
+/* Append x to k's pipeline and write it as soon as the requests before it are written. */
+static void x_attach_pipe(tt_exchange *x, conn *k)
+{
+    tt_client *c = x->priv.client;
+    route *rt = k->rt;
+    uint64_t now = tt_loop_now(c->loop);
+    x->priv.qnext = x->priv.qprev = NULL;
+    if (k->pq_tail)
+        k->pq_tail->priv.qnext = x;
+    else
+        k->pq_head = x;
+    k->pq_tail = x;
+    k->pn++;
+    x->priv.conn = k;
+    uint64_t waited = now - x->priv.queued_at;
+    x->lease_wait_ms = waited;
+    c->st.lease_wait[tt__client_wait_bucket(waited)]++;
+    if (!tt_timer_armed(&x->priv.leak))
+        tt_timer_start(c->loop, &x->priv.leak, (uint64_t)c->o.leak_warn_ms);
+    c->st.connections_reused++;
+    rt->reused++;
+    k->requests++;
+    rt->requests++;
+    x->priv.phase = X_SENDING;
+    x->priv.woff = 0;
+    x->priv.wrote = 0;
+    x->priv.body_off = 0;
+    x->priv.slen = x->priv.soff = 0;
+    x->priv.flags = 0;
+    x->priv.resp_bytes = 0;
+    x_clear_outcome(x);
+    x->reused = 1;
+    x->conn_id = k->id;
+    x_arm(x, now + (uint64_t)c->o.head_timeout_ms);
+    VLOG(c, "* Pipelining on connection #%u (%d request%s ahead)", k->id, k->pn,
+         k->pn == 1 ? "" : "s");
+    if (!k->w) {
+        k->w = x;
+        x_write(k);
+    }
+}
 
 /* Can x proceed now? 1: started (attached or connecting), 0: must wait, <0: failed. */
 static int x_try_lease(tt_exchange *x)
@@ -1350,6 +1521,11 @@ static int x_try_lease(tt_exchange *x)
     }
     int rcount = rt->nbusy + rt->nconnecting + rt->nidle;
     if (rcount >= c->o.max_per_route) {
+        conn *pk = pipe_conn(c, x);
+        if (pk) {
+            x_attach_pipe(x, pk);
+            return 1;
+        }
         if (!x->priv.fresh_only || !rt->idle) return 0;
         conn_close(rt->idle_tail, TT_EVICT_POOL_FULL);
     }
@@ -1420,7 +1596,8 @@ static int x_can_go(tt_client *c, tt_exchange *x)
     if (rt->resolving) return 0;
     if (rt->idle && !x->priv.fresh_only) return 1;
     int rcount = rt->nbusy + rt->nconnecting + rt->nidle;
-    if (rcount >= c->o.max_per_route && !(x->priv.fresh_only && rt->idle)) return 0;
+    if (rcount >= c->o.max_per_route && !(x->priv.fresh_only && rt->idle))
+        return pipe_conn(c, x) != NULL;
     if (c->total < c->o.max_total) return 1;
     for (route *r2 = c->routes; r2; r2 = r2->next)
         if (r2->idle) return 1;
@@ -1549,11 +1726,11 @@ TT_API void tt_client_free(tt_client *c)
         x_complete(x, -ECANCELED, "client closed", TT_NOT_SENT);
     }
     while (c->all) {
-        conn *k = c->all;
-        tt_exchange *x = k->x;
-        k->x = NULL;
-        conn_close(k, TT_EVICT_SHUTDOWN);
-        if (x) x_complete(x, -ECANCELED, "client closed", x->priv.wrote ? TT_MAYBE_PROCESSED : 0);
+        tt_exchange *list[MAX_PIPELINE + 1];
+        int n = conn_detach_all(c->all, list, TT_EVICT_SHUTDOWN);
+        for (int i = 0; i < n; i++)
+            x_complete(list[i], -ECANCELED, "client closed",
+                       list[i]->priv.wrote ? TT_MAYBE_PROCESSED : TT_NOT_SENT);
     }
     while (c->jobs) {
         resolve_job *j = c->jobs;
@@ -1610,7 +1787,7 @@ TT_API size_t tt_client_stats_json(tt_client *c, char *buf, size_t size)
 {
     tt_client_stats s;
     tt_client_get_stats(c, &s);
-    char tmp[2048];
+    char tmp[8192];
     size_t o = 0;
 #define J(...) o += (size_t)snprintf(tmp + o, o < sizeof tmp ? sizeof tmp - o : 0, __VA_ARGS__)
     J("{\"requests\":%llu,\"errors\":%llu,\"connections_opened\":%llu,"
@@ -1628,8 +1805,26 @@ TT_API size_t tt_client_stats_json(tt_client *c, char *buf, size_t size)
     J("},\"lease_wait_ms_log2\":[");
     for (int i = 0; i < TT_CLIENT_WAIT_BUCKETS; i++)
         J("%s%llu", i ? "," : "", (unsigned long long)s.lease_wait[i]);
-    J("],\"open\":%d,\"leased\":%d,\"idle\":%d,\"pending\":%d}", s.open, s.leased, s.idle,
-      s.pending);
+    J("],\"open\":%d,\"leased\":%d,\"idle\":%d,\"pending\":%d,\"routes\":[", s.open, s.leased,
+      s.idle, s.pending);
+    int nr = 0;
+    for (route *rt = c->routes; rt && nr < 16; rt = rt->next, nr++) {
+        char host[256];
+        size_t i = 0;
+        for (; rt->host[i] && i < sizeof host - 1; i++) {
+            char ch = rt->host[i];
+            int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                     (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == ':' || ch == '_';
+            host[i] = ok ? ch : '?'; /* JSON-safe without escaping */
+        }
+        host[i] = 0;
+        J("%s{\"host\":\"%s\",\"port\":%d,\"leased\":%d,\"idle\":%d,\"pending\":%d,"
+          "\"opened\":%llu,\"requests\":%llu,\"reused\":%llu,\"learned_idle_ms\":%llu}",
+          nr ? "," : "", host, rt->port, rt->nbusy + rt->nconnecting, rt->nidle, rt->npending,
+          (unsigned long long)rt->opened, (unsigned long long)rt->requests,
+          (unsigned long long)rt->reused, (unsigned long long)rt->learned_idle_ms);
+    }
+    J("]}");
 #undef J
     if (o >= sizeof tmp) o = sizeof tmp - 1;
     if (size) {

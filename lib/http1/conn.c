@@ -391,6 +391,14 @@ static void conn_begin_close(tt__conn *c)
         tt__conn_close(c, reason);
         return;
     }
+    int error = reason == TT_CLOSE_BAD_REQUEST || reason == TT_CLOSE_HEADER_TIMEOUT ||
+                reason == TT_CLOSE_BODY_TIMEOUT;
+    if (!error && x && x->req.minor_version == 0 && !(c->flags & TT__C_READABLE) && !x->rbuf.len) {
+        /* HTTP/1.0 clients (ab, old proxies) read until the server closes even with a
+         * Content-Length: closing first is the only way they finish promptly. */
+        tt__conn_close(c, reason);
+        return;
+    }
     conn_set_state(c, TT_CONN_LINGERING);
     if (x) {
         tt_buf_release(&x->rbuf, w->pool);
@@ -401,8 +409,7 @@ static void conn_begin_close(tt__conn *c)
      * until it is done, so tell it with our FIN at once. Otherwise the client was told
      * "Connection: close" in a complete response: pipelined requests it already sent are
      * drained and discarded, and it closes first. */
-    if (reason == TT_CLOSE_BAD_REQUEST || reason == TT_CLOSE_HEADER_TIMEOUT ||
-        reason == TT_CLOSE_BODY_TIMEOUT) {
+    if (error) {
         shutdown(c->io.fd, SHUT_WR);
         c->flags |= TT__C_LINGER_DRAIN;
         c->deadline = tt__worker_now(w) + (uint32_t)CFG(c)->lingering_time_ms;
@@ -422,7 +429,9 @@ static void conn_begin_close(tt__conn *c)
 static void rebase(struct tt_req *x, const char *old)
 {
     ptrdiff_t d = x->rbuf.data - old;
-    if (!d || !old) return;
+    /* While the head is incomplete the parser rebases its own results on the next call (it
+     * remembers the buffer address): rebasing here too would move them twice. */
+    if (!d || !old || !x->head_len) return;
 #define RB(p)                                                                                      \
     if (p) (p) += d
     RB(x->req.method);
@@ -590,7 +599,9 @@ static int conn_step(tt__conn *c)
                 x->discard = left;
                 c->nreq++;
                 TT__INC(w->stats.requests);
-                x->keep_alive = 1;
+                x->keep_alive = cfg->keepalive_timeout_ms > 0 && !w->shutting &&
+                                (x->req.flags & TT_HTTP1_F_KEEP_ALIVE);
+                if (!x->keep_alive && !c->closing) c->closing = TT_CLOSE_CONN_CLOSE + 1;
                 x->handling = 1;
                 x->head_only = x->req.method_id == TT_HTTP1_M_HEAD;
                 conn_set_state(c, TT_CONN_HANDLING);
@@ -677,7 +688,8 @@ static ssize_t conn_read(tt__conn *c)
         ssize_t n = recv(c->io.fd, x->rbuf.data + x->rbuf.len, space, 0);
         if (n > 0) {
             tt_buf_commit(&x->rbuf, (size_t)n);
-            if ((size_t)n < space) c->flags &= (uint8_t)~TT__C_READABLE;
+            if ((size_t)n < space && !(c->flags & TT__C_RDHUP))
+                c->flags &= (uint8_t)~TT__C_READABLE; /* short read: drained, an edge follows */
             if (c->state == TT_CONN_READING_BODY)
                 tt_timer_start(c->w->loop, &c->timer, (uint64_t)CFG(c)->body_timeout_ms);
             return n;
@@ -791,6 +803,7 @@ static void conn_on_io(tt_loop *loop, tt_io *io, unsigned ev)
         return;
     }
     if (ev & (TT_READ | TT_RDHUP)) c->flags |= TT__C_READABLE;
+    if (ev & TT_RDHUP) c->flags |= TT__C_RDHUP; /* the FIN edge will not come again */
     if ((ev & TT_WRITE) && (c->flags & TT__C_WANT_WRITE) && c->x) {
         int r = conn_flush_timed(c);
         if (r < 0) return;

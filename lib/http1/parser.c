@@ -276,15 +276,12 @@ static tt_http1_error field_semantics(tt_http1_parser *p, const tt_header *h, ui
     const char *nm = h->name;
     switch (h->name_len) {
     case 4:
-        if (TT__IEQ(nm, 4, "host")) {
+        if (!(p->flags & PF_RESPONSE) && TT__IEQ(nm, 4, "host")) {
             if (p->flags & PF_HOST) return TT_HTTP1_E_HOST_DUPLICATE;
             p->flags |= PF_HOST;
-            if (!(p->flags & PF_RESPONSE)) {
-                if (!tt__http1_valid_host(h->value, h->value_len, 0))
-                    return TT_HTTP1_E_HOST_INVALID;
-                *host = h->value;
-                *host_len = h->value_len;
-            }
+            if (!tt__http1_valid_host(h->value, h->value_len, 0)) return TT_HTTP1_E_HOST_INVALID;
+            *host = h->value;
+            *host_len = h->value_len;
         }
         break;
     case 6:
@@ -458,6 +455,7 @@ static int parse_head(tt_http1_parser *p, const char *buf, size_t len, tt_http1_
         p->state = S_TARGET;
         /* fall through */
     case S_TARGET:
+        pos = tt__skip_target(buf, pos, lend);
         while (pos < lend && TT__IS(buf[pos], TT__C_TARGET))
             pos++;
         if (pos >= lend) NEED_MORE();
@@ -642,6 +640,7 @@ static int parse_head(tt_http1_parser *p, const char *buf, size_t len, tt_http1_
         /* the hot loop: field-vchar, SP and HTAB */
         {
             const uint8_t *b = (const uint8_t *)buf;
+            pos = tt__skip_value(buf, pos, end);
             while (pos + 4 <= end && TT__IS(b[pos], TT__C_VALUE | TT__C_OWS) &&
                    TT__IS(b[pos + 1], TT__C_VALUE | TT__C_OWS) &&
                    TT__IS(b[pos + 2], TT__C_VALUE | TT__C_OWS) &&

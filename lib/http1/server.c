@@ -405,9 +405,19 @@ static void *worker_main(void *arg)
 {
     tt__worker *w = arg;
     tt_loop_run(w->loop);
+    __atomic_sub_fetch(&w->srv->running, 1, __ATOMIC_SEQ_CST);
+    tt_async_send(&w->srv->ctl_done);
     return NULL;
 }
 
+static void on_worker_done(tt_loop *loop, tt_async *a)
+{
+    tt_server *s = a->data;
+    if (__atomic_load_n(&s->running, __ATOMIC_SEQ_CST) == 0) tt_loop_stop(loop);
+}
+
+/* The calling thread runs a small control loop (signals, waiting for the workers), so a
+ * second signal is seen even when some workers have already finished draining. */
 TT_API int tt_server_run(tt_server *s, int handle_signals)
 {
     int r = 0;
@@ -423,30 +433,39 @@ TT_API int tt_server_run(tt_server *s, int handle_signals)
             return -EAGAIN;
         }
     }
+    r = tt_loop_new(&s->ctl);
+    if (r == 0) r = tt_async_init(s->ctl, &s->ctl_done, on_worker_done, s);
+    if (r == 0 && handle_signals) {
+        signal(SIGPIPE, SIG_IGN);
+        tt_loop_on_signal(s->ctl, SIGTERM, on_signal, s);
+        r = tt_loop_on_signal(s->ctl, SIGINT, on_signal, s);
+    }
     /* Every worker's loop is created here so shutdown can reach it from the first instant. */
     for (int i = 0; i < s->nworkers && r == 0; i++)
         r = worker_setup(&s->workers[i]);
-    if (r == 0 && handle_signals) {
-        signal(SIGPIPE, SIG_IGN);
-        tt_loop_on_signal(s->workers[0].loop, SIGTERM, on_signal, s);
-        r = tt_loop_on_signal(s->workers[0].loop, SIGINT, on_signal, s);
-    }
-    int started = 1;
-    for (int i = 1; i < s->nworkers && r == 0; i++) {
+    int started = 0;
+    for (int i = 0; i < s->nworkers && r == 0; i++) {
+        __atomic_add_fetch(&s->running, 1, __ATOMIC_SEQ_CST);
         if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
+            __atomic_sub_fetch(&s->running, 1, __ATOMIC_SEQ_CST);
             r = -EAGAIN;
             break;
         }
         started++;
     }
     if (r == 0)
-        r = tt_loop_run(s->workers[0].loop);
+        r = tt_loop_run(s->ctl);
     else
         tt_server_shutdown(s);
-    for (int i = 1; i < started; i++)
+    for (int i = 0; i < started; i++)
         pthread_join(s->workers[i].thread, NULL);
     for (int i = 0; i < s->nworkers; i++)
         if (s->workers[i].loop) worker_teardown(&s->workers[i]);
+    if (s->ctl) {
+        if (s->ctl_done.loop) tt_async_close(&s->ctl_done);
+        tt_loop_free(s->ctl);
+        s->ctl = NULL;
+    }
     if (logging) {
         pthread_mutex_lock(&log_mu);
         log_stop = 1;

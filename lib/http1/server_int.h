@@ -40,6 +40,7 @@ enum {
     TT__C_LINGER_DRAIN = 1u << 4, /* lingering: SHUT_WR done, draining input */
     TT__C_ZOMBIE = 1u << 5,       /* closed while a handler holds the exchange */
     TT__C_HEAD_STARTED = 1u << 6, /* header deadline armed for the current head */
+    TT__C_RDHUP = 1u << 7,        /* EPOLLRDHUP seen: read on until EOF (no short-read shortcut) */
 };
 
 /* A connection: small on purpose (see docs/bench-server.md). */
@@ -137,6 +138,9 @@ struct tt_server {
     int port;
     volatile int shutdown_count;
     int kill_now;
+    tt_loop *ctl;      /* the calling thread's control loop: signals, waits for workers */
+    tt_async ctl_done; /* a worker finished */
+    int running;       /* workers still running (atomic) */
 };
 
 /* conn.c */

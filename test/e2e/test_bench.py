@@ -268,8 +268,7 @@ class BenchJSON(tt.TestCase):
         with RawServer() as srv:
             _, d, _ = bench("-d", "300ms", "-c", "2", "-t", "1", "--json", srv.url())
         self.assertGreater(d["requests"], 0)
-        self.assertGreaterEqual(d["duration_s"], 0.25)
-        self.assertLess(d["duration_s"], 5)
+        self.assertGreaterEqual(d["duration_s"], 0.25)  # ran until the deadline, not less
 
     def test_rate_open_loop(self):
         with RawServer() as srv:

@@ -17,7 +17,7 @@ pid {d}/nginx.pid;
 error_log {d}/error.log;
 events {{ worker_connections 512; }}
 http {{
-  log_format plain '$request_method $uri $status $connection $connection_requests';
+  log_format plain '$request_method $uri $status $connection $connection_requests a$args';
   access_log {d}/access.log plain;
   client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp;
   uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
@@ -146,6 +146,9 @@ class GetNginxTest(tt.TestCase):
             self.assertEqual(st["retries"], 0)  # the closed connection was never leased
             self.assertEqual(st["evictions"]["peer_closed"] + st["evictions"]["server_hint"], 2)
             self.assertIn(b"closed by the server while idle", p.stderr)
+            # the idle-close time was learned for the route (nginx: ~1 s, no Keep-Alive header)
+            learned = st["routes"][0]["learned_idle_ms"]
+            self.assertGreaterEqual(learned, 900)  # never before the server actually closed
 
     def test_no_close_wait_while_idle(self):
         with Nginx(timeout="1s") as ng:
@@ -194,6 +197,51 @@ class GetNginxTest(tt.TestCase):
             log = ng.log()
             self.assertEqual(len(log), 1000)
             self.assertLessEqual(len({line[3] for line in log}), 8)  # nginx's connection serials
+
+    def test_pipelining_is_opt_in_and_correct(self):
+        with Nginx() as ng:
+            urls = [ng.url("/?n=%d" % i) for i in range(300)]
+            p, st = get("-v", "--stats", "--parallel", "20", "--max-connections", "2", *urls)
+            self.assertEqual(p.returncode, 0, p.stderr[-2000:])
+            self.assertNotIn(b"Pipelining", p.stderr)  # off by default
+            p, st = get("-v", "--stats", "--parallel", "20", "--max-connections", "2",
+                        "--pipeline", "8", *urls)
+            self.assertEqual(p.returncode, 0, p.stderr[-2000:])
+            self.assertEqual(p.stdout, b"hello\n" * 300)
+            self.assertIn(b"Pipelining on connection", p.stderr)
+            self.assertEqual(st["errors"], 0)
+            self.assertLessEqual(st["connections_opened"], 2)
+            self.assertEqual(len(ng.log()), 600)
+
+    def test_pipelining_with_server_request_limit_replays_only_idempotent(self):
+        with Nginx(reqs=5) as ng:
+            urls = [ng.url("/?n=%d" % i) for i in range(100)]
+            p, st = get("--stats", "--parallel", "10", "--max-connections", "2", "--pipeline", "4",
+                        *urls)
+            self.assertEqual(p.returncode, 0, p.stderr[-2000:])
+            self.assertEqual(p.stdout, b"hello\n" * 100)
+            self.assertEqual(st["errors"], 0)
+            # requests nginx never answered were replayed: every URL answered at least once
+            answered = {line[5] for line in ng.log()}
+            self.assertEqual(answered, {"an=%d" % i for i in range(100)})
+
+    def test_tcp_keepalive_option_is_set(self):
+        with Nginx() as ng:
+            proc = subprocess.Popen([tt.TETHER, "get", "--tcp-keepalive", "7:3:2", "--interval", "1.5",
+                                     ng.url(), ng.url()], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                def ka_timer():
+                    out = subprocess.run(["ss", "-Htno", "state", "established",
+                                          "( dport = :%d )" % ng.port],
+                                         capture_output=True, text=True).stdout
+                    return "keepalive" in out and out
+                out = tt.wait_for(ka_timer, timeout=1.4, step=0.02)
+                self.assertTrue(out)
+            finally:
+                o, e = proc.communicate(timeout=30)
+            self.assertEqual(proc.returncode, 0, e)
+            p, _ = get("--tcp-keepalive", "nonsense", ng.url())
+            self.assertEqual(p.returncode, 2)
 
     def test_head_204_and_big_body(self):
         with Nginx() as ng:

@@ -226,6 +226,33 @@ class GetPeersTest(tt.TestCase):
             self.assertEqual(p.stdout, b"onetwo")
             self.assertEqual(st["retries_by"]["maybe_processed"], 1)
 
+    def test_expect_100_continue_waits_for_the_server(self):
+        def h(s, c, idx):
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += c.recv(65536)
+            head, _, rest = buf.partition(b"\r\n\r\n")
+            s.requests.append(head.split(b"\r\n")[0].decode())
+            c.settimeout(0.3)
+            try:
+                early = rest + c.recv(65536)
+            except socket.timeout:
+                early = rest
+            s.early = early
+            c.settimeout(5)
+            c.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n")
+            body = early
+            while len(body) < 5:
+                body += c.recv(65536)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+        with RawServer(h) as srv:
+            srv.early = None
+            p, st = get("-v", "-d", "hello", "-H", "Expect: 100-continue", srv.url())
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(srv.early, b"")  # the body waited for 100 Continue
+            self.assertEqual(p.stdout, b"hello")
+
     def test_exit_codes(self):
         port = tt.free_port()
         p, _ = get("http://127.0.0.1:%d/" % port)

@@ -10,6 +10,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "soak"))
 import chaos  # noqa: E402
+import relkit  # noqa: E402
+import socket  # noqa: E402
 
 SECONDS = float(os.environ.get("TT_CHAOS_SECONDS", "20"))
 
@@ -23,6 +25,28 @@ class ChaosTest(unittest.TestCase):
         self.assertGreater(rep["answered"], 100)
         for name, _ in chaos.Worker.BEHAVIOURS:
             self.assertIn(name, rep["counts"], "behaviour %s never ran" % name)
+
+
+    def test_pipelined_head_across_read_buffer_growth(self):
+        """Regression found by the chaos run: in a pipelined burst, the request whose head
+        straddles byte 32768 of the connection's input was answered 404 (route lookup on a stale
+        target pointer after the read buffer moved) or read freed memory (ASan
+        heap-buffer-overflow in split_target). Every request must get its own answer."""
+        get = relkit.get_request("/g")
+        with relkit.Server("--echo", "--workers", "1") as srv:
+            for first in range(32500, 32800, 7):
+                big = b"p" * (first - 60)
+                tail = b"q" * 3000
+                reqs = [(relkit.post_request(big), big), (get, relkit.HELLO), (get, relkit.HELLO),
+                        (relkit.post_request(tail), tail)]
+                with socket.create_connection(("127.0.0.1", srv.port), timeout=10 * relkit.SLOW) as s:
+                    s.sendall(b"".join(r for r, _ in reqs))
+                    buf = b""
+                    for i, (_, want) in enumerate(reqs):
+                        st, _, body, buf = relkit.read_response(s, buf)
+                        self.assertEqual((st, len(body), body == want), (200, len(want), True),
+                                         "request %d of the burst with a %d-byte first request" % (i, first))
+            self.assertTrue(srv.alive(), srv.output()[-3000:])
 
 
 if __name__ == "__main__":

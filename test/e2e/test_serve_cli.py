@@ -54,7 +54,14 @@ class ServeCli(tt.TestCase):
             busy.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhe")  # in flight
             time.sleep(0.2)
             srv.proc.send_signal(signal.SIGTERM)
-            time.sleep(0.3)
+
+            def refused():
+                try:
+                    srv.connect(timeout=0.5).close()
+                    return False
+                except OSError:
+                    return True
+            self.assertTrue(tt.wait_for(refused, timeout=10))  # first signal seen: not accepting
             self.assertIsNone(srv.proc.poll())  # draining: waits for the busy request
             srv.proc.send_signal(signal.SIGTERM)
             self.assertNotEqual(srv.proc.wait(5), 0)

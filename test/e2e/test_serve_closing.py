@@ -103,6 +103,31 @@ class Timeouts(tt.TestCase):
             self.assertLess(time.time() - t0, 8)
             s.close()
 
+    def test_body_timeout_closes(self):
+        with tt.Tether("--echo", "--workers", "1", "--body-timeout", "1") as srv:
+            s = srv.connect()
+            s.settimeout(10)
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+            t0 = time.time()
+            self.assertEqual(tt.recv_until_close(s), b"")  # closed, nothing answered
+            self.assertLess(time.time() - t0, 8)
+            s.close()
+
+    def test_send_timeout_peer_not_reading(self):
+        root = tempfile.mkdtemp()
+        with open(os.path.join(root, "big.bin"), "wb") as f:
+            f.write(b"x" * (32 << 20))
+        with tt.Tether("--root", root, "--workers", "1", "--send-timeout", "1") as srv:
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", srv.port))
+            s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            # we never read: the server must give up after ~1 s without progress, not hold on
+            gone = tt.wait_for(lambda: tt.tcp_states(srv.port)["server"].get("ESTABLISHED", 0) == 0,
+                               timeout=10)
+            self.assertTrue(gone, tt.tcp_states(srv.port))
+            s.close()
+
 
 class Closing(tt.TestCase):
     def test_no_server_time_wait_after_connection_close(self):

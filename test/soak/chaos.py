@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Chaos load against `tether serve --echo`: mixed hostile and well-behaved clients.
 
-    python3 test/soak/chaos.py [--seconds N] [--procs P] [--threads T]   # starts its own server
+    python3 test/soak/chaos.py [--seconds N] [--procs P] [--threads T] [--wrk]   # own server
     python3 test/soak/chaos.py --worker --port P --seconds N --threads T --seed S   # (internal)
 
 Behaviours: keep-alive sequences, pipelining bursts, aborts mid-request and mid-response,
@@ -251,8 +251,31 @@ def settle(srv, base_fds, timeout):
                            timeout, 0.2)
 
 
-def soak(seconds, procs, threads, warmup=5):
-    """Start a server, warm it up, take the baseline, run the chaos, check it. Returns a report."""
+def run_wrk(port, seconds):
+    """Background keep-alive load (wrk, 1 thread, 32 connections) so the server has a core busy."""
+    return subprocess.Popen(["wrk", "-t1", "-c32", "-d%ds" % max(1, int(seconds)), "http://%s:%d/" % (HOST, port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wrk_result(p, seconds):
+    """(requests, problems) from wrk's summary: any socket error or non-2xx answer is a problem."""
+    try:
+        out, _ = p.communicate(timeout=seconds + 60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, _ = p.communicate()
+        return 0, ["wrk did not finish"]
+    problems = [line.strip() for line in out.splitlines() if "Socket errors" in line or "Non-2xx" in line]
+    m = [line for line in out.splitlines() if "requests in" in line]
+    n = int(m[0].split()[0]) if m else 0
+    if not m:
+        problems.append("wrk: " + out[-300:])
+    return n, problems
+
+
+def soak(seconds, procs, threads, warmup=5, wrk=False):
+    """Start a server, warm it up, take the baseline, run the chaos (plus wrk's keep-alive load
+    when wrk), check it. Returns a report."""
     relkit.raise_nofile()
     rep = {"seconds": seconds, "procs": procs, "threads": threads, "problems": []}
     with relkit.Server(*SERVER_ARGS) as srv:
@@ -262,7 +285,11 @@ def soak(seconds, procs, threads, warmup=5):
         time.sleep(0.5)
         base_fds, base_rss = srv.fds(), srv.rss_kb()
         t0, cpu0 = time.time(), srv.cpu_seconds()
+        wp = run_wrk(srv.port, seconds) if wrk else None
         r = drive(srv.port, seconds, procs, threads)
+        if wp is not None:
+            rep["wrk_requests"], wprob = wrk_result(wp, seconds)
+            rep["problems"] += ["wrk: " + x for x in wprob]
         rep["server_cpu_share"] = round((srv.cpu_seconds() - cpu0) / (time.time() - t0), 3)
         settled = settle(srv, base_fds, 30 * relkit.SLOW)
         time.sleep(1)
@@ -302,11 +329,12 @@ def main():
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--wrk", action="store_true", help="add wrk keep-alive load (1 thread, 32 connections)")
     a = ap.parse_args()
     if a.worker:
         worker_main(a)
         return
-    rep = soak(a.seconds, a.procs, a.threads)
+    rep = soak(a.seconds, a.procs, a.threads, wrk=a.wrk)
     print(json.dumps(rep))
     sys.exit(1 if rep["problems"] else 0)
 

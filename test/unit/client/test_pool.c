@@ -438,3 +438,74 @@ Test(pool, aborted_body_is_drained_and_connection_kept)
     tt_client_free(c);
     close(lfd);
 }
+
+static int order[8], norder;
+static void on_done_order(tt_exchange *x)
+{
+    order[norder++] = *(int *)x->data;
+}
+
+/* Answer one request on lfd (accepting a new connection when *cfd < 0), running c's loop. */
+static int answer(int lfd, int *cfd, tt_client *c)
+{
+    return serve_one(lfd, cfd, c);
+}
+
+Test(pool, fair_fifo_across_routes)
+{
+    int p1, p2, c1 = -1, c2 = -1;
+    int l1 = listener(&p1), l2 = listener(&p2);
+    tt_client_opts o;
+    tt_client_opts_default(&o);
+    o.max_per_route = 1;
+    o.max_total = 1;
+    tt_client *c;
+    cr_assert_eq(tt_client_new(&c, &o), 0);
+    char u1[64], u2[64];
+    snprintf(u1, sizeof u1, "http://127.0.0.1:%d/a", p1);
+    snprintf(u2, sizeof u2, "http://127.0.0.1:%d/b", p2);
+    tt_exchange a, b, a2;
+    int ida = 1, idb = 2, ida2 = 3;
+    tt_exchange *xs[] = {&a, &b, &a2};
+    int *ids[] = {&ida, &idb, &ida2};
+    const char *urls[] = {u1, u2, u1};
+    norder = 0;
+    for (int i = 0; i < 3; i++) {
+        tt_exchange_init(xs[i]);
+        xs[i]->url = urls[i];
+        xs[i]->on_done = on_done_order;
+        xs[i]->data = ids[i];
+        cr_assert_eq(tt_client_start(c, xs[i]), 0);
+    }
+    cr_assert_gt(answer(l1, &c1, c), 0); /* a */
+    for (int i = 0; i < 100 && norder < 1; i++)
+        tt_client_wait(c, 5);
+    cr_assert_eq(norder, 1);
+    cr_assert_eq(order[0], 1);
+    /* b was queued before a2: it gets the single slot although a2 could reuse a's connection */
+    cr_assert_gt(answer(l2, &c2, c), 0);
+    for (int i = 0; i < 100 && norder < 2; i++)
+        tt_client_wait(c, 5);
+    cr_assert_eq(norder, 2);
+    cr_assert_eq(order[1], 2);
+    tt_client_stats st;
+    tt_client_get_stats(c, &st);
+    cr_assert_geq(st.evictions[TT_EVICT_POOL_FULL], 1);
+    /* then a2, on a new connection to route 1 (a's was closed to make room) */
+    close(c1);
+    c1 = -1;
+    cr_assert_gt(answer(l1, &c1, c), 0);
+    for (int i = 0; i < 100 && norder < 3; i++)
+        tt_client_wait(c, 5);
+    cr_assert_eq(norder, 3);
+    cr_assert_eq(order[2], 3);
+    cr_assert_eq(a2.error, 0);
+    cr_assert_not(a2.reused);
+    for (int i = 0; i < 3; i++)
+        tt_exchange_cleanup(xs[i]);
+    tt_client_free(c);
+    close(c1);
+    close(c2);
+    close(l1);
+    close(l2);
+}

@@ -375,6 +375,11 @@ static hcase responses[] = {
     RSB("HTTP/1.1 200 OK\r\n\r\nbody", 200, "body"),
     RSB("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nhi", 200, "hi"),
     RS("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", 0),
+    RSB("HTTP/1.1 200 OK\r\nHost: a\r\nHost: b c\r\nContent-Length: 1\r\n\r\nx", 200, "x"),
+    RS("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n", 400),
+    RS("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 400),
+    RSB("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b\r\nhello\r\n0\r\nX: y\r\n\r\n",
+        200, "hello"),
 };
 
 static void check(const hcase *c)

@@ -578,3 +578,23 @@ Test(keepalive, parse_and_format)
     cr_assert_eq(tt_http1_keepalive_parse(b, strlen(b), &k), 0);
     cr_assert_eq(k.timeout, 7);
 }
+
+/* After a complete head the same parser takes the next pipelined message without re-init. */
+Test(parser, reuse_without_reinit)
+{
+    static const char s[] = "GET /1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+                            "POST /2 HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi";
+    tt_http1_parser p;
+    tt_http1_request r;
+    int n = preq(LIT(s), &r, &p, NULL);
+    cr_assert_gt(n, 0);
+    cr_assert(r.flags & TT_HTTP1_F_CONN_CLOSE);
+    int m = tt_http1_parse_request(&p, s + n, sizeof(s) - 1 - (size_t)n, &r);
+    cr_assert_gt(m, 0, "%s", tt_http1_error_name(p.error));
+    cr_assert(streq(r.target, r.target_len, "/2"));
+    cr_assert_eq(r.minor_version, 0);
+    cr_assert_eq(r.num_headers, 1);
+    cr_assert_eq(r.body, TT_HTTP1_BODY_LENGTH);
+    cr_assert_eq(r.flags & (TT_HTTP1_F_CONN_CLOSE | TT_HTTP1_F_KEEP_ALIVE), 0);
+    cr_assert_null(r.host);
+}

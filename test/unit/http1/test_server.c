@@ -51,8 +51,7 @@ static size_t read_some(int fd, char *buf, size_t size, const char *until)
         if (n > 0) {
             got += (size_t)n;
             buf[got] = 0;
-            if (strstr(buf, until))
-                break;
+            if (strstr(buf, until)) break;
         } else if (n == 0) {
             break;
         } else {
@@ -68,8 +67,7 @@ static uint64_t wait_closes(tt_server *srv, int reason, uint64_t want)
     tt_server_stats st;
     for (int i = 0; i < 2000; i++) {
         tt_server_stats_get(srv, -1, &st);
-        if (st.closes[reason] >= want)
-            break;
+        if (st.closes[reason] >= want) break;
         usleep(1000);
     }
     return st.closes[reason];
@@ -125,8 +123,7 @@ Test(server, counters_and_conn_info)
         snprintf(want, sizeof want, "requests=%d", i);
         read_some(fd, buf, sizeof buf, want);
         cr_assert(strstr(buf, want), "response %d: %s", i, buf);
-        if (i == 3)
-            cr_assert(strstr(buf, "Connection: close"), "%s", buf);
+        if (i == 3) cr_assert(strstr(buf, "Connection: close"), "%s", buf);
     }
     cr_assert_eq(last_info.requests, 3);
     cr_assert_eq(last_info.requests_left, 0);
