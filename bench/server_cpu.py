@@ -16,7 +16,7 @@ import subprocess
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEERS = "/work/shared/peers"
+PEERS = os.environ.get("TETHER_PEERS", os.path.join(ROOT, "..", "shared", "peers"))  # the shared reference configs
 TCK = os.sysconf("SC_CLK_TCK")
 
 

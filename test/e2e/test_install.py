@@ -13,7 +13,9 @@ class InstallTest(tt.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="tether-install-")
         cls.prefix = os.path.join(cls.tmp, "prefix")
-        env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+        # make exports its command-line variables (CC=clang SANITIZE=...) to the environment: drop them
+        drop = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "CC", "SANITIZE", "DEBUG", "CFLAGS", "LDFLAGS", "BUILD")
+        env = {k: v for k, v in os.environ.items() if k not in drop}
         cls.env = env
         # a separate plain build so sanitizer or clang runs of the suite do not leak into it
         subprocess.run(["make", "-s", "-C", tt.ROOT, "-j2", "install", "PREFIX=" + cls.prefix,
@@ -45,7 +47,8 @@ class InstallTest(tt.TestCase):
             cmd += [os.path.join(self.prefix, "lib", "libtether.a")] + [a for a in libs if a != "-ltether"]
         else:
             cmd += libs
-        subprocess.run(cmd, check=True, capture_output=True)
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
         env = dict(self.env, LD_LIBRARY_PATH=os.path.join(self.prefix, "lib"))
         out = subprocess.run([exe], capture_output=True, text=True, env=env, check=True).stdout
         self.assertRegex(out, r"^tether \d+\.\d+\.\d+\n$")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate test/unit/http1/llhttp_vectors.h from /work/shared/vectors/llhttp-request-vectors.json.
+"""Generate test/unit/http1/llhttp_vectors.h from ../shared/vectors/llhttp-request-vectors.json (beside the checkout).
 
 usage: python3 test/unit/http1/gen_vectors.py [VECTORS.json [LICENSES.txt]] > llhttp_vectors.h
 
@@ -11,7 +11,7 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SRC = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/vectors/llhttp-request-vectors.json"
+SRC = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "shared", "vectors", "llhttp-request-vectors.json")
 LIC = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(SRC), "THIRD_PARTY_LICENSES.txt")
 
 # (file, exact name) -> (tether verdict, reason). Only strict=false rows (llhttp lenient flags)
