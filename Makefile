@@ -161,9 +161,11 @@ fuzz:
 		clang $(FUZZ_FLAGS) -o $(FUZZ_BUILD)/$$n $$f $(LIB_SRC) -lpthread -lm || exit 1; \
 		mkdir -p $(FUZZ_BUILD)/corpus-$$n; \
 		dict=""; [ -f fuzz/http.dict ] && dict="-dict=fuzz/http.dict"; \
-		$(FUZZ_BUILD)/$$n $$dict -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		rc=0; $(FUZZ_BUILD)/$$n $$dict -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 			-artifact_prefix=$(FUZZ_BUILD)/$$n- $(FUZZ_BUILD)/corpus-$$n fuzz/corpus/$$n \
-			2>&1 | tail -n 12 || exit 1; \
+			> $(FUZZ_BUILD)/$$n.log 2>&1 || rc=$$?; \
+		tail -n 12 $(FUZZ_BUILD)/$$n.log; \
+		if [ $$rc -ne 0 ]; then echo "fuzz: $$n failed (exit $$rc), see $(FUZZ_BUILD)/$$n.log"; exit 1; fi; \
 	done
 
 # Long reliability runs (docs/reliability.md): slowloris dribble + chaos; SOAK_SECONDS=600.

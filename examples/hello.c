@@ -1,8 +1,13 @@
-/* hello.c — the smallest program against an installed tether (pkg-config --cflags --libs tether). */
+/* hello.c — the smallest program against an installed tether (pkg-config --cflags --libs tether).
+ */
 #include <stdio.h>
 #include <tether.h>
 
-static void done(tt_loop *loop, tt_timer *t) { (void)t; tt_loop_stop(loop); }
+static void done(tt_loop *loop, tt_timer *t)
+{
+    (void)t;
+    tt_loop_stop(loop);
+}
 
 int main(void)
 {

@@ -2,9 +2,9 @@
 #ifndef TETHER_VERSION_H
 #define TETHER_VERSION_H
 
-#define TT_VERSION_MAJOR 0
-#define TT_VERSION_MINOR 1
-#define TT_VERSION_PATCH 0
+#define TT_VERSION_MAJOR  0
+#define TT_VERSION_MINOR  1
+#define TT_VERSION_PATCH  0
 #define TT_VERSION_STRING "0.1.0"
 
 #ifdef __cplusplus

@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -84,7 +83,7 @@ class HAProxy:
 
 class HAProxyTest(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="tt-rel-haproxy-")
+        self.tmp = relkit.mkdtemp("tt-rel-haproxy-")
         self.s1 = relkit.Server("--echo", "--workers", "1", tmpdir=self.tmp).start()
         self.s2 = relkit.Server("--echo", "--workers", "1", tmpdir=self.tmp).start()
         self.ha = HAProxy(self.s1.port, self.s2.port, self.tmp)

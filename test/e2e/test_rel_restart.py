@@ -9,7 +9,6 @@ the first: no connection may be refused at any moment (docs/deploy.md)."""
 import os
 import signal
 import sys
-import tempfile
 import time
 import unittest
 
@@ -22,7 +21,7 @@ NCLIENTS = 6
 
 class RestartTest(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="tt-rel-restart-")
+        self.tmp = relkit.mkdtemp("tt-rel-restart-")
 
     def check_no_loss(self, res, logged):
         self.assertEqual(res["partial"], [], "responses cut in the middle")

@@ -3,7 +3,9 @@ versions): start `tether serve` with its output in files (never a pipe that can 
 fd count, RSS and CPU time from /proc, small raw-socket HTTP helpers, and network namespaces
 joined by a veth pair that are always removed. Standard library only."""
 import os
+import atexit
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,6 +40,13 @@ def read_text(path):
         return f.read()
 
 
+def mkdtemp(prefix="tt-rel-"):
+    """A temporary directory removed when this process exits."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, d, True)
+    return d
+
+
 def wait_for(pred, timeout=10.0, step=0.05):
     """Poll pred() until truthy or timeout; returns the last value (bounded wait, no assertion)."""
     deadline = time.time() + timeout
@@ -56,7 +65,7 @@ class Server:
                  tmpdir=None):
         self.host = host
         self.port = port or (free_port(host) if netns is None else 8080)
-        self.tmp = tmpdir or tempfile.mkdtemp(prefix="tt-rel-")
+        self.tmp = tmpdir or mkdtemp()
         argv = [TETHER, "serve"]
         if listen:
             argv += ["--listen", "%s:%d" % (host, self.port)]
