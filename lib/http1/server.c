@@ -424,21 +424,28 @@ TT_API int tt_server_run(tt_server *s, int handle_signals)
     pthread_t lt;
     int log_fd = s->cfg.access_log_fd;
     int logging = log_fd > 0;
-    if (logging) {
-        log_shared = malloc(LOG_CAP);
-        if (!log_shared) return -ENOMEM;
-        log_stop = 0;
-        if (pthread_create(&lt, NULL, log_thread, &log_fd) != 0) {
-            free(log_shared);
-            return -EAGAIN;
-        }
-    }
     r = tt_loop_new(&s->ctl);
     if (r == 0) r = tt_async_init(s->ctl, &s->ctl_done, on_worker_done, s);
     if (r == 0 && handle_signals) {
         signal(SIGPIPE, SIG_IGN);
         tt_loop_on_signal(s->ctl, SIGTERM, on_signal, s);
         r = tt_loop_on_signal(s->ctl, SIGINT, on_signal, s);
+    }
+    /* The log thread starts after the signals are blocked here, so it inherits the mask and
+     * the kernel never delivers SIGTERM/SIGINT to it (that would kill the process). */
+    if (logging && r == 0) {
+        log_shared = malloc(LOG_CAP);
+        log_stop = 0;
+        if (!log_shared)
+            r = -ENOMEM;
+        else if (pthread_create(&lt, NULL, log_thread, &log_fd) != 0) {
+            free(log_shared);
+            log_shared = NULL;
+            r = -EAGAIN;
+        }
+        if (r < 0) logging = 0;
+    } else {
+        logging = 0;
     }
     /* Every worker's loop is created here so shutdown can reach it from the first instant. */
     for (int i = 0; i < s->nworkers && r == 0; i++)
