@@ -33,7 +33,7 @@ class Listener:
 
     def __init__(self, family=socket.AF_INET, host="127.0.0.1"):
         self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.bind((host, 0))
+        self.sock.bind((host, tt.free_port(family, host)))
         self.sock.listen(64)
         self.host = host
         self.family = family

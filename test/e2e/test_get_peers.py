@@ -29,7 +29,7 @@ class RawServer:
         self.handler = handler
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1", tt.free_port()))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.accepted = 0

@@ -1,6 +1,7 @@
 """Shared helpers for tether's end-to-end tests: start the real binary on a free loopback port,
 talk to it with raw sockets, read the kernel's socket states. Standard library only."""
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -12,10 +13,30 @@ TETHER = os.environ.get("TETHER_BIN", os.path.join(ROOT, "build", "tether"))
 BUILD = os.environ.get("TETHER_BUILD", os.path.join(ROOT, "build"))
 
 
-def free_port():
-    """A loopback TCP port that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+def _ephemeral_range():
+    try:
+        lo, hi = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    """A loopback TCP port that is free right now, chosen OUTSIDE the kernel's ephemeral range:
+    a port from that range can also be the local port of some unrelated client socket on this
+    machine, which would show up in per-port socket counts (TIME_WAIT, CLOSE_WAIT) of a test."""
+    lo, hi = _ephemeral_range()
+    candidates = [p for p in range(10000, 30000) if not lo <= p <= hi] or list(range(1024, lo))
+    for _ in range(200):
+        port = random.choice(candidates)
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(family, socket.SOCK_STREAM) as s:  # fall back to any free port
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -152,7 +173,8 @@ def tcp_states(port):
     res = {"server": {}, "client": {}}
     for f in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
-            lines = open(f).read().splitlines()[1:]
+            with open(f) as fh:
+                lines = fh.read().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
