@@ -817,6 +817,20 @@ static void x_leak(tt_loop *loop, tt_timer *t)
           x->priv.file ? x->priv.file : "?", x->priv.line, x->method ? x->method : "GET", x->url);
 }
 
+/* Count one more request on k and reset x's per-attempt send and outcome state. */
+static void x_begin_send(tt_exchange *x, conn *k)
+{
+    k->requests++;
+    k->rt->requests++;
+    x->priv.phase = X_SENDING;
+    x->priv.woff = 0;
+    x->priv.wrote = 0;
+    x->priv.body_off = 0;
+    x->priv.slen = x->priv.soff = 0;
+    x->priv.flags = 0;
+    x->priv.resp_bytes = 0;
+    x_clear_outcome(x);
+}
 /* ---- sending ---- */
 
 static void x_attach(tt_exchange *x, conn *k, int reused)
@@ -847,16 +861,7 @@ static void x_attach(tt_exchange *x, conn *k, int reused)
         VLOG(c, "* Re-using existing connection #%u with %s:%d (idle %llu ms)", k->id, rt->host,
              rt->port, (unsigned long long)(now - k->last_used));
     }
-    k->requests++;
-    rt->requests++;
-    x->priv.phase = X_SENDING;
-    x->priv.woff = 0;
-    x->priv.wrote = 0;
-    x->priv.body_off = 0;
-    x->priv.slen = x->priv.soff = 0;
-    x->priv.flags = 0;
-    x->priv.resp_bytes = 0;
-    x_clear_outcome(x);
+    x_begin_send(x, k);
     x->reused = reused;
     x->conn_id = k->id;
     tt_http1_parser_init(&k->parser, NULL);
@@ -1476,16 +1481,7 @@ static void x_attach_pipe(tt_exchange *x, conn *k)
         tt_timer_start(c->loop, &x->priv.leak, (uint64_t)c->o.leak_warn_ms);
     c->st.connections_reused++;
     rt->reused++;
-    k->requests++;
-    rt->requests++;
-    x->priv.phase = X_SENDING;
-    x->priv.woff = 0;
-    x->priv.wrote = 0;
-    x->priv.body_off = 0;
-    x->priv.slen = x->priv.soff = 0;
-    x->priv.flags = 0;
-    x->priv.resp_bytes = 0;
-    x_clear_outcome(x);
+    x_begin_send(x, k);
     x->reused = 1;
     x->conn_id = k->id;
     x_arm(x, now + (uint64_t)c->o.head_timeout_ms);

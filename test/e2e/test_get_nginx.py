@@ -66,9 +66,14 @@ class Nginx:
     def url(self, path="/"):
         return "http://127.0.0.1:%d%s" % (self.port, path)
 
-    def log(self):
-        with open(os.path.join(self.dir, "access.log")) as f:
-            return [line.split() for line in f.read().splitlines()]
+    def log(self, at_least=0):
+        """nginx's access log as split lines. nginx writes a line after it has sent the response,
+        so a client can finish before the last line is there: wait (bounded) for at_least."""
+        def read():
+            with open(os.path.join(self.dir, "access.log")) as f:
+                return [line.split() for line in f.read().splitlines()]
+        tt.wait_for(lambda: len(read()) >= at_least, timeout=10)
+        return read()
 
 
 def ss_states(port, side):
@@ -104,7 +109,7 @@ class GetNginxTest(tt.TestCase):
             self.assertEqual(st["connections_opened"], 1)
             self.assertEqual(st["connections_reused"], 9)
             self.assertEqual(st["errors"], 0)
-            conns = {line[3] for line in ng.log()}
+            conns = {line[3] for line in ng.log(10)}
             self.assertEqual(len(conns), 1)
 
     def test_keepalive_requests_reconnects_when_told(self):
@@ -118,7 +123,7 @@ class GetNginxTest(tt.TestCase):
             self.assertEqual(st["connections_reused"], 6)
             self.assertEqual(st["evictions"]["not_reusable"], 3)
             per_conn = {}
-            for line in ng.log():
+            for line in ng.log(10):
                 per_conn[line[3]] = max(per_conn.get(line[3], 0), int(line[4]))
             self.assertEqual(sorted(per_conn.values()), [1, 3, 3, 3])
 
@@ -132,7 +137,7 @@ class GetNginxTest(tt.TestCase):
                 self.assertEqual(p.returncode, 0, p.stderr)
                 self.assertEqual(p.stdout, b"posted\n" * 5)
                 self.assertEqual(st["errors"], 0)
-            posts = [line for line in ng.log() if line[0] == "POST"]
+            posts = [line for line in ng.log(20) if line[0] == "POST"]
             # every POST reached nginx exactly once
             self.assertEqual(len(posts), 20)
             seen = [line[1] for line in posts]
@@ -194,7 +199,7 @@ class GetNginxTest(tt.TestCase):
             self.assertLessEqual(st["connections_opened"], 8)
             self.assertLessEqual(peak, 8)
             print("peak client sockets:", peak)
-            log = ng.log()
+            log = ng.log(1000)
             self.assertEqual(len(log), 1000)
             self.assertLessEqual(len({line[3] for line in log}), 8)  # nginx's connection serials
 
@@ -211,7 +216,7 @@ class GetNginxTest(tt.TestCase):
             self.assertIn(b"Pipelining on connection", p.stderr)
             self.assertEqual(st["errors"], 0)
             self.assertLessEqual(st["connections_opened"], 2)
-            self.assertEqual(len(ng.log()), 600)
+            self.assertEqual(len(ng.log(600)), 600)
 
     def test_pipelining_with_server_request_limit_replays_only_idempotent(self):
         with Nginx(reqs=5) as ng:
@@ -222,7 +227,7 @@ class GetNginxTest(tt.TestCase):
             self.assertEqual(p.stdout, b"hello\n" * 100)
             self.assertEqual(st["errors"], 0)
             # requests nginx never answered were replayed: every URL answered at least once
-            answered = {line[5] for line in ng.log()}
+            answered = {line[5] for line in ng.log(100)}
             self.assertEqual(answered, {"an=%d" % i for i in range(100)})
 
     def test_tcp_keepalive_option_is_set(self):

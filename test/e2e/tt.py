@@ -15,7 +15,8 @@ BUILD = os.environ.get("TETHER_BUILD", os.path.join(ROOT, "build"))
 
 def _ephemeral_range():
     try:
-        lo, hi = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = f.read().split()
         return int(lo), int(hi)
     except (OSError, ValueError):
         return 32768, 60999
