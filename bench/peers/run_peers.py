@@ -355,8 +355,9 @@ def render(results, idle, info, args, started, elapsed, servers):
              "`--root` for the 4 KiB file. Server CPU = utime+stime delta of the server process "
              "(nginx: its worker) over the run, divided by the requests the generator completed; "
              "generator CPU likewise for the load generator (getrusage of the child). "
-             "**The machine was shared with other engineers compiling and testing while this ran: "
-             "absolute numbers are noisy; compare within one run.**" % args.duration)
+             "Cells run one after another, so only ratios within one run compare well." % args.duration
+             + (" **The load average was above 1 at the start: other work shared the machine and "
+                "absolute numbers are noisy.**" if float(info["load"][0]) > 1.0 else ""))
     L.append("")
     floor_cpu = None
     f = results.get(("floor", "wrk", "plain100"))
