@@ -88,6 +88,10 @@ int tt_io_modify(tt_loop *loop, tt_io *io, unsigned events);
 /* Stop watching; safe inside any callback, including io's own; io may be freed right after
  * (pending events of the current batch are dropped). Call before closing the fd. */
 void tt_io_stop(tt_loop *loop, tt_io *io);
+/* Stop watching io (if active) and close its fd, without an epoll_ctl: closing the last
+ * descriptor of an open file removes it from epoll by itself. Only for fds that were never
+ * duplicated (dup, fork, SCM_RIGHTS); sets io->fd to -1. Returns close()'s result (0/-errno). */
+int tt_io_close(tt_loop *loop, tt_io *io);
 /* Nonzero while io is registered with the loop. */
 int tt_io_active(const tt_io *io);
 

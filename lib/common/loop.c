@@ -159,14 +159,28 @@ TT_API int tt_io_modify(tt_loop *loop, tt_io *io, unsigned events)
     return 0;
 }
 
+/* Mark io inactive. The owner may free io as soon as a stop returns: forget it in the rest of
+ * the current batch. */
+static void io_forget(tt_loop *loop, tt_io *io)
+{
+    io->flags &= (uint16_t)~TT__IO_ACTIVE;
+    for (int i = loop->batch_i + 1; i < loop->batch_n; i++)
+        if (loop->batch[i].ptr == io) loop->batch[i].ptr = NULL;
+}
+
 TT_API void tt_io_stop(tt_loop *loop, tt_io *io)
 {
     if (!(io->flags & TT__IO_ACTIVE)) return;
     tt__poller_del(&loop->poller, io->fd); /* fails only if the fd was closed first: harmless */
-    io->flags &= (uint16_t)~TT__IO_ACTIVE;
-    /* The owner may free io as soon as we return: forget it in the rest of the current batch. */
-    for (int i = loop->batch_i + 1; i < loop->batch_n; i++)
-        if (loop->batch[i].ptr == io) loop->batch[i].ptr = NULL;
+    io_forget(loop, io);
+}
+
+TT_API int tt_io_close(tt_loop *loop, tt_io *io)
+{
+    if (io->flags & TT__IO_ACTIVE) io_forget(loop, io);
+    int r = io->fd >= 0 ? close(io->fd) : 0;
+    io->fd = -1;
+    return r < 0 ? -errno : 0;
 }
 
 TT_API int tt_io_active(const tt_io *io)

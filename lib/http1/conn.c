@@ -248,14 +248,12 @@ void tt__conn_close(tt__conn *c, int reason)
     TT__DEC(w->stats.open);
     tt_timer_stop(w->loop, &c->timer);
     if (c->io.fd >= 0) {
-        if (tt_io_active(&c->io)) tt_io_stop(w->loop, &c->io);
         if (reason == TT_CLOSE_SEND_TIMEOUT ||
             (cfg->reset_timedout &&
              (reason == TT_CLOSE_IDLE_TIMEOUT || reason == TT_CLOSE_HEADER_TIMEOUT ||
               reason == TT_CLOSE_BODY_TIMEOUT)))
             tt_sock_linger_reset(c->io.fd);
-        close(c->io.fd);
-        c->io.fd = -1;
+        tt_io_close(w->loop, &c->io); /* no epoll_ctl(DEL): the close removes it */
     }
     conn_set_state(c, TT_CONN_CLOSED);
     w->nconns--;

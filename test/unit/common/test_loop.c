@@ -2,6 +2,7 @@
  * cross-thread async wake-ups, signals, and watcher lifetime inside a dispatch batch. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -83,6 +84,34 @@ Test(loop, io_readable_with_socketpair)
     cr_assert(!tt_io_active(&c.io));
     tt_io_stop(loop, &c.io); /* idempotent */
     close(sv[0]);
+    tt_loop_free(loop);
+}
+
+Test(loop, io_close_closes_the_fd_and_leaves_epoll)
+{
+    tt_loop *loop = new_loop();
+    int sv[2];
+    pair(sv);
+    counter c = {.drain = 1};
+    cr_assert_eq(tt_io_start(loop, &c.io, sv[0], TT_READ, 0, count_cb, &c), 0);
+    int fd = sv[0];
+    cr_assert_eq(tt_io_close(loop, &c.io), 0);
+    cr_assert(!tt_io_active(&c.io));
+    cr_assert_eq(c.io.fd, -1);
+    cr_assert_eq(fcntl(fd, F_GETFD), -1, "the fd is closed");
+    cr_assert_eq(errno, EBADF);
+    /* the peer sees our close, and no event reaches the forgotten watcher */
+    char b;
+    cr_assert_eq(read(sv[1], &b, 1), 0);
+    int sv2[2];
+    pair(sv2); /* likely reuses the fd number: the old registration must not deliver to c */
+    cr_assert_eq(write(sv2[1], "x", 1), 1);
+    cr_assert_eq(tt_loop_run_once(loop, 0), 0);
+    cr_assert_eq(c.calls, 0);
+    cr_assert_eq(tt_io_close(loop, &c.io), 0, "closing twice is harmless");
+    close(sv[1]);
+    close(sv2[0]);
+    close(sv2[1]);
     tt_loop_free(loop);
 }
 
