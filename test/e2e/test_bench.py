@@ -11,7 +11,7 @@ import tt
 BENCH_TIMEOUT = 60
 
 
-class RawServer:
+class RawServer(tt.ThreadedListener):
     """A tiny threaded HTTP/1.1 responder on a free loopback port. Counts connections and requests
     and remembers the most requests it found in one recv (pipelining). Modes:
       ok       13-byte body, Content-Length, keep-alive
@@ -29,31 +29,12 @@ class RawServer:
         self.requests = 0
         self.max_batch = 0
         self.lock = threading.Lock()
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", tt.free_port()))
-        self.sock.listen(1024)
-        self.port = self.sock.getsockname()[1]
-        self.stopping = False
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping = True
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-        except OSError:
-            pass
-        self.thread.join(5)
-        self.sock.close()
+        super().__init__(backlog=1024)
 
     def url(self, path="/plaintext"):
         return "http://127.0.0.1:%d%s" % (self.port, path)
 
-    def _accept(self):
+    def accept_loop(self):
         while not self.stopping:
             try:
                 c, _ = self.sock.accept()

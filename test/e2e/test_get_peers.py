@@ -22,38 +22,19 @@ def get(*args, timeout=60, stdin=None):
     return p, stats
 
 
-class RawServer:
+class RawServer(tt.ThreadedListener):
     """A loopback server running handler(conn, index) per accepted connection in a thread."""
 
     def __init__(self, handler):
         self.handler = handler
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", tt.free_port()))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
         self.accepted = 0
         self.requests = []
-        self.stop = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
+        super().__init__()
 
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop = True
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-        except OSError:
-            pass
-        self.thread.join(5)
-        self.sock.close()
-
-    def run(self):
-        while not self.stop:
+    def accept_loop(self):
+        while not self.stopping:
             c, _ = self.sock.accept()
-            if self.stop:
+            if self.stopping:
                 c.close()
                 break
             self.accepted += 1

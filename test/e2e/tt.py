@@ -5,6 +5,7 @@ import random
 import signal
 import socket
 import subprocess
+import threading
 import time
 import unittest
 
@@ -198,6 +199,37 @@ def wait_for(pred, timeout=10.0, step=0.05):
         time.sleep(step)
         v = pred()
     return v
+
+
+
+class ThreadedListener:
+    """A python server on a free loopback port whose accept loop (self.accept_loop, written by
+    the subclass; it runs until self.stopping) runs in a thread. Use as a context manager."""
+
+    def __init__(self, backlog=64):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", free_port()))
+        self.sock.listen(backlog)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        self.thread = threading.Thread(target=self.accept_loop, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping = True
+        try:  # wake the blocked accept
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except OSError:
+            pass
+        self.thread.join(5)
+        self.sock.close()
+
+    def accept_loop(self):
+        raise NotImplementedError
 
 
 class TestCase(unittest.TestCase):

@@ -9,8 +9,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+
+# free_port (outside the ephemeral range) and wait_for are shared with the end-to-end tests.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "e2e"))
+from tt import free_port, wait_for  # noqa: E402,F401
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TETHER = os.environ.get("TETHER_BIN", os.path.join(ROOT, "build", "tether"))
@@ -29,12 +34,6 @@ def raise_nofile(n=65536):
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
-def free_port(host="127.0.0.1"):
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def read_text(path):
     with open(path) as f:
         return f.read()
@@ -47,16 +46,6 @@ def mkdtemp(prefix="tt-rel-"):
     return d
 
 
-def wait_for(pred, timeout=10.0, step=0.05):
-    """Poll pred() until truthy or timeout; returns the last value (bounded wait, no assertion)."""
-    deadline = time.time() + timeout
-    v = pred()
-    while not v and time.time() < deadline:
-        time.sleep(step)
-        v = pred()
-    return v
-
-
 class Server:
     """`tether serve` (or any argv) with stdout/stderr in files; kill only our PID.
     nofile: RLIMIT_NOFILE for the child only. netns: run inside `ip netns exec NS`."""
@@ -64,7 +53,7 @@ class Server:
     def __init__(self, *args, port=None, host="127.0.0.1", listen=True, nofile=None, netns=None,
                  tmpdir=None):
         self.host = host
-        self.port = port or (free_port(host) if netns is None else 8080)
+        self.port = port or (free_port(host=host) if netns is None else 8080)
         self.tmp = tmpdir or mkdtemp()
         argv = [TETHER, "serve"]
         if listen:
