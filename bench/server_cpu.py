@@ -3,6 +3,9 @@
 
     python3 bench/server_cpu.py [--duration 5] [--conns 100] [--rounds 3] [--floor PATH] [--nginx]
 
+In the close mode floor.c is replaced by close_floor.c closing client-first (the floor of
+tether's design), and --nginx adds nginx with `listen ... deferred` next to the peers' config.
+
 Each server is pinned to CPU 0 and wrk -t1 to CPU 1; server CPU = utime+stime from
 /proc/PID/stat over the run. Modes: keep-alive, Connection: close, pipelined x16 (the peers'
 pipeline.lua). Rounds interleave the servers; medians are printed. Loopback only, bounded."""
@@ -50,7 +53,7 @@ def tw_server(port):
     return n
 
 
-def nginx_cmd(port):
+def nginx_cmd(port, deferred=False):
     """nginx 1-worker as configured in the peers folder (master off: one process to measure)."""
     d = "/tmp/tether-nginx-%d" % port
     for sub in ("run", "logs", "www"):
@@ -58,6 +61,8 @@ def nginx_cmd(port):
     conf = open(os.path.join(PEERS, "nginx-w1.conf")).read().replace("PEERS", d)
     conf = conf.replace("master_process on", "master_process off").replace("127.0.0.1:18081",
                                                                            "127.0.0.1:%d" % port)
+    if deferred:
+        conf = conf.replace("backlog=4096;", "backlog=4096 deferred;")
     with open(os.path.join(d, "nginx.conf"), "w") as f:
         f.write(conf)
     return ["nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d]
@@ -100,11 +105,14 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--modes", default="keepalive,close,pipe16")
     ap.add_argument("--floor", default="/tmp/tether-floor")
+    ap.add_argument("--close-floor", default="/tmp/tether-close-floor")
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "tether"))
     ap.add_argument("--nginx", action="store_true", help="also run nginx (peers config)")
     args = ap.parse_args()
     if not os.path.exists(args.floor):
         subprocess.run(["gcc", "-O2", "-o", args.floor, os.path.join(PEERS, "floor.c")], check=True)
+    subprocess.run(["gcc", "-O2", "-o", args.close_floor,  # one file: rebuilt every run
+                    os.path.join(ROOT, "bench", "peers", "close_floor.c")], check=True)
     servers = {
         "floor": lambda p: [args.floor, str(p)],
         "tether": lambda p: [args.bin, "serve", "--echo", "--workers", "1", "--listen",
@@ -112,14 +120,18 @@ def main():
     }
     if args.nginx:
         servers["nginx"] = nginx_cmd
+        servers["nginx-deferred"] = lambda p: nginx_cmd(p, deferred=True)
+    servers["close-floor"] = lambda p: [args.close_floor, str(p), "client-first"]
     for mode in args.modes.split(","):
         res = {k: [] for k in servers}
         for _ in range(args.rounds):
             for name, mk in servers.items():
-                if name == "floor" and mode == "close":
-                    continue  # floor ignores Connection: close
+                if (name == "floor" and mode == "close") or (name == "close-floor" and mode != "close"):
+                    continue  # floor ignores Connection: close; close-floor knows nothing else
+                if name == "nginx-deferred" and mode != "close":
+                    continue
                 port = free_port()
-                path = "/plaintext" if name == "nginx" else "/"
+                path = "/plaintext" if name.startswith("nginx") else "/"
                 res[name].append(run(mk(port), port, mode, args.duration, args.conns, path))
         print("== %s c%d, %d x %ds (medians)" % (mode, args.conns, args.rounds, args.duration))
         for name, rs in res.items():
@@ -128,15 +140,16 @@ def main():
             rps = statistics.median(r[0] for r in rs)
             us = statistics.median(r[1] for r in rs)
             tw = max(r[2] for r in rs)
-            print("  %-7s %10.0f req/s  %6.2f us CPU/req  server TIME_WAIT %d" % (name, rps, us, tw))
+            print("  %-14s %10.0f req/s  %6.2f us CPU/req  server TIME_WAIT %d" % (name, rps, us, tw))
         if res.get("nginx") and res["tether"]:
             print("  tether/nginx CPU per request: %.2fx" %
                   (statistics.median(r[1] for r in res["tether"]) /
                    statistics.median(r[1] for r in res["nginx"])))
-        if res["floor"] and res["tether"]:
-            print("  tether/floor CPU per request: %.2fx" %
-                  (statistics.median(r[1] for r in res["tether"]) /
-                   statistics.median(r[1] for r in res["floor"])))
+        for ref in ("nginx-deferred", "floor", "close-floor"):
+            if res.get(ref) and res["tether"]:
+                print("  tether/%s CPU per request: %.2fx" %
+                      (ref, statistics.median(r[1] for r in res["tether"]) /
+                       statistics.median(r[1] for r in res[ref])))
 
 
 if __name__ == "__main__":

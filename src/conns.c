@@ -200,8 +200,9 @@ static void diagnose(int port, const snapshot *s)
         said++;
     }
     if (sv[TT_TCP_SYN_RECV]) {
-        printf("  - %u handshake%s half done (SYN_RECV) on :%d — many mean a SYN flood or a "
-               "server too slow to accept.\n",
+        printf("  - %u handshake%s half done (SYN_RECV) on :%d — with deferred accept (tether's "
+               "default) also clients that connected but sent nothing yet; many mean a SYN "
+               "flood, silent clients or a server too slow to accept.\n",
                sv[TT_TCP_SYN_RECV], plural(sv[TT_TCP_SYN_RECV]), port);
         said++;
     }

@@ -37,6 +37,8 @@ static void usage(FILE *f)
                "  --close-wait SEC          after Connection: close, wait for the client's FIN "
                "(default 2)\n"
                "  --drain-timeout SEC       graceful shutdown limit (default 10)\n"
+               "  --defer-accept SEC        accept once the first bytes arrive, a silent client "
+               "after about SEC; 0 off (default 1)\n"
                "  --reset-timedout          close timed-out connections with RST (no TIME_WAIT)\n"
                "  --tcp-keepalive I:N:C     TCP keepalive idle:interval:count, or off (default "
                "off)\n"
@@ -126,6 +128,7 @@ int tt_cmd_serve(int argc, char **argv)
         O_LINGER,
         O_CLOSE_WAIT,
         O_DRAIN,
+        O_DEFER,
         O_RESET,
         O_TCPKA,
         O_MAXCONN,
@@ -149,6 +152,7 @@ int tt_cmd_serve(int argc, char **argv)
         {"linger", required_argument, 0, O_LINGER},
         {"close-wait", required_argument, 0, O_CLOSE_WAIT},
         {"drain-timeout", required_argument, 0, O_DRAIN},
+        {"defer-accept", required_argument, 0, O_DEFER},
         {"reset-timedout", no_argument, 0, O_RESET},
         {"tcp-keepalive", required_argument, 0, O_TCPKA},
         {"max-connections", required_argument, 0, O_MAXCONN},
@@ -186,6 +190,13 @@ int tt_cmd_serve(int argc, char **argv)
         case O_LINGER: bad |= parse_sec(optarg, &cfg.lingering_time_ms, TT_OFF); break;
         case O_CLOSE_WAIT: bad |= parse_sec(optarg, &cfg.close_wait_ms, 1); break;
         case O_DRAIN: bad |= parse_sec(optarg, &cfg.drain_timeout_ms, 1); break;
+        case O_DEFER: {
+            char *e;
+            long v = strtol(optarg, &e, 10);
+            if (e == optarg || *e || v < 0 || v > 3600) bad = 1;
+            cfg.defer_accept_s = v == 0 ? TT_OFF : (int)v;
+            break;
+        }
         case O_RESET: cfg.reset_timedout = 1; break;
         case O_TCPKA:
             if (tt_keepalive_parse(&cfg.tcp_keepalive, optarg) < 0) bad = 1;

@@ -42,6 +42,12 @@ TESTS = {
 }
 # floor.c answers every request with the same 13 bytes and ignores Connection: close
 FLOOR_TESTS = ("plain100", "pipe16")
+# Only in the Connection: close row: close_floor.c in each closing mode (the floor of the design:
+# client-first is tether's, server-first nginx's and h2o's) and nginx with `listen ... deferred`
+# (TCP_DEFER_ACCEPT, which tether and h2o use by default and the peers' nginx config does not).
+CLOSE_ONLY = {"close-floor": "client-first", "close-floor-sf": "server-first",
+              "nginx-deferred": None}
+SERVER_TESTS = dict({"floor": FLOOR_TESTS}, **{k: ("close100",) for k in CLOSE_ONLY})
 
 
 def log(*a):
@@ -107,7 +113,7 @@ class Server:
         out.close()
         wait_port(self.port, self.proc)
         self.measure_pid = self.proc.pid
-        if self.name == "nginx":
+        if self.name.startswith("nginx"):
             deadline = time.time() + 5
             while time.time() < deadline and not children(self.proc.pid):
                 time.sleep(0.05)
@@ -118,7 +124,7 @@ class Server:
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM if self.name != "nginx" else signal.SIGQUIT)
+            self.proc.send_signal(signal.SIGQUIT if self.name.startswith("nginx") else signal.SIGTERM)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
@@ -156,9 +162,14 @@ def build_servers(names, workdir):
     servers = {}
     for name in names:
         port = free_port()
-        if name == "nginx":
-            conf = make_config("nginx.conf", os.path.join(workdir, "nginx.conf"), workdir, port)
-            argv = ["nginx", "-p", workdir, "-e", os.path.join(workdir, "logs", "nginx.early.log"),
+        if name in ("nginx", "nginx-deferred"):
+            conf = make_config("nginx.conf", os.path.join(workdir, name + ".conf"), workdir, port)
+            if name == "nginx-deferred":
+                with open(conf) as f:
+                    text = f.read().replace("backlog=4096;", "backlog=4096 deferred;")
+                with open(conf, "w") as f:
+                    f.write(text.replace("/nginx.", "/nginx-deferred."))
+            argv = ["nginx", "-p", workdir, "-e", os.path.join(workdir, "logs", name + ".early.log"),
                     "-c", conf]
         elif name == "h2o":
             conf = make_config("h2o.yaml", os.path.join(workdir, "h2o.yaml"), workdir, port)
@@ -176,6 +187,12 @@ def build_servers(names, workdir):
             exe = os.path.join(workdir, "floor")
             subprocess.run(["gcc", "-O2", "-o", exe, os.path.join(HERE, "floor.c")], check=True)
             argv = [exe, str(port)]
+        elif name in ("close-floor", "close-floor-sf"):
+            exe = os.path.join(workdir, "close_floor")
+            if not os.path.exists(exe):
+                subprocess.run(["gcc", "-O2", "-o", exe, os.path.join(HERE, "close_floor.c")],
+                               check=True)
+            argv = [exe, str(port), CLOSE_ONLY[name]]
         else:
             raise SystemExit("unknown server %s" % name)
         servers[name] = Server(name, argv, port, workdir)
@@ -359,11 +376,12 @@ def render(results, idle, info, args, started, elapsed, servers):
              + (" **The load average was above 1 at the start: other work shared the machine and "
                 "absolute numbers are noisy.**" if float(info["load"][0]) > 1.0 else ""))
     L.append("")
-    floor_cpu = None
-    f = results.get(("floor", "wrk", "plain100"))
-    if f and f.get("cpu_us_per_req"):
-        floor_cpu = f["cpu_us_per_req"]
     for gen in args.generators:
+        floor_cpu = {}  # test -> the floor's CPU per request with this generator
+        for test, fname in (("plain100", "floor"), ("close100", "close-floor")):
+            f = results.get((fname, gen, test))
+            if f and f.get("cpu_us_per_req"):
+                floor_cpu[test] = f["cpu_us_per_req"]
         L.append("### Load generator: %s" % ("wrk" if gen == "wrk" else "tether bench"))
         L.append("")
         L.append("| test | server | req/s | × nginx | p50 | p99 | server CPU µs/req | CPU × nginx | "
@@ -383,8 +401,16 @@ def render(results, idle, info, args, started, elapsed, servers):
                     fmt_lat(r.get("p50")), fmt_lat(r.get("p99")),
                     "%.2f" % cpu if cpu else "—",
                     fmt_ratio(cpu, base.get("cpu_us_per_req")) if base else "—",
-                    fmt_ratio(cpu, floor_cpu) if test == "plain100" and floor_cpu else "—",
+                    fmt_ratio(cpu, floor_cpu[test]) if cpu and test in floor_cpu else "—",
                     "%.2f" % gcpu if gcpu else "—", r["errors"]))
+        L.append("")
+    if any(k[0] in CLOSE_ONLY for k in results):
+        L.append("\"CPU × floor\" is against floor.c for keep-alive and against close_floor.c "
+                 "client-first (the fewest syscalls a connection costs when the client closes "
+                 "first) for Connection: close. close-floor-sf is the same yardstick closing "
+                 "server-first, as nginx and h2o do (one TIME_WAIT per connection on the server); "
+                 "nginx-deferred is the peers' nginx config with `listen ... deferred` "
+                 "(TCP_DEFER_ACCEPT, on by default in tether and h2o).")
         L.append("")
     tw = [(srv, gen, results[(srv, gen, "close100")]) for gen in args.generators
           for srv in args.servers if (srv, gen, "close100") in results]
@@ -426,8 +452,14 @@ def render(results, idle, info, args, started, elapsed, servers):
         cmd = cmd.replace(TETHER, "tether")
         if s.name in ("nginx", "h2o"):
             cmd += "    # bench/peers/%s with PEERS and PORT filled in" % os.path.basename(s.argv[-1])
+        if s.name == "nginx-deferred":
+            cmd += "    # bench/peers/nginx.conf, PEERS and PORT filled in, `listen ... deferred`"
         if s.name == "floor":
             cmd = re.sub(r" \d+$", " PORT", cmd) + "    # gcc -O2 -o PEERS/floor bench/peers/floor.c"
+        if s.name.startswith("close-floor"):
+            cmd = re.sub(r" \d+ ", " PORT ", cmd) + (
+                "    # gcc -O2 -o PEERS/close_floor bench/peers/close_floor.c")
+
         L.append(cmd)
     seen = set()
     for (srv, gen, test), r in sorted(results.items()):
@@ -466,7 +498,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=5, help="seconds per cell [5]")
     ap.add_argument("--idle", type=int, default=10000, help="idle connections (0: skip) [10000]")
-    ap.add_argument("--servers", default="nginx,h2o,tether,floor")
+    ap.add_argument("--servers",
+                    default="nginx,h2o,tether,floor,close-floor,close-floor-sf,nginx-deferred")
     ap.add_argument("--generators", default="wrk,tether")
     ap.add_argument("--tests", default=",".join(TESTS))
     ap.add_argument("--no-docs", action="store_true", help="print the section, do not rewrite docs")
@@ -504,7 +537,7 @@ def main():
         for test in args.tests:
             for gen in args.generators:
                 for name in args.servers:
-                    if name == "floor" and test not in FLOOR_TESTS:
+                    if test not in SERVER_TESTS.get(name, (test,)):
                         continue
                     srv = servers[name]
                     if test == "static4k" and name == "tether":
@@ -519,7 +552,7 @@ def main():
                         "%.2f" % r["cpu_us_per_req"] if r["cpu_us_per_req"] else "-", r["errors"]))
         if args.idle > 0:
             for name in args.servers:
-                if name == "floor":
+                if name in SERVER_TESTS:
                     continue
                 try:
                     idle[name] = idle_memory(servers[name], args.idle)

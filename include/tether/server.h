@@ -59,6 +59,8 @@ typedef struct tt_server_config {
     int drain_timeout_ms;       /* graceful shutdown: max wait for in-flight requests [10000] */
     int reset_timedout;         /* nonzero: idle timeouts close with RST (SO_LINGER 0) */
     tt_keepalive tcp_keepalive; /* TCP keepalive probes on accepted sockets [off] */
+    int defer_accept_s;         /* TCP_DEFER_ACCEPT: accept once the first bytes arrive, a
+                                   silent client after about this many seconds [1]; TT_OFF: off */
     int max_connections;        /* over all workers [10000]; accept pauses above it */
     long long max_body;         /* request body limit in bytes, 413 above [1 MiB] */
     long long discard_limit;    /* unread body bytes discarded to keep the connection [64 KiB] */
