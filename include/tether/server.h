@@ -202,6 +202,16 @@ int tt_res_write(tt_res *res, const void *data, size_t len);
 /* Send len bytes of fd from offset by sendfile after what is queued; takes ownership of fd
  * (closed when done). Only after tt_res_start with a length. 0 or -errno. */
 int tt_res_sendfile(tt_res *res, int fd, off_t offset, size_t len);
+/* Bytes of this response written by the handler and not yet taken by the kernel (a pending
+ * sendfile included). */
+size_t tt_res_pending(const tt_res *res);
+/* Called once by tt_res_on_drain: write more, wait again or end; tt_req_aborted() tells whether
+ * the peer went away (then finish with tt_res_end). */
+typedef void (*tt_res_drain_fn)(tt_res *res, void *data);
+/* Flow control for a streaming handler: write while tt_res_pending() is under a high mark, then
+ * ask for fn once it is at most low (or the peer is gone). fn runs from the loop, never inside
+ * this call; a second call replaces the first. 0, or -EALREADY after tt_res_end. */
+int tt_res_on_drain(tt_res *res, size_t low, tt_res_drain_fn fn, void *data);
 /* Finish the response (the last chunk for chunked). res is invalid afterwards. 0 or -errno. */
 int tt_res_end(tt_res *res);
 /* Ask for "Connection: close" on this response (before the head is written). */

@@ -26,6 +26,8 @@ static void conn_process(tt__conn *c);
 static void conn_on_io(tt_loop *loop, tt_io *io, unsigned ev);
 static void conn_on_timer(tt_loop *loop, tt_timer *t);
 static void conn_free(tt__conn *c);
+static void drain_on_defer(tt_loop *loop, tt_defer *d);
+static int drain_check(struct tt_req *x);
 
 static const char *const state_names[] = {"reading_head", "reading_body", "handling", "writing",
                                           "idle",         "lingering",    "closed"};
@@ -128,6 +130,7 @@ static void x_put(tt__conn *c)
     struct tt_req *x = c->x;
     tt__worker *w = c->w;
     if (!x) return;
+    if (x->drain_defer.queued) tt_defer_cancel(w->loop, &x->drain_defer);
     tt_buf_release(&x->rbuf, w->pool);
     tt_buf_release(&x->wbuf, w->pool);
     if (x->file_fd >= 0) close(x->file_fd);
@@ -259,6 +262,7 @@ void tt__conn_close(tt__conn *c, int reason)
     w->nconns--;
     if (c->x && c->x->handling) {
         c->flags |= TT__C_ZOMBIE; /* freed when the handler finishes its response */
+        if (c->x->drain_fn) tt_defer_queue(w->loop, &c->x->drain_defer, drain_on_defer);
     } else {
         x_put(c);
         if (!(c->flags & TT__C_IN_PROC)) conn_free(c);
@@ -807,6 +811,7 @@ static void conn_on_io(tt_loop *loop, tt_io *io, unsigned ev)
         if (r < 0) return;
         if (r == 0 && c->state == TT_CONN_WRITING && c->x->handling)
             conn_set_state(c, TT_CONN_HANDLING);
+        if (c->x->drain_fn && drain_check(c->x)) return; /* the handler ran: c may be gone */
     }
     if (c->flags & TT__C_WANT_WRITE)
         return; /* the peer is not reading: do not read more requests either */
@@ -1069,6 +1074,41 @@ TT_API int tt_res_sendfile(tt_res *res, int fd, off_t offset, size_t len)
     return 0;
 }
 
+TT_API size_t tt_res_pending(const tt_res *res)
+{
+    return res->wbuf.len + res->file_left;
+}
+
+/* Run the drain callback if its condition holds (few enough unsent bytes, or the peer gone).
+ * Returns 1 if it ran: the exchange and its connection may be gone. */
+static int drain_check(struct tt_req *x)
+{
+    if (!x->drain_fn) return 0;
+    if (x->conn->state != TT_CONN_CLOSED && tt_res_pending(x) > x->drain_low) return 0;
+    tt_res_drain_fn fn = x->drain_fn;
+    x->drain_fn = NULL;
+    fn(x, x->drain_data);
+    return 1;
+}
+
+static void drain_on_defer(tt_loop *loop, tt_defer *d)
+{
+    (void)loop;
+    /* Not yet drained: the flush blocked, so the writable edge calls drain_check later. */
+    drain_check(tt_container_of(d, struct tt_req, drain_defer));
+}
+
+TT_API int tt_res_on_drain(tt_res *res, size_t low, tt_res_drain_fn fn, void *data)
+{
+    if (res->finished || !fn) return res->finished ? -EALREADY : -EINVAL;
+    res->drain_fn = fn;
+    res->drain_data = data;
+    res->drain_low = low;
+    /* Checked after this iteration's flush; never re-entrantly from here. */
+    tt_defer_queue(res->conn->w->loop, &res->drain_defer, drain_on_defer);
+    return 0;
+}
+
 TT_API int tt_res_end(tt_res *res)
 {
     tt__conn *c = res->conn;
@@ -1079,6 +1119,8 @@ TT_API int tt_res_end(tt_res *res)
     }
     if (res->chunked && c->state != TT_CONN_CLOSED && !res->head_only)
         tt_buf_append(&res->wbuf, w->pool, "0\r\n\r\n", 5);
+    res->drain_fn = NULL;
+    if (res->drain_defer.queued) tt_defer_cancel(w->loop, &res->drain_defer);
     res->handling = 0;
     res->finished = 1;
     if (c->flags & TT__C_ZOMBIE) {

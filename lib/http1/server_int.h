@@ -86,6 +86,11 @@ struct tt_req {
     int file_fd;
     off_t file_off;
     size_t file_left;
+    /* flow control for streaming handlers (tt_res_on_drain) */
+    tt_res_drain_fn drain_fn;
+    void *drain_data;
+    size_t drain_low;
+    tt_defer drain_defer;
     /* access log */
     long long bytes_out;
     tt_header hdrs[TT__MAX_REQ_HEADERS];

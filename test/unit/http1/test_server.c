@@ -3,10 +3,12 @@
  * the idle-connection size budget. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "http1/server_int.h"
@@ -171,4 +173,150 @@ Test(server, bad_listen_address)
     cfg.workers = 1;
     tt_server *srv = NULL;
     cr_assert_lt(tt_server_new(&srv, &cfg), 0);
+}
+
+/* ---- flow control for streaming handlers: tt_res_pending / tt_res_on_drain ---- */
+
+enum { STREAM_PIECE = 64 << 10, STREAM_HIGH = 256 << 10, STREAM_TOTAL = 16 << 20 };
+static char stream_piece[STREAM_PIECE];
+typedef struct stream_state {
+    size_t sent, max_pending;
+    int drains, write_failed;
+    volatile int aborted, ended;
+} stream_state;
+static stream_state stream;
+
+/* Write while fewer than STREAM_HIGH bytes wait, then wait for a quarter of that. */
+static void stream_more(tt_res *res, void *data)
+{
+    stream_state *s = data;
+    s->drains++;
+    if (tt_req_aborted(res)) {
+        s->aborted = 1;
+        tt_res_end(res);
+        s->ended = 1;
+        return;
+    }
+    while (s->sent < STREAM_TOTAL && tt_res_pending(res) < STREAM_HIGH) {
+        if (tt_res_write(res, stream_piece, STREAM_PIECE) < 0) { /* the peer left mid-write */
+            s->write_failed = 1;
+            tt_res_end(res);
+            s->ended = 1;
+            return;
+        }
+        s->sent += STREAM_PIECE;
+        if (tt_res_pending(res) > s->max_pending) s->max_pending = tt_res_pending(res);
+    }
+    if (s->sent < STREAM_TOTAL) {
+        tt_res_on_drain(res, STREAM_HIGH / 4, stream_more, s);
+        return;
+    }
+    tt_res_end(res);
+    s->ended = 1;
+}
+
+static void stream_handler(tt_req *req, tt_res *res, void *data)
+{
+    (void)req;
+    (void)data;
+    memset(&stream, 0, sizeof stream);
+    tt_res_start(res, 200, STREAM_TOTAL);
+    stream_more(res, &stream);
+    stream.drains = 0; /* count only the callbacks from the loop */
+}
+
+static tt_server *stream_server(pthread_t *th, int *port)
+{
+    tt_server_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.listen[0] = "127.0.0.1:0";
+    cfg.nlisten = 1;
+    cfg.workers = 1;
+    tt_server_config_route(&cfg, "/", stream_handler, NULL);
+    tt_server *srv;
+    cr_assert_eq(tt_server_new(&srv, &cfg), 0);
+    *port = tt_server_port(srv);
+    pthread_create(th, NULL, run_thread, srv);
+    return srv;
+}
+
+/* A client with a small receive buffer that reads slowly. */
+static int stream_client(int port)
+{
+    int fd = connect_port(port);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    int rcv = 32 << 10;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    const char *rq = "GET /big HTTP/1.1\r\nHost: t\r\n\r\n";
+    cr_assert_eq(send(fd, rq, strlen(rq), 0), (ssize_t)strlen(rq));
+    return fd;
+}
+
+Test(server, streaming_handler_is_flow_controlled)
+{
+    pthread_t th;
+    int port;
+    tt_server *srv = stream_server(&th, &port);
+    int fd = stream_client(port);
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    usleep(300 * 1000); /* not reading yet: the socket fills up and the handler has to wait */
+    static char buf[16 << 10];
+    size_t got = 0, head = 0;
+    for (int i = 0; got < head + STREAM_TOTAL || !head; i++) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        cr_assert_gt(n, 0, "stream stopped after %zu bytes", got);
+        if (!head) {
+            char *e = memmem(buf, (size_t)n, "\r\n\r\n", 4);
+            cr_assert_not_null(e);
+            cr_assert(memmem(buf, (size_t)n, "Content-Length: 16777216", 24));
+            head = (size_t)(e + 4 - buf);
+        }
+        got += (size_t)n;
+        if (i % 64 == 0) usleep(2000); /* a slow reader: the server has to wait */
+    }
+    cr_assert_eq(got, head + STREAM_TOTAL);
+    cr_assert_not(stream.write_failed);
+    for (int i = 0; i < 2000 && !stream.ended; i++)
+        usleep(1000);
+    cr_assert(stream.ended);
+    cr_assert_not(stream.aborted);
+    cr_assert_geq(stream.drains, 2, "the loop called back %d times", stream.drains);
+    cr_assert_geq(stream.max_pending, STREAM_HIGH, "%zu", stream.max_pending);
+    /* never more than the high mark plus one piece (and the response head) queued */
+    cr_assert_leq(stream.max_pending, STREAM_HIGH + STREAM_PIECE + 512, "%zu", stream.max_pending);
+    close(fd);
+    tt_server_shutdown(srv);
+    pthread_join(th, NULL);
+    tt_server_free(srv);
+}
+
+Test(server, streaming_handler_learns_the_peer_left)
+{
+    pthread_t th;
+    int port;
+    tt_server *srv = stream_server(&th, &port);
+    int fd = stream_client(port);
+    static char buf[16 << 10];
+    size_t got = 0;
+    while (got < (1u << 20)) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        cr_assert_gt(n, 0);
+        got += (size_t)n;
+    }
+    /* Stop reading: the server fills the socket and waits for a drain that never comes. */
+    usleep(300 * 1000);
+    struct linger lg = {1, 0}; /* then vanish with an RST */
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+    for (int i = 0; i < 5000 && !stream.ended; i++)
+        usleep(1000);
+    cr_assert(stream.aborted, "the drain callback saw the peer leave (write failed: %d)",
+              stream.write_failed);
+    cr_assert(stream.ended);
+    cr_assert_lt(stream.sent, STREAM_TOTAL);
+    cr_assert_eq(wait_closes(srv, TT_CLOSE_PEER_RST, 1), 1);
+    tt_server_shutdown(srv);
+    pthread_join(th, NULL);
+    tt_server_free(srv);
 }
