@@ -388,6 +388,7 @@ static void worker_teardown(tt__worker *w)
             close(w->ls[a].fd);
             w->ls[a].fd = -1;
         }
+    tt__fcache_free(w);
     while (w->free_x) {
         struct tt_req *x = w->free_x;
         w->free_x = x->next_free;

@@ -133,6 +133,7 @@ struct tt__worker {
     /* access log */
     char *log;
     size_t log_len;
+    struct tt__fcache *fcache; /* static.c: open files, NULL until the first static request */
 };
 
 struct tt_server {
@@ -156,6 +157,8 @@ void tt__worker_free_all(tt__worker *w);
 uint32_t tt__worker_now(tt__worker *w);
 /* server.c */
 void tt__worker_conn_gone(tt__worker *w);
+/* static.c: close the worker's cached files */
+void tt__fcache_free(tt__worker *w);
 /* access log (server.c) */
 void tt__access_log(struct tt_req *x);
 

@@ -2,7 +2,9 @@
  * If-Modified-Since, ETag / If-None-Match (304), one Range (206/416), index.html, sendfile for
  * large files (small ones are copied so pipelined responses stay batched), and no escape from
  * the root: ".." segments are refused and files are opened with openat2(RESOLVE_BENEATH) (or a
- * realpath check where openat2 is missing), so symlinks cannot lead outside. */
+ * realpath check where openat2 is missing), so symlinks cannot lead outside. Each worker keeps
+ * recently served files open (the open-file cache below), so a hot file costs no
+ * open/fstat/close. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -98,17 +100,18 @@ static int clean_path(const char *p, size_t n, char *out, size_t size)
     return (int)o;
 }
 
-static int open_beneath(const char *root, const char *rel)
+/* Open rel beneath root (dfd: root opened O_PATH, or -1 to open it here). */
+static int open_beneath(const char *root, int dfd, const char *rel)
 {
     static int no_openat2;
     if (!*rel) rel = ".";
     if (!no_openat2) {
-        int dfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0) return -errno;
+        int own = dfd < 0;
+        if (own && (dfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) return -errno;
         struct open_how how = {.flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_BENEATH};
         long fd = syscall(SYS_openat2, dfd, rel, &how, sizeof how);
         int e = errno;
-        close(dfd);
+        if (own) close(dfd);
         if (fd >= 0) return (int)fd;
         if (e != ENOSYS) return e == EXDEV ? -ENOENT : -e;
         no_openat2 = 1;
@@ -127,6 +130,126 @@ static void http_date(time_t t, char *buf, size_t n)
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(buf, n, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+/* ---- open-file cache ----
+ * One per worker (no locks), like nginx's open_file_cache and h2o's filecache: a regular file
+ * keeps its fd, stat, ETag and Last-Modified; the entry is trusted for FCACHE_VALID_MS of loop
+ * time, then revalidated with one fstatat (same inode, size and mtime: kept; else reopened).
+ * So a changed file is served at most that long after the change. Direct-mapped by a hash of
+ * (root, path): a colliding entry is closed and replaced. Root directories stay open (O_PATH). */
+#define FCACHE_SLOTS    64
+#define FCACHE_VALID_MS 1000
+#define FCACHE_ROOTS    4
+
+typedef struct fentry {
+    const char *root; /* the route's root (pointer identity) */
+    int fd;           /* -1: empty */
+    uint64_t checked; /* loop time of the last validation */
+    struct stat st;
+    char etag[40], lm[40];
+    uint16_t rel_len;
+    char rel[238];
+} fentry;
+
+struct tt__fcache {
+    struct {
+        const char *root;
+        int dfd;
+    } roots[FCACHE_ROOTS];
+    int nroots;
+    fentry e[FCACHE_SLOTS];
+};
+
+void tt__fcache_free(tt__worker *w)
+{
+    struct tt__fcache *fc = w->fcache;
+    if (!fc) return;
+    for (int i = 0; i < FCACHE_SLOTS; i++)
+        if (fc->e[i].fd >= 0) close(fc->e[i].fd);
+    for (int i = 0; i < fc->nroots; i++)
+        close(fc->roots[i].dfd);
+    free(fc);
+    w->fcache = NULL;
+}
+
+static int root_dfd(struct tt__fcache *fc, const char *root)
+{
+    for (int i = 0; i < fc->nroots; i++)
+        if (fc->roots[i].root == root) return fc->roots[i].dfd;
+    if (fc->nroots == FCACHE_ROOTS) return -1; /* many roots: open per request */
+    int dfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return -1;
+    fc->roots[fc->nroots].root = root;
+    fc->roots[fc->nroots++].dfd = dfd;
+    return dfd;
+}
+
+static void entry_fill(fentry *e, int fd, const struct stat *st)
+{
+    e->fd = fd;
+    e->st = *st;
+    snprintf(e->etag, sizeof e->etag, "\"%llx-%llx\"", (unsigned long long)st->st_mtime,
+             (unsigned long long)st->st_size);
+    http_date(st->st_mtime, e->lm, sizeof e->lm);
+}
+
+/* root/rel opened and stat'ed. Regular files come from (or go into) the cache: then *e is
+ * set and the fd belongs to the cache; otherwise *e is NULL and the caller closes fd. */
+static int file_open(tt__worker *w, uint64_t now, const char *root, const char *rel,
+                     struct stat *st, fentry **e)
+{
+    *e = NULL;
+    struct tt__fcache *fc = w->fcache;
+    if (!fc && (fc = w->fcache = malloc(sizeof *fc))) {
+        fc->nroots = 0;
+        for (int i = 0; i < FCACHE_SLOTS; i++)
+            fc->e[i].fd = -1;
+    }
+    size_t rl = strlen(rel);
+    fentry *slot = NULL;
+    int dfd = -1;
+    if (fc && rl < sizeof fc->e[0].rel) {
+        uint64_t h = 1469598103934665603ull ^ (uintptr_t)root;
+        for (size_t i = 0; i < rl; i++)
+            h = (h ^ (unsigned char)rel[i]) * 1099511628211ull;
+        slot = &fc->e[(h ^ (h >> 29)) % FCACHE_SLOTS];
+        dfd = root_dfd(fc, root);
+        if (slot->fd >= 0 && slot->root == root && slot->rel_len == rl &&
+            !memcmp(slot->rel, rel, rl)) {
+            struct stat now_st;
+            if (now - slot->checked < FCACHE_VALID_MS ||
+                (dfd >= 0 && fstatat(dfd, rl ? rel : ".", &now_st, 0) == 0 &&
+                 now_st.st_ino == slot->st.st_ino && now_st.st_dev == slot->st.st_dev &&
+                 now_st.st_size == slot->st.st_size &&
+                 now_st.st_mtim.tv_sec == slot->st.st_mtim.tv_sec &&
+                 now_st.st_mtim.tv_nsec == slot->st.st_mtim.tv_nsec)) {
+                if (now - slot->checked >= FCACHE_VALID_MS) slot->checked = now;
+                *st = slot->st;
+                *e = slot;
+                return slot->fd;
+            }
+            close(slot->fd); /* changed or gone: forget it */
+            slot->fd = -1;
+        }
+    }
+    int fd = open_beneath(root, dfd, rel);
+    if (fd < 0) return fd;
+    if (fstat(fd, st) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    if (slot && S_ISREG(st->st_mode)) {
+        if (slot->fd >= 0) close(slot->fd);
+        slot->root = root;
+        slot->checked = now;
+        slot->rel_len = (uint16_t)rl;
+        memcpy(slot->rel, rel, rl);
+        entry_fill(slot, fd, st);
+        *e = slot;
+    }
+    return fd;
 }
 
 static time_t parse_http_date(const char *v, size_t n)
@@ -217,14 +340,13 @@ TT_API void tt_static_handler(tt_req *req, tt_res *res, void *rootp)
         tt_res_send(res, 404, "text/plain", "404 Not Found\n", 14);
         return;
     }
-    int fd = open_beneath(root, rel);
+    tt__worker *w = req->conn->w;
+    uint64_t now = tt_loop_now(w->loop);
     struct stat st;
-    if (fd >= 0 && fstat(fd, &st) < 0) {
-        close(fd);
-        fd = -1;
-    }
+    fentry *fe;
+    int fd = file_open(w, now, root, rel, &st, &fe);
     if (fd >= 0 && S_ISDIR(st.st_mode)) {
-        close(fd);
+        close(fd); /* directories are never cached */
         fd = -1;
         if (plen == 0 || p[plen - 1] != '/') {
             char loc[1100];
@@ -234,21 +356,23 @@ TT_API void tt_static_handler(tt_req *req, tt_res *res, void *rootp)
             return;
         }
         strcpy(rel + rl, rl ? "/index.html" : "index.html");
-        fd = open_beneath(root, rel);
-        if (fd >= 0 && fstat(fd, &st) < 0) {
-            close(fd);
-            fd = -1;
-        }
+        fd = file_open(w, now, root, rel, &st, &fe);
     }
     if (fd < 0 || !S_ISREG(st.st_mode)) {
-        if (fd >= 0) close(fd);
+        if (fd >= 0 && !fe) close(fd);
         tt_res_send(res, 404, "text/plain", "404 Not Found\n", 14);
         return;
     }
-    char etag[64], lm[40];
-    snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_mtime,
-             (unsigned long long)st.st_size);
-    http_date(st.st_mtime, lm, sizeof lm);
+    char etag_buf[40], lm_buf[40];
+    const char *etag = etag_buf, *lm = lm_buf;
+    if (fe) {
+        etag = fe->etag;
+        lm = fe->lm;
+    } else {
+        snprintf(etag_buf, sizeof etag_buf, "\"%llx-%llx\"", (unsigned long long)st.st_mtime,
+                 (unsigned long long)st.st_size);
+        http_date(st.st_mtime, lm_buf, sizeof lm_buf);
+    }
     tt_res_header(res, "ETag", etag);
     tt_res_header(res, "Last-Modified", lm);
     size_t vl;
@@ -264,7 +388,7 @@ TT_API void tt_static_handler(tt_req *req, tt_res *res, void *rootp)
         }
     }
     if (not_modified) {
-        close(fd);
+        if (!fe) close(fd);
         tt_res_start(res, 304, -1);
         tt_res_end(res);
         return;
@@ -280,7 +404,7 @@ TT_API void tt_static_handler(tt_req *req, tt_res *res, void *rootp)
             char cr[64];
             snprintf(cr, sizeof cr, "bytes */%lld", (long long)st.st_size);
             tt_res_header(res, "Content-Range", cr);
-            close(fd);
+            if (!fe) close(fd);
             tt_res_send(res, 416, "text/plain", "416 Range Not Satisfiable\n", 26);
             return;
         }
@@ -293,20 +417,26 @@ TT_API void tt_static_handler(tt_req *req, tt_res *res, void *rootp)
         }
     }
     size_t len = st.st_size > 0 ? (size_t)(to - from + 1) : 0;
-    tt_res_start(res, status, (long long)len);
-    if (len <= SMALL_FILE && mid != TT_HTTP1_M_HEAD) {
+    if (mid == TT_HTTP1_M_HEAD || len <= SMALL_FILE) {
         char buf[SMALL_FILE];
         size_t got = 0;
-        while (got < len) {
+        while (mid != TT_HTTP1_M_HEAD && got < len) {
             ssize_t n = pread(fd, buf + got, len - got, from + (off_t)got);
             if (n <= 0) break;
             got += (size_t)n;
         }
-        if (got < len) /* the file shrank under us: pad to keep framing */
+        if (mid != TT_HTTP1_M_HEAD && got < len) /* the file shrank: pad to keep framing */
             memset(buf + got, 0, len - got);
-        close(fd);
-        tt_res_write(res, buf, len);
+        if (!fe) close(fd);
+        tt_res_start(res, status, (long long)len);
+        if (mid != TT_HTTP1_M_HEAD) tt_res_write(res, buf, len);
     } else {
+        /* sendfile takes its own fd: a cached one stays with the cache */
+        if (fe && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+            tt_res_send(res, 503, "text/plain", "503 Service Unavailable\n", 24);
+            return;
+        }
+        tt_res_start(res, status, (long long)len);
         tt_res_sendfile(res, fd, from, len);
     }
     tt_res_end(res);

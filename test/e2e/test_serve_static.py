@@ -123,3 +123,46 @@ class Static(tt.TestCase):
 if __name__ == "__main__":
     import unittest
     unittest.main()
+
+
+class StaticCache(tt.TestCase):
+    """The per-worker open-file cache: a file changed in place, replaced by rename or deleted is
+    noticed (entries are trusted for 1 s, then revalidated); many files never pile up open
+    descriptors (64 cached per worker)."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+        self.srv = tt.Tether("--root", self.tmp, "--workers", "1").__enter__()
+
+    def tearDown(self):
+        self.srv.__exit__(None, None, None)
+        shutil.rmtree(self.tmp)
+
+    def write(self, name, data):
+        with open(os.path.join(self.tmp, name), "wb") as f:
+            f.write(data)
+
+    def test_changes_are_noticed(self):
+        self.write("v.txt", b"one")
+        self.assertEqual(get(self.srv, "/v.txt")[2], b"one")
+        self.assertEqual(get(self.srv, "/v.txt")[2], b"one")  # served from the cache
+        self.write("v.txt", b"two!")  # in place: same inode, new size and mtime
+        tt.wait_for(lambda: get(self.srv, "/v.txt")[2] == b"two!")
+        self.write("new.txt", b"six!")
+        os.replace(os.path.join(self.tmp, "new.txt"), os.path.join(self.tmp, "v.txt"))
+        tt.wait_for(lambda: get(self.srv, "/v.txt")[2] == b"six!")
+        os.unlink(os.path.join(self.tmp, "v.txt"))
+        tt.wait_for(lambda: get(self.srv, "/v.txt")[0] == 404)
+        st, h, body = get(self.srv, "/v.txt")
+        self.assertEqual(st, 404)
+
+    def test_open_files_stay_bounded(self):
+        fds = lambda: len(os.listdir("/proc/%d/fd" % self.srv.proc.pid))
+        base = fds()
+        for i in range(300):
+            self.write("f%d.txt" % i, b"file %d" % i)
+        for rnd in range(2):
+            for i in range(300):
+                st, h, body = get(self.srv, "/f%d.txt" % i)
+                self.assertEqual((st, body), (200, b"file %d" % i))
+        self.assertLessEqual(fds(), base + 64 + 2)  # the cache, the root, slack
