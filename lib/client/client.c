@@ -1507,6 +1507,10 @@ static int x_try_lease(tt_exchange *x)
                 conn_close(k, k->expire_reason);
                 continue;
             }
+            if (k->retired) { /* its address left the answer of an inline lookup */
+                conn_close(k, TT_EVICT_DNS);
+                continue;
+            }
             idle_unlink(k);
             tt_timer_stop(c->loop, &k->timer);
             k->state = C_BUSY;

@@ -3,8 +3,10 @@
  * FIN, lease timeout, async completion. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -508,4 +510,124 @@ Test(pool, fair_fifo_across_routes)
     close(c2);
     close(l1);
     close(l2);
+}
+
+/* ---- DNS: a connection whose address left the answer is retired ---- */
+
+static char hosts_path[64];
+
+/* Give this test process its own /etc/hosts (a private mount namespace: needs root, as the
+ * netns tests do). */
+static void private_hosts(const char *content)
+{
+    if (!hosts_path[0]) {
+        cr_assert_eq(unshare(CLONE_NEWNS), 0, "unshare(CLONE_NEWNS): %s (run as root)",
+                     strerror(errno));
+        cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "%s", strerror(errno));
+        snprintf(hosts_path, sizeof hosts_path, "/tmp/tether-hosts-%d", (int)getpid());
+        FILE *f = fopen(hosts_path, "w");
+        cr_assert_not_null(f);
+        fclose(f);
+        cr_assert_eq(mount(hosts_path, "/etc/hosts", NULL, MS_BIND, NULL), 0, "%s",
+                     strerror(errno));
+    }
+    FILE *f = fopen(hosts_path, "w"); /* rewritten in place: the bind mount follows the inode */
+    cr_assert_not_null(f);
+    fputs(content, f);
+    fclose(f);
+}
+
+/* Answer one request on whichever of the listeners gets it; returns the listener index. */
+static int serve_any(int *lfd, int *cfd, int n, tt_client *c)
+{
+    char buf[4096];
+    for (int i = 0; i < 400; i++) {
+        for (int j = 0; j < n; j++) {
+            if (cfd[j] < 0) cfd[j] = tt_accept(lfd[j], NULL);
+            if (cfd[j] < 0) continue;
+            if (recv(cfd[j], buf, sizeof buf, MSG_DONTWAIT) > 0) {
+                send(cfd[j], RESP, sizeof RESP - 1, 0);
+                return j;
+            }
+        }
+        tt_client_wait(c, 5);
+    }
+    return -1;
+}
+
+Test(pool, connection_to_an_address_that_left_dns_is_retired)
+{
+    int lfd[2], cfd[2] = {-1, -1}, port;
+    lfd[0] = listener(&port);
+    char a2[32];
+    snprintf(a2, sizeof a2, "127.0.0.2:%d", port);
+    tt_addr addr2;
+    tt_addr_parse(&addr2, a2);
+    lfd[1] = tt_listen(&addr2, NULL);
+    cr_assert_geq(lfd[1], 0);
+    private_hosts("127.0.0.1 tether-dns.test\n");
+
+    tt_client_opts o;
+    tt_client_opts_default(&o);
+    o.dns_ttl_ms = 1;
+    tt_client *c;
+    cr_assert_eq(tt_client_new(&c, &o), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://tether-dns.test:%d/", port);
+    int done = 0;
+    tt_exchange x[4];
+    for (int i = 0; i < 4; i++) {
+        tt_exchange_init(&x[i]);
+        x[i].url = url;
+        x[i].on_done = on_done;
+        x[i].data = &done;
+    }
+    /* 1: resolved to 127.0.0.1; the connection goes back to the pool */
+    cr_assert_eq(tt_client_start(c, &x[0]), 0);
+    cr_assert_eq(serve_any(lfd, cfd, 2, c), 0);
+    for (int i = 0; i < 200 && done < 1; i++)
+        tt_client_wait(c, 5);
+    cr_assert_eq(x[0].status, 200);
+    cr_assert(x[0].conn_kept);
+
+    /* the name moves to 127.0.0.2 */
+    private_hosts("127.0.0.2 tether-dns.test\n");
+    usleep(20 * 1000); /* past dns_ttl_ms */
+    /* 2 takes the pooled connection; 3 needs a new one: the lookup retires the old one */
+    cr_assert_eq(tt_client_start(c, &x[1]), 0);
+    cr_assert_eq(tt_client_start(c, &x[2]), 0);
+    int got[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        int j = serve_any(lfd, cfd, 2, c);
+        cr_assert_geq(j, 0);
+        got[j]++;
+    }
+    cr_assert_eq(got[0], 1, "one request still on the old address");
+    cr_assert_eq(got[1], 1, "one request on the new address");
+    for (int i = 0; i < 200 && done < 3; i++)
+        tt_client_wait(c, 5);
+    cr_assert_eq(x[1].status, 200);
+    cr_assert_eq(x[2].status, 200);
+    cr_assert_not(x[1].conn_kept, "the old connection is retired after its current use");
+    cr_assert_eq(x[1].close_reason, TT_EVICT_DNS);
+    cr_assert(x[2].conn_kept);
+
+    /* 4: the pool now only has the connection to the new address */
+    cr_assert_eq(tt_client_start(c, &x[3]), 0);
+    cr_assert_eq(serve_any(lfd, cfd, 2, c), 1);
+    for (int i = 0; i < 200 && done < 4; i++)
+        tt_client_wait(c, 5);
+    cr_assert_eq(x[3].status, 200);
+    cr_assert(x[3].reused);
+    tt_client_stats st;
+    tt_client_get_stats(c, &st);
+    cr_assert_eq(st.evictions[TT_EVICT_DNS], 1);
+    for (int i = 0; i < 4; i++)
+        tt_exchange_cleanup(&x[i]);
+    tt_client_free(c);
+    for (int j = 0; j < 2; j++) {
+        if (cfd[j] >= 0) close(cfd[j]);
+        close(lfd[j]);
+    }
+    unlink(hosts_path);
 }
