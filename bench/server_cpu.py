@@ -5,6 +5,7 @@
 
 In the close mode floor.c is replaced by close_floor.c closing client-first (the floor of
 tether's design), and --nginx adds nginx with `listen ... deferred` next to the peers' config.
+--uring adds close_floor_uring.c (the same floor on io_uring; needs liburing-dev).
 
 Each server is pinned to CPU 0 and wrk -t1 to CPU 1; server CPU = utime+stime from
 /proc/PID/stat over the run. Modes: keep-alive, Connection: close, pipelined x16 (the peers'
@@ -108,6 +109,8 @@ def main():
     ap.add_argument("--close-floor", default="/tmp/tether-close-floor")
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "tether"))
     ap.add_argument("--nginx", action="store_true", help="also run nginx (peers config)")
+    ap.add_argument("--uring", action="store_true",
+                    help="close mode: also the io_uring floor (bench/peers/close_floor_uring.c)")
     args = ap.parse_args()
     if not os.path.exists(args.floor):
         subprocess.run(["gcc", "-O2", "-o", args.floor, os.path.join(PEERS, "floor.c")], check=True)
@@ -122,11 +125,18 @@ def main():
         servers["nginx"] = nginx_cmd
         servers["nginx-deferred"] = lambda p: nginx_cmd(p, deferred=True)
     servers["close-floor"] = lambda p: [args.close_floor, str(p), "client-first"]
+    if args.uring:
+        exe = args.close_floor + "-uring"
+        subprocess.run(["gcc", "-O2", "-o", exe, os.path.join(ROOT, "bench", "peers",
+                                                              "close_floor_uring.c"), "-luring"],
+                       check=True)
+        servers["close-floor-uring"] = lambda p: [exe, str(p), "client-first"]
     for mode in args.modes.split(","):
         res = {k: [] for k in servers}
         for _ in range(args.rounds):
             for name, mk in servers.items():
-                if (name == "floor" and mode == "close") or (name == "close-floor" and mode != "close"):
+                if (name == "floor" and mode == "close") or (name.startswith("close-floor") and
+                                                             mode != "close"):
                     continue  # floor ignores Connection: close; close-floor knows nothing else
                 if name == "nginx-deferred" and mode != "close":
                     continue
@@ -141,11 +151,15 @@ def main():
             us = statistics.median(r[1] for r in rs)
             tw = max(r[2] for r in rs)
             print("  %-14s %10.0f req/s  %6.2f us CPU/req  server TIME_WAIT %d" % (name, rps, us, tw))
+        if res.get("nginx") and res.get("close-floor-uring"):
+            print("  close-floor-uring/nginx CPU per request: %.2fx" %
+                  (statistics.median(r[1] for r in res["close-floor-uring"]) /
+                   statistics.median(r[1] for r in res["nginx"])))
         if res.get("nginx") and res["tether"]:
             print("  tether/nginx CPU per request: %.2fx" %
                   (statistics.median(r[1] for r in res["tether"]) /
                    statistics.median(r[1] for r in res["nginx"])))
-        for ref in ("nginx-deferred", "floor", "close-floor"):
+        for ref in ("nginx-deferred", "floor", "close-floor", "close-floor-uring"):
             if res.get(ref) and res["tether"]:
                 print("  tether/%s CPU per request: %.2fx" %
                       (ref, statistics.median(r[1] for r in res["tether"]) /
