@@ -180,6 +180,13 @@ int tt_req_header_at(const tt_req *req, int i, const char **name, size_t *nlen, 
                      size_t *vlen);
 /* The whole request body (de-chunked, up to max_body), or NULL when empty. */
 const char *tt_req_body(const tt_req *req, size_t *len);
+/* A trailer field of a chunked request body (case-insensitive), or NULL; *len gets its value
+ * length. Valid like the body. At most 16 trailer fields are accepted (more: 431). */
+const char *tt_req_trailer(const tt_req *req, const char *name, size_t *len);
+/* Number of trailer fields and the i-th one; 0 or -ERANGE. */
+int tt_req_trailer_count(const tt_req *req);
+int tt_req_trailer_at(const tt_req *req, int i, const char **name, size_t *nlen, const char **value,
+                      size_t *vlen);
 /* Connection information for this request. 0 or -errno. */
 int tt_req_conn_info(const tt_req *req, tt_conn_info *out);
 /* The worker's loop (for async handlers: finish the response from a callback on it). */

@@ -149,7 +149,7 @@ static void x_reset_message(struct tt_req *x, const tt_server_config *cfg)
     tt_http1_limits lim = {.max_request_line = (uint32_t)cfg->max_uri,
                            .max_head = (uint32_t)cfg->max_header};
     tt_http1_parser_init(&x->parser, &lim);
-    x->head_len = x->body_len = x->raw_len = 0;
+    x->head_len = x->body_len = x->raw_len = x->tlen = 0;
     x->path = x->query = NULL;
     x->path_len = x->query_len = 0;
     x->status = 0;
@@ -159,6 +159,8 @@ static void x_reset_message(struct tt_req *x, const tt_server_config *cfg)
     x->nres = x->store_used = 0;
     x->bytes_out = 0;
     memset(&x->dec, 0, sizeof x->dec);
+    x->dec.trailers = x->trailers;
+    x->dec.max_trailers = TT__MAX_TRAILERS;
     x->req.num_headers = 0;
     x->req.flags = 0;
     x->req.body = TT_HTTP1_BODY_NONE;
@@ -553,6 +555,25 @@ static void split_target(struct tt_req *x)
 
 /* Advance the current message with what is buffered. Returns 1 if a request was dispatched,
  * 0 if more input is needed, -1 if the connection is closing. */
+/* Copy the decoded trailer fields' names and values to dst (back to back, in order; every copy
+ * moves bytes down, never over one still to be read) and point the views there. Returns the
+ * bytes used. */
+static size_t trailers_pack(struct tt_req *x, char *dst)
+{
+    size_t n = x->dec.num_trailers < TT__MAX_TRAILERS ? x->dec.num_trailers : TT__MAX_TRAILERS;
+    char *o = dst;
+    for (size_t i = 0; i < n; i++) {
+        tt_header *h = &x->trailers[i];
+        memmove(o, h->name, h->name_len);
+        h->name = o;
+        o += h->name_len;
+        memmove(o, h->value, h->value_len);
+        h->value = o;
+        o += h->value_len;
+    }
+    return (size_t)(o - dst);
+}
+
 static int conn_step(tt__conn *c)
 {
     tt__worker *w = c->w;
@@ -636,17 +657,21 @@ static int conn_step(tt__conn *c)
                 conn_error(c, tt_http1_error_status(x->dec.error));
                 return -1;
             }
-            if ((size_t)r > out) {
-                memmove(p + out, p + r, avail - (size_t)r);
-                x->rbuf.len -= (size_t)r - out;
+            /* Trailer fields (views into the consumed input) are packed right after the data,
+             * before what follows moves down over the framing: they stay valid with the body. */
+            size_t tl = x->dec.done ? trailers_pack(x, p + out) : 0;
+            if ((size_t)r > out + tl) {
+                memmove(p + out + tl, p + r, avail - (size_t)r);
+                x->rbuf.len -= (size_t)r - out - tl;
             }
+            x->tlen = tl;
             x->body_len += out;
             if (x->body_len > (size_t)cfg->max_body) {
                 conn_error(c, 413);
                 return -1;
             }
             if (x->dec.done) {
-                x->raw_len = x->head_len + x->body_len;
+                x->raw_len = x->head_len + x->body_len + x->tlen;
                 break;
             }
             if ((size_t)r == avail || r == 0) {
@@ -914,6 +939,31 @@ TT_API const char *tt_req_body(const tt_req *req, size_t *len)
 {
     if (len) *len = req->body_len;
     return req->body_len ? req->rbuf.data + req->head_len : NULL;
+}
+
+TT_API const char *tt_req_trailer(const tt_req *req, const char *name, size_t *len)
+{
+    size_t n = req->dec.num_trailers < TT__MAX_TRAILERS ? req->dec.num_trailers : TT__MAX_TRAILERS;
+    const tt_header *h = tt_http1_find_header(req->trailers, n, name, strlen(name));
+    if (!h) return NULL;
+    if (len) *len = h->value_len;
+    return h->value;
+}
+
+TT_API int tt_req_trailer_count(const tt_req *req)
+{
+    return req->req.body == TT_HTTP1_BODY_CHUNKED && req->dec.done ? (int)req->dec.num_trailers : 0;
+}
+
+TT_API int tt_req_trailer_at(const tt_req *req, int i, const char **name, size_t *nlen,
+                             const char **value, size_t *vlen)
+{
+    if (i < 0 || i >= tt_req_trailer_count(req)) return -ERANGE;
+    *name = req->trailers[i].name;
+    *nlen = req->trailers[i].name_len;
+    *value = req->trailers[i].value;
+    *vlen = req->trailers[i].value_len;
+    return 0;
 }
 
 TT_API int tt_req_conn_info(const tt_req *req, tt_conn_info *out)

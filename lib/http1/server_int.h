@@ -18,6 +18,7 @@
 
 #define TT__MAX_REQ_HEADERS 64
 #define TT__MAX_RES_HEADERS 16
+#define TT__MAX_TRAILERS    16 /* request trailer fields kept for the handler; more: 431 */
 #define TT__RES_STORE       1024
 
 /* Single-writer counters: a relaxed load and store (no lock prefix), readable from any thread. */
@@ -71,6 +72,7 @@ struct tt_req {
     size_t head_len;  /* parsed head length (0 while reading the head) */
     size_t body_len;  /* body bytes available at rbuf.data + head_len (decoded) */
     size_t raw_len;   /* bytes of rbuf this message occupies once complete */
+    size_t tlen;      /* packed trailer bytes right after the decoded body */
     uint64_t discard; /* body bytes still to discard after the response */
     const char *path, *query;
     size_t path_len, query_len;
@@ -94,6 +96,7 @@ struct tt_req {
     /* access log */
     long long bytes_out;
     tt_header hdrs[TT__MAX_REQ_HEADERS];
+    tt_header trailers[TT__MAX_TRAILERS]; /* views after the body in rbuf (dec.num_trailers) */
     struct tt_req *next_free;
 };
 

@@ -225,14 +225,15 @@ static void stream_handler(tt_req *req, tt_res *res, void *data)
     stream.drains = 0; /* count only the callbacks from the loop */
 }
 
-static tt_server *stream_server(pthread_t *th, int *port)
+/* A one-worker server on a free loopback port with fn for every path, running in *th. */
+static tt_server *start_server(tt_handler_fn fn, pthread_t *th, int *port)
 {
     tt_server_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.listen[0] = "127.0.0.1:0";
     cfg.nlisten = 1;
     cfg.workers = 1;
-    tt_server_config_route(&cfg, "/", stream_handler, NULL);
+    tt_server_config_route(&cfg, "/", fn, NULL);
     tt_server *srv;
     cr_assert_eq(tt_server_new(&srv, &cfg), 0);
     *port = tt_server_port(srv);
@@ -256,7 +257,7 @@ Test(server, streaming_handler_is_flow_controlled)
 {
     pthread_t th;
     int port;
-    tt_server *srv = stream_server(&th, &port);
+    tt_server *srv = start_server(stream_handler, &th, &port);
     int fd = stream_client(port);
     struct timeval tv = {10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -295,7 +296,7 @@ Test(server, streaming_handler_learns_the_peer_left)
 {
     pthread_t th;
     int port;
-    tt_server *srv = stream_server(&th, &port);
+    tt_server *srv = start_server(stream_handler, &th, &port);
     int fd = stream_client(port);
     static char buf[16 << 10];
     size_t got = 0;
@@ -316,6 +317,77 @@ Test(server, streaming_handler_learns_the_peer_left)
     cr_assert(stream.ended);
     cr_assert_lt(stream.sent, STREAM_TOTAL);
     cr_assert_eq(wait_closes(srv, TT_CLOSE_PEER_RST, 1), 1);
+    tt_server_shutdown(srv);
+    pthread_join(th, NULL);
+    tt_server_free(srv);
+}
+
+/* ---- request trailers ---- */
+
+/* Answers "body|n|name=value;..." for every request. */
+static void trailer_handler(tt_req *req, tt_res *res, void *data)
+{
+    (void)data;
+    char out[1024];
+    size_t bl = 0, vl = 0;
+    const char *body = tt_req_body(req, &bl);
+    int n = tt_req_trailer_count(req);
+    int o = snprintf(out, sizeof out, "%.*s|%d|", (int)bl, body ? body : "", n);
+    for (int i = 0; i < n; i++) {
+        const char *name, *value;
+        size_t nl;
+        cr_assert_eq(tt_req_trailer_at(req, i, &name, &nl, &value, &vl), 0);
+        o += snprintf(out + o, sizeof out - (size_t)o, "%.*s=%.*s;", (int)nl, name, (int)vl, value);
+    }
+    const char *sum = tt_req_trailer(req, "x-checksum", &vl);
+    o += snprintf(out + o, sizeof out - (size_t)o, "sum=%.*s", sum ? (int)vl : 1, sum ? sum : "-");
+    cr_assert_eq(tt_req_trailer_at(req, n, &body, &bl, &body, &bl), -ERANGE);
+    tt_res_send(res, 200, "text/plain", out, (size_t)o);
+}
+
+Test(server, request_trailers_reach_the_handler)
+{
+    pthread_t th;
+    int port;
+    tt_server *srv = start_server(trailer_handler, &th, &port);
+    int fd = connect_port(port);
+    /* a chunked body with two trailer fields, and a pipelined GET right behind it */
+    const char *rq = "POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "5\r\nhello\r\n6\r\n world\r\n0\r\nX-Checksum:  abc123 \r\n"
+                     "Server-Timing: db;dur=53\r\n\r\n"
+                     "GET /next HTTP/1.1\r\nHost: t\r\n\r\n";
+    cr_assert_eq(send(fd, rq, strlen(rq), 0), (ssize_t)strlen(rq));
+    char buf[4096];
+    read_some(fd, buf, sizeof buf, "|0|sum=-");
+    cr_assert(strstr(buf, "hello world|2|X-Checksum=abc123;Server-Timing=db;dur=53;sum=abc123"),
+              "%s", buf);
+    cr_assert(strstr(buf, "\r\n\r\n|0|sum=-"), "the pipelined GET after the trailers: %s", buf);
+
+    /* the same body delivered a byte at a time (the trailer section arrives in pieces) */
+    const char *rq2 = "POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "3\r\nabc\r\n0\r\nX-Checksum: 9f\r\nX-Two: 2\r\n\r\n";
+    for (size_t i = 0; rq2[i]; i++) {
+        cr_assert_eq(send(fd, rq2 + i, 1, 0), 1);
+        usleep(200);
+    }
+    read_some(fd, buf, sizeof buf, "sum=9f");
+    cr_assert(strstr(buf, "abc|2|X-Checksum=9f;X-Two=2;sum=9f"), "%s", buf);
+    close(fd);
+
+    /* more trailer fields than kept (16): 431 and close */
+    fd = connect_port(port);
+    char big[2048];
+    int o = snprintf(big, sizeof big,
+                     "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked"
+                     "\r\n\r\n1\r\nx\r\n0\r\n");
+    for (int i = 0; i < 17; i++)
+        o += snprintf(big + o, sizeof big - (size_t)o, "X-T%d: v\r\n", i);
+    o += snprintf(big + o, sizeof big - (size_t)o, "\r\n");
+    cr_assert_eq(send(fd, big, (size_t)o, 0), o);
+    read_some(fd, buf, sizeof buf, "\r\n\r\n");
+    cr_assert(!strncmp(buf, "HTTP/1.1 431 ", 13), "%s", buf);
+    cr_assert(strstr(buf, "Connection: close"), "%s", buf);
+    close(fd);
     tt_server_shutdown(srv);
     pthread_join(th, NULL);
     tt_server_free(srv);
