@@ -1,10 +1,7 @@
 """The embedded server example: an async handler answers from a timer and never reorders
 pipelined responses; a client vanishing while the handler holds the request is harmless."""
-import os
-import signal
 import socket
 import struct
-import subprocess
 import time
 
 import tt
@@ -13,17 +10,11 @@ import tt
 class Async(tt.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.port = tt.free_port()
-        exe = os.path.join(tt.BUILD, "examples", "server")
-        cls.proc = subprocess.Popen([exe, "127.0.0.1:%d" % cls.port], cwd=tt.ROOT,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        tt.wait_port(cls.port, proc=cls.proc)
+        cls.proc, cls.port = tt.start_example("server")
 
     @classmethod
     def tearDownClass(cls):
-        cls.proc.send_signal(signal.SIGTERM)
-        cls.rc = cls.proc.wait(15)
-        cls.proc.stderr.close()
+        cls.rc = tt.stop_example(cls.proc)
 
     def connect(self):
         return socket.create_connection(("127.0.0.1", self.port), timeout=5)

@@ -104,6 +104,24 @@ class Tether:
         return s
 
 
+def start_example(name):
+    """Start build/examples/NAME on a free loopback port (cwd: the repo, for ./site).
+    Returns (proc, port); end it with stop_example."""
+    port = free_port()
+    proc = subprocess.Popen([os.path.join(BUILD, "examples", name), "127.0.0.1:%d" % port],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_port(port, proc=proc)
+    return proc, port
+
+
+def stop_example(proc):
+    """SIGTERM (graceful shutdown), wait, and return the exit status."""
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(15)
+    proc.stderr.close()
+    return rc
+
+
 def recv_until_close(s, limit=1 << 24):
     """Read until the peer closes (or limit bytes). Returns the bytes."""
     out = bytearray()
