@@ -23,8 +23,7 @@ static void more(tt_res *res, void *data)
         if (tt_res_write(res, piece, n) < 0) break; /* the peer left */
         s->left -= (long long)n;
     }
-    if (s->left > 0 && !tt_req_aborted(res) && tt_res_on_drain(res, HIGH / 4, more, s) == 0)
-        return;
+    if (s->left > 0 && !tt_req_aborted(res) && tt_res_on_drain(res, HIGH / 4, more, s) == 0) return;
     tt_res_end(res); /* done, or the peer is gone: end frees the exchange */
     free(s);
 }
@@ -47,9 +46,8 @@ static void bytes(tt_req *req, tt_res *res, void *data)
 int main(int argc, char **argv)
 {
     memset(piece, 'x', sizeof piece);
-    tt_server_config cfg = {.nlisten = 1,
-                            .listen = {argc > 1 ? argv[1] : "127.0.0.1:8082"},
-                            .workers = 1};
+    tt_server_config cfg = {
+        .nlisten = 1, .listen = {argc > 1 ? argv[1] : "127.0.0.1:8082"}, .workers = 1};
     tt_server_config_route(&cfg, "/bytes/", bytes, NULL);
     tt_server *srv;
     if (tt_server_new(&srv, &cfg) < 0) return 1;

@@ -2,10 +2,7 @@
 keepalive_requests, keepalive_timeout races (a POST is never sent twice), pool limits."""
 import json
 import os
-import shutil
-import signal
 import subprocess
-import tempfile
 import threading
 import time
 
@@ -33,38 +30,14 @@ http {{
 """
 
 
-class Nginx:
+class Nginx(tt.Nginx):
     def __init__(self, reqs=1000, timeout="60s"):
-        self.dir = tempfile.mkdtemp(prefix="tt-get-nginx-")
-        os.chmod(self.dir, 0o755)  # nginx workers run as nobody when started by root
-        self.port = tt.free_port()
+        super().__init__(CONF, prefix="tt-get-nginx-", reqs=reqs, timeout=timeout)
         os.makedirs(os.path.join(self.dir, "html"))
-        os.makedirs(os.path.join(self.dir, "tmp"))
         with open(os.path.join(self.dir, "html", "index.html"), "w") as f:
             f.write("hello\n")
         with open(os.path.join(self.dir, "html", "big.txt"), "w") as f:
             f.write("x" * 200000)
-        with open(os.path.join(self.dir, "nginx.conf"), "w") as f:
-            f.write(CONF.format(d=self.dir, port=self.port, reqs=reqs, timeout=timeout))
-
-    def __enter__(self):
-        self.proc = subprocess.Popen(["nginx", "-p", self.dir, "-c", os.path.join(self.dir, "nginx.conf"),
-                                      "-g", "daemon off;"], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        tt.wait_port(self.port, proc=self.proc)
-        return self
-
-    def __exit__(self, *exc):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def url(self, path="/"):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
 
     def log(self, at_least=0):
         """nginx's access log as split lines. nginx writes a line after it has sent the response,

@@ -2,9 +2,11 @@
 talk to it with raw sockets, read the kernel's socket states. Standard library only."""
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -102,6 +104,39 @@ class Tether:
         s = socket.create_connection((self.host, self.port), timeout=timeout)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return s
+
+
+class Nginx:
+    """nginx in the foreground with our own config: conf is a format string where {d} is its
+    temp prefix (logs, pid, temp paths) and {port} its free loopback port, plus **keys. Use as a
+    context manager; files the config needs go in self.dir before __enter__."""
+
+    def __init__(self, conf, prefix="tt-nginx-", **keys):
+        self.dir = tempfile.mkdtemp(prefix=prefix)
+        os.chmod(self.dir, 0o755)  # nginx workers run as nobody when started by root
+        self.port = free_port()
+        os.makedirs(os.path.join(self.dir, "tmp"))
+        with open(os.path.join(self.dir, "nginx.conf"), "w") as f:
+            f.write(conf.format(d=self.dir, port=self.port, **keys))
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(["nginx", "-p", self.dir, "-c", os.path.join(self.dir, "nginx.conf"),
+                                      "-g", "daemon off;"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_port(self.port, proc=self.proc)
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def url(self, path="/"):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
 
 
 def start_example(name):
