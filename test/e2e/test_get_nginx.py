@@ -8,16 +8,9 @@ import time
 
 import tt
 
-CONF = """
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 512; }}
-http {{
+HTTP = """
   log_format plain '$request_method $uri $status $connection $connection_requests a$args';
   access_log {d}/access.log plain;
-  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp;
-  uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
   keepalive_requests {reqs};
   keepalive_timeout {timeout};
   server {{
@@ -26,13 +19,12 @@ http {{
     location /post {{ return 200 "posted\\n"; }}
     location /nocontent {{ return 204; }}
   }}
-}}
 """
 
 
 class Nginx(tt.Nginx):
     def __init__(self, reqs=1000, timeout="60s"):
-        super().__init__(CONF, prefix="tt-get-nginx-", reqs=reqs, timeout=timeout)
+        super().__init__(HTTP, prefix="tt-get-nginx-", reqs=reqs, timeout=timeout)
         os.makedirs(os.path.join(self.dir, "html"))
         with open(os.path.join(self.dir, "html", "index.html"), "w") as f:
             f.write("hello\n")

@@ -9,15 +9,8 @@ import time
 
 import tt
 
-CONF = """
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 512; }}
-http {{
+HTTP = """
   access_log off;
-  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp;
-  uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
   upstream tether {{
     server 127.0.0.1:{a} max_fails=2 fail_timeout=5s;
     server 127.0.0.1:{b} max_fails=2 fail_timeout=5s;
@@ -35,7 +28,6 @@ http {{
       proxy_next_upstream error timeout http_502;
     }}
   }}
-}}
 """
 
 
@@ -55,7 +47,7 @@ class NginxFront(tt.TestCase):
         self.addCleanup(a.__exit__, None, None, None)
         b = tt.Tether("--echo", "--status", "--workers", "1", *args).__enter__()
         self.addCleanup(b.__exit__, None, None, None)
-        ng = tt.Nginx(CONF, prefix="tt-front-", a=a.port, b=b.port).__enter__()
+        ng = tt.Nginx(HTTP, prefix="tt-front-", a=a.port, b=b.port).__enter__()
         self.addCleanup(ng.__exit__, None, None, None)
         return a, b, ng
 

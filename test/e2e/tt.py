@@ -106,18 +106,31 @@ class Tether:
         return s
 
 
-class Nginx:
-    """nginx in the foreground with our own config: conf is a format string where {d} is its
-    temp prefix (logs, pid, temp paths) and {port} its free loopback port, plus **keys. Use as a
-    context manager; files the config needs go in self.dir before __enter__."""
+NGINX_CONF = """
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 512; }}
+http {{
+  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp;
+  uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
+%s
+}}
+"""
 
-    def __init__(self, conf, prefix="tt-nginx-", **keys):
+
+class Nginx:
+    """nginx in the foreground, one worker, with our own http block: http is a format string
+    where {d} is its temp prefix (logs, pid, temp paths) and {port} its free loopback port, plus
+    **keys. Use as a context manager; files the config needs go in self.dir before __enter__."""
+
+    def __init__(self, http, prefix="tt-nginx-", **keys):
         self.dir = tempfile.mkdtemp(prefix=prefix)
         os.chmod(self.dir, 0o755)  # nginx workers run as nobody when started by root
         self.port = free_port()
         os.makedirs(os.path.join(self.dir, "tmp"))
         with open(os.path.join(self.dir, "nginx.conf"), "w") as f:
-            f.write(conf.format(d=self.dir, port=self.port, **keys))
+            f.write((NGINX_CONF % http).format(d=self.dir, port=self.port, **keys))
 
     def __enter__(self):
         self.proc = subprocess.Popen(["nginx", "-p", self.dir, "-c", os.path.join(self.dir, "nginx.conf"),
