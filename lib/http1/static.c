@@ -185,13 +185,19 @@ static int root_dfd(struct tt__fcache *fc, const char *root)
     return dfd;
 }
 
+/* The validators of a file: ETag ("mtime-size") and Last-Modified, 40 bytes each. */
+static void validators(const struct stat *st, char etag[40], char lm[40])
+{
+    snprintf(etag, 40, "\"%llx-%llx\"", (unsigned long long)st->st_mtime,
+             (unsigned long long)st->st_size);
+    http_date(st->st_mtime, lm, 40);
+}
+
 static void entry_fill(fentry *e, int fd, const struct stat *st)
 {
     e->fd = fd;
     e->st = *st;
-    snprintf(e->etag, sizeof e->etag, "\"%llx-%llx\"", (unsigned long long)st->st_mtime,
-             (unsigned long long)st->st_size);
-    http_date(st->st_mtime, e->lm, sizeof e->lm);
+    validators(st, e->etag, e->lm);
 }
 
 /* root/rel opened and stat'ed. Regular files come from (or go into) the cache: then *e is
@@ -369,9 +375,7 @@ TT_API void tt_static_handler(tt_req *req, tt_res *res, void *rootp)
         etag = fe->etag;
         lm = fe->lm;
     } else {
-        snprintf(etag_buf, sizeof etag_buf, "\"%llx-%llx\"", (unsigned long long)st.st_mtime,
-                 (unsigned long long)st.st_size);
-        http_date(st.st_mtime, lm_buf, sizeof lm_buf);
+        validators(&st, etag_buf, lm_buf);
     }
     tt_res_header(res, "ETag", etag);
     tt_res_header(res, "Last-Modified", lm);
