@@ -44,7 +44,7 @@ LDLIBS := -lpthread -lm
 ALLLDFLAGS := $(SANLD) $(LDFLAGS)
 
 LIB_SRC := $(sort $(shell find lib -name '*.c' 2>/dev/null))
-CLI_SRC := $(sort $(wildcard src/*.c))
+CLI_SRC := $(sort $(shell find src -name '*.c' 2>/dev/null))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(sort $(shell find test/unit -name 'test_*.c' 2>/dev/null))

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common.h"
 #include "loop.h"
 #include "socket.h"
 #include "timer.h"

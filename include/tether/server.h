@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common.h"
 #include "loop.h"
 #include "socket.h"
 
@@ -23,7 +24,6 @@
 extern "C" {
 #endif
 
-#define TT_OFF               (-1) /* a duration or limit that is disabled */
 #define TT_SERVER_MAX_ROUTES 16   /* handlers per server config */
 #define TT_SERVER_MAX_LISTEN 8    /* listen addresses per server config */
 
@@ -114,7 +114,7 @@ typedef enum tt_close_reason {
     TT_CLOSE_NREASONS
 } tt_close_reason;
 
-/* Connection states (every transition lives in lib/http1/conn.c). */
+/* Connection states (every transition lives in lib/server/conn.c). */
 typedef enum tt_conn_state {
     TT_CONN_READING_HEAD, /* waiting for / reading a request head */
     TT_CONN_READING_BODY, /* reading a request body */

@@ -157,22 +157,3 @@ TT_API int tt_buf_release_if_empty(tt_buf *b, tt_bufpool *pool)
     tt_buf_release(b, pool);
     return 1;
 }
-
-TT_API ssize_t tt_buf_read_fd(tt_buf *b, tt_bufpool *pool, int fd, size_t min_space)
-{
-    int held = b->data != NULL;
-    char *dst = tt_buf_reserve(b, pool, min_space ? min_space : 1);
-    if (!dst) return -ENOMEM;
-    ssize_t n;
-    do
-        n = read(fd, dst, b->cap - b->len);
-    while (n < 0 && errno == EINTR);
-    if (n > 0) {
-        b->len += (size_t)n;
-        return n;
-    }
-    int err = n < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : -errno) : 0;
-    if (!held && !b->len)
-        tt_buf_release(b, pool); /* nothing arrived: an idle owner keeps holding no memory */
-    return err;
-}

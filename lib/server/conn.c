@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "common/api.h"
-#include "http1/server_int.h"
+#include "server/server_int.h"
 #include "tether/socket.h"
 
 #define READ_MIN 4096u

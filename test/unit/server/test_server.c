@@ -11,7 +11,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "http1/server_int.h"
+#include "server/server_int.h"
 #include "tether.h"
 
 static tt_conn_info last_info;

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "common/api.h"
-#include "http1/server_int.h"
+#include "server/server_int.h"
 
 #define SMALL_FILE 16384
 

@@ -4,8 +4,8 @@
  * idle. Everything a request needs (read and write buffers, parser, header array, response
  * state) lives in an exchange (struct tt_req), taken from a per-worker free list when bytes
  * arrive and given back when the connection goes idle. */
-#ifndef TT_HTTP1_SERVER_INT_H
-#define TT_HTTP1_SERVER_INT_H
+#ifndef TT_SERVER_SERVER_INT_H
+#define TT_SERVER_SERVER_INT_H
 
 #include <pthread.h>
 #include <stdint.h>

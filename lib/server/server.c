@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "common/api.h"
-#include "http1/server_int.h"
+#include "server/server_int.h"
 #include "tether/socket.h"
 
 TT_API int tt_server_config_route(tt_server_config *cfg, const char *prefix, tt_handler_fn fn,
