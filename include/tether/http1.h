@@ -297,21 +297,35 @@ size_t tt_http1_serialize_response(char *buf, size_t size, tt_http1_response_hea
 int tt_http1_response_iov(struct iovec *iov, int iovcnt, char *scratch, size_t scratch_size,
                           tt_http1_response_head *h);
 
-/* What a request head should say (client side). */
+/* What a request head should say (client side and bench: the one request-head writer). */
 typedef struct tt_http1_request_head {
     const char *method; /* NUL-terminated token */
-    const char *target; /* NUL-terminated request-target */
+    const char *target; /* NUL-terminated request-target (visible ASCII, no space) */
     const char *host;   /* Host value (NULL: no Host field; not allowed for HTTP/1.1 servers) */
-    const tt_header
-        *headers; /* extra fields (no Host/Content-Length/Transfer-Encoding/Connection) */
+    const tt_header *headers; /* extra fields: no Host, Content-Length, Transfer-Encoding,
+                                 Connection or Expect (those are written from the fields below) */
     size_t num_headers;
-    int64_t content_length; /* -1: no body; -2: chunked body follows */
-    int keep_alive;         /* 0: send Connection: close */
+    int64_t content_length; /* -1: no body; -2: chunked body follows (HTTP/1.1 only) */
+    int keep_alive;         /* 0: Connection: close (1.1); 1 with http10: Connection: keep-alive */
+    int http10;             /* nonzero: HTTP/1.0 request line */
+    int expect_continue;    /* nonzero: Expect: 100-continue (1.1, with a body) */
 } tt_http1_request_head;
 
-/* Serialize an HTTP/1.1 request head into buf[0, size). Returns the length needed; when it is
- * <= size the head was written completely. */
+/* Serialize a request head into buf[0, size). Returns the length needed; when it is <= size
+ * the head was written completely. Returns 0 (nothing usable written) when the method is not a
+ * token, the target is empty or holds a space or control byte, or a field name is not a token
+ * or a value holds CR, LF, NUL or another control byte: a request line or head is never split. */
 size_t tt_http1_serialize_request(char *buf, size_t size, const tt_http1_request_head *h);
+
+/* Nonzero when s[0, n) is a token (RFC 9110 §5.6.2): a valid method or field name. */
+int tt_http1_token_valid(const char *s, size_t n);
+/* Nonzero when s[0, n) may be written as a field value: visible bytes, obs-text, SP and HTAB
+ * inside (never CR, LF, NUL or other CTLs, nor leading/trailing whitespace). */
+int tt_http1_value_valid(const char *s, size_t n);
+/* Split a "Name: value" line (no CRLF) into out (pointers into line; the value without
+ * surrounding whitespace). 0, or -1 when there is no colon, the name is not a token or the value
+ * is not valid. */
+int tt_http1_header_line(const char *line, size_t len, tt_header *out);
 
 #ifdef __cplusplus
 }

@@ -234,13 +234,64 @@ TT_API int tt_http1_response_iov(struct iovec *iov, int iovcnt, char *scratch, s
     return k;
 }
 
+TT_API int tt_http1_token_valid(const char *s, size_t n)
+{
+    if (!n) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!TT__IS(s[i], TT__C_TCHAR)) return 0;
+    return 1;
+}
+
+TT_API int tt_http1_value_valid(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!TT__IS(s[i], TT__C_VALUE | TT__C_OWS)) return 0;
+    return !n || (!TT__IS(s[0], TT__C_OWS) && !TT__IS(s[n - 1], TT__C_OWS));
+}
+
+TT_API int tt_http1_header_line(const char *line, size_t len, tt_header *out)
+{
+    const char *colon = memchr(line, ':', len);
+    if (!colon) return -1;
+    size_t nlen = (size_t)(colon - line), v = nlen + 1, e = len;
+    while (v < e && TT__IS(line[v], TT__C_OWS))
+        v++;
+    while (e > v && TT__IS(line[e - 1], TT__C_OWS))
+        e--;
+    if (!tt_http1_token_valid(line, nlen) || !tt_http1_value_valid(line + v, e - v)) return -1;
+    out->name = line;
+    out->name_len = nlen;
+    out->value = line + v;
+    out->value_len = e - v;
+    return 0;
+}
+
+/* A request-target: visible ASCII only (no SP, CTL or DEL), never empty. */
+static int target_valid(const char *t)
+{
+    if (!*t) return 0;
+    for (; *t; t++)
+        if (!TT__IS(*t, TT__C_TARGET)) return 0;
+    return 1;
+}
+
 TT_API size_t tt_http1_serialize_request(char *buf, size_t size, const tt_http1_request_head *h)
 {
+    if (!tt_http1_token_valid(h->method, strlen(h->method)) || !target_valid(h->target) ||
+        (h->host && !tt_http1_value_valid(h->host, strlen(h->host))))
+        return 0;
+    for (size_t i = 0; i < h->num_headers; i++)
+        if (!tt_http1_token_valid(h->headers[i].name, h->headers[i].name_len) ||
+            !tt_http1_value_valid(h->headers[i].value, h->headers[i].value_len))
+            return 0;
     wr w = {buf, size, 0};
     put(&w, h->method, strlen(h->method));
     PUTLIT(&w, " ");
     put(&w, h->target, strlen(h->target));
-    PUTLIT(&w, " HTTP/1.1\r\n");
+    if (h->http10)
+        PUTLIT(&w, " HTTP/1.0\r\n");
+    else
+        PUTLIT(&w, " HTTP/1.1\r\n");
     if (h->host) {
         PUTLIT(&w, "Host: ");
         put(&w, h->host, strlen(h->host));
@@ -258,10 +309,13 @@ TT_API size_t tt_http1_serialize_request(char *buf, size_t size, const tt_http1_
         PUTLIT(&w, "Content-Length: ");
         put(&w, num, u64_dec(num, (uint64_t)h->content_length));
         PUTLIT(&w, "\r\n");
-    } else if (h->content_length == -2) {
+    } else if (h->content_length == -2 && !h->http10) {
         PUTLIT(&w, "Transfer-Encoding: chunked\r\n");
     }
-    if (!h->keep_alive) PUTLIT(&w, "Connection: close\r\n");
+    if (h->expect_continue && !h->http10 && h->content_length != -1)
+        PUTLIT(&w, "Expect: 100-continue\r\n");
+    if (!h->keep_alive && !h->http10) PUTLIT(&w, "Connection: close\r\n");
+    if (h->keep_alive && h->http10) PUTLIT(&w, "Connection: keep-alive\r\n");
     PUTLIT(&w, "\r\n");
     return w.n;
 }
