@@ -12,6 +12,7 @@
 #include <tether.h>
 
 #include "cli.h"
+#include "opt.h"
 
 /* The JSON and table list states in this order: the kernel's numbering. */
 static const int state_order[] = {
@@ -33,23 +34,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     interrupted = 1;
-}
-
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: tether conns [--port P] [--json] [--list] [--watch SEC [--count N]]\n"
-               "\n"
-               "Counts the kernel's TCP sockets on port P (default 8080) by state, through\n"
-               "netlink sock_diag (what `ss` uses), split into the server side (local port is P)\n"
-               "and the client side (remote port is P), and says in plain words what the numbers\n"
-               "mean.\n"
-               "\n"
-               "  --port P      the port to look at (1..65535; default 8080)\n"
-               "  --json        one JSON object: {\"port\": P, \"server\": {STATE: n, ...},\n"
-               "                \"client\": {...}}; every state is listed, zeros included\n"
-               "  --list        also print every socket: side, state, local and peer address\n"
-               "  --watch SEC   repeat every SEC seconds until interrupted (Ctrl-C)\n"
-               "  --count N     with --watch: stop after N reports\n");
 }
 
 static void format_addr(const tt_addr *a, char *buf, size_t size)
@@ -242,49 +226,32 @@ static void print_plain(int port, const snapshot *s)
     diagnose(port, s);
 }
 
-static int parse_int(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
 int tt_cmd_conns(int argc, char **argv)
 {
-    long port = 8080, watch = 0, count = 0;
-    int json = 0, list = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--list")) {
-            list = 1;
-        } else if (!strcmp(a, "--port") || !strcmp(a, "-p") || !strcmp(a, "--watch") ||
-                   !strcmp(a, "--count")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "tether conns: %s needs a value\n", a);
-                return 2;
-            }
-            val = argv[++i];
-            long *dst = a[2] == 'w' ? &watch : a[2] == 'c' ? &count : &port;
-            long lo = 1, hi = a[2] == 'w' ? 86400 : a[2] == 'c' ? 1000000000L : 65535;
-            if (parse_int(val, lo, hi, dst)) {
-                fprintf(stderr, "tether conns: bad value for %s: '%s'\n", a, val);
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "tether conns: unknown option '%s'\n", a);
-            usage(stderr);
-            return 2;
-        }
-    }
+    long long port = 8080, count = 0;
+    int watch = 0, json = 0, list = 0;
+    const tt_opt opts[] = {
+        {"port", 'p', TT_OPT_LONG, "P", 1, 65535, &port, "the port to look at", "8080"},
+        {"json", 0, TT_OPT_FLAG, NULL, 0, 0, &json,
+         "one JSON object: {\"port\": P, \"server\": {STATE: n, ...}, \"client\": {...}}; every "
+         "state is listed, zeros included",
+         NULL},
+        {"list", 0, TT_OPT_FLAG, NULL, 0, 0, &list,
+         "also print every socket: side, state, local and peer address", NULL},
+        {"watch", 0, TT_OPT_INT, "SEC", 1, 86400, &watch,
+         "repeat every SEC seconds until interrupted (Ctrl-C)", NULL},
+        {"count", 0, TT_OPT_LONG, "N", 1, 1e9, &count, "with --watch: stop after N reports", NULL},
+        TT_OPT_END,
+    };
+    const tt_opt_cmd cmd = {
+        "conns", "[--port P] [--json] [--list] [--watch SEC [--count N]]",
+        "Counts the kernel's TCP sockets on port P by state, through netlink sock_diag (what `ss`\n"
+        "uses), split into the server side (local port is P) and the client side (remote port\n"
+        "is P), and says in plain words what the numbers mean.",
+        NULL, opts};
+    int first, r = tt_opt_parse(&cmd, argc, argv, &first);
+    if (r) return r == TT_OPT_HELP ? 0 : 2;
+    if (first < argc) return tt_opt_error(&cmd, "unexpected argument '%s'", argv[first]);
     if (count && !watch) count = 1;
     if (watch) {
         struct sigaction sa;
@@ -304,7 +271,7 @@ int tt_cmd_conns(int argc, char **argv)
             strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
             printf("%s── %s\n", n ? "\n" : "", ts);
         }
-        if (s.list) printf("Sockets on port %ld:\n", port);
+        if (s.list) printf("Sockets on port %lld:\n", port);
         int rc = tt_sockdiag_foreach((int)port, TT_TCP_ALL, collect_cb, &s);
         if (rc < 0) {
             fprintf(stderr, "tether conns: sock_diag: %s\n", strerror(-rc));
