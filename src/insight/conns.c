@@ -1,7 +1,6 @@
 /* conns.c — `tether conns`: the kernel's view of the TCP sockets on a port (netlink sock_diag
  * through tt_sockdiag_foreach), counted by state and split into the server side (local port is
  * P) and the client side (remote port is P), with diagnoses in plain words. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,16 +10,9 @@
 
 #include <tether.h>
 
-#include "cli.h"
-#include "opt.h"
-
-/* The JSON and table list states in this order: the kernel's numbering. */
-static const int state_order[] = {
-    TT_TCP_ESTABLISHED, TT_TCP_SYN_SENT,  TT_TCP_SYN_RECV, TT_TCP_FIN_WAIT1,
-    TT_TCP_FIN_WAIT2,   TT_TCP_TIME_WAIT, TT_TCP_CLOSE,    TT_TCP_CLOSE_WAIT,
-    TT_TCP_LAST_ACK,    TT_TCP_LISTEN,    TT_TCP_CLOSING,
-};
-#define NSTATE_ORDER ((int)(sizeof state_order / sizeof state_order[0]))
+#include "../cli.h"
+#include "../opt.h"
+#include "insight.h"
 
 typedef struct snapshot {
     tt_tcp_counts server, client;
@@ -36,23 +28,6 @@ static void on_signal(int sig)
     interrupted = 1;
 }
 
-static void format_addr(const tt_addr *a, char *buf, size_t size)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (a->ss.ss_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->ss;
-        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
-        port = ntohs(sin->sin_port);
-        snprintf(buf, size, "%s:%d", host, port);
-    } else {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&a->ss;
-        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
-        port = ntohs(sin6->sin6_port);
-        snprintf(buf, size, "[%s]:%d", host, port);
-    }
-}
-
 static int collect_cb(const tt_sockinfo *s, void *arg)
 {
     snapshot *snap = arg;
@@ -65,8 +40,8 @@ static int collect_cb(const tt_sockinfo *s, void *arg)
     }
     if (snap->list) {
         char l[64], r[64];
-        format_addr(&s->local, l, sizeof l);
-        format_addr(&s->remote, r, sizeof r);
+        tt_insight_format_addr(&s->local, l, sizeof l);
+        tt_insight_format_addr(&s->remote, r, sizeof r);
         const char *peer = s->state == TT_TCP_LISTEN ? "*" : r;
         printf("  %-6s %-11s %-28s ", s->side == TT_SIDE_SERVER ? "server" : "client",
                tt_tcp_state_name(s->state), l);
@@ -81,17 +56,18 @@ static int collect_cb(const tt_sockinfo *s, void *arg)
 
 static void print_json(int port, const snapshot *s)
 {
-    printf("{\"port\": %d", port);
-    const tt_tcp_counts *sides[2] = {&s->server, &s->client};
-    const char *names[2] = {"server", "client"};
-    for (int k = 0; k < 2; k++) {
-        printf(", \"%s\": {", names[k]);
-        for (int i = 0; i < NSTATE_ORDER; i++)
-            printf("%s\"%s\": %u", i ? ", " : "", tt_tcp_state_name(state_order[i]),
-                   sides[k]->n[state_order[i]]);
-        printf("}");
-    }
-    printf("}\n");
+    tt_json j;
+    tt_json_init(&j, 0);
+    tt_json_object(&j, NULL);
+    tt_json_int(&j, "port", port);
+    tt_insight_json_tcp_counts(&j, "server", &s->server);
+    tt_insight_json_tcp_counts(&j, "client", &s->client);
+    tt_json_end(&j);
+    if (j.err || !j.buf)
+        fprintf(stderr, "tether conns: out of memory\n");
+    else
+        printf("%s\n", j.buf);
+    tt_json_free(&j);
 }
 
 /* The size of the ephemeral port range, or 0 if unknown. */
@@ -216,8 +192,8 @@ static void print_plain(int port, const snapshot *s)
            port, s->server.total, s->client.total);
     printf("  %-12s %8s %8s\n", "STATE", "SERVER", "CLIENT");
     int rows = 0;
-    for (int i = 0; i < NSTATE_ORDER; i++) {
-        int st = state_order[i];
+    for (int i = 0; i < TT_INSIGHT_NTCP; i++) {
+        int st = tt_insight_tcp_order[i];
         if (!s->server.n[st] && !s->client.n[st]) continue;
         printf("  %-12s %8u %8u\n", tt_tcp_state_name(st), s->server.n[st], s->client.n[st]);
         rows++;
