@@ -12,12 +12,19 @@
 #define HELP_WIDTH 100 /* and wraps before this one */
 #define MAX_OPTS   64
 
+/* strtod reads more than decimals (hex, exponents, inf, leading blanks): allow only a sign,
+ * digits and a point before end. */
+static int decimal(const char *s, const char *end)
+{
+    return end > s && strspn(s, "+-0123456789.") >= (size_t)(end - s) && !strchr(" \t", *s);
+}
+
 int tt_opt_parse_int(const char *s, double lo, double hi, long long *out)
 {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno == ERANGE || end == s || !isfinite(v) || strchr(" \t\n", s[0])) return -1;
+    if (errno == ERANGE || !decimal(s, end) || !isfinite(v)) return -1;
     if (*end == 'k' || *end == 'K')
         v *= 1e3, end++;
     else if (*end == 'm' || *end == 'M')
@@ -33,7 +40,7 @@ int tt_opt_parse_duration(const char *s, double lo, double hi, double *out)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno == ERANGE || end == s || !isfinite(v) || strchr(" \t\n", s[0])) return -1;
+    if (errno == ERANGE || !decimal(s, end) || !isfinite(v)) return -1;
     if (!strcmp(end, "ms"))
         v /= 1000.0;
     else if (!strcmp(end, "m"))
@@ -52,7 +59,7 @@ int tt_opt_parse_size(const char *s, long long *out)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno == ERANGE || end == s || !isfinite(v) || v < 0 || strchr(" \t\n", s[0])) return -1;
+    if (errno == ERANGE || !decimal(s, end) || !isfinite(v) || v < 0) return -1;
     double m = 1;
     if (*end == 'k' || *end == 'K')
         m = 1024, end++;
@@ -229,10 +236,15 @@ void tt_opt_help(const tt_opt_cmd *cmd, FILE *f)
     fprintf(f, "\n");
     for (const tt_opt *o = cmd->opts; o->name || o->letter; o++) {
         char left[96];
-        int n = snprintf(left, sizeof left, "  %c%c%s%s%s%s%s", o->letter ? '-' : ' ',
-                         o->letter ? o->letter : ' ', o->letter && o->name ? ", " : "  ",
-                         o->name ? "--" : "", o->name ? o->name : "", o->arg ? " " : "",
-                         o->arg ? o->arg : "");
+        char flags[64];
+        if (o->letter && o->name)
+            snprintf(flags, sizeof flags, "-%c, --%s", o->letter, o->name);
+        else if (o->name)
+            snprintf(flags, sizeof flags, "    --%s", o->name);
+        else
+            snprintf(flags, sizeof flags, "-%c", o->letter);
+        int n =
+            snprintf(left, sizeof left, "  %s%s%s", flags, o->arg ? " " : "", o->arg ? o->arg : "");
         if (n >= HELP_COL - 1) {
             fprintf(f, "%s\n%*s", left, HELP_COL, "");
         } else {
