@@ -158,7 +158,7 @@ static void send_json(tt_res *res, tt_json *j)
 static void handle_status(tt_req *req, tt_res *res)
 {
     tt_json j;
-    tt_json_init(&j, 1);
+    tt_json_init(&j, 0);
     tt_insight_status_json(&j, tt_req_server(req), uptime_s());
     send_json(res, &j);
 }
