@@ -9,7 +9,7 @@
 #include "opt.h"
 
 #define HELP_COL   28  /* help text starts in this column */
-#define HELP_WIDTH 100 /* and wraps before this one */
+#define HELP_WIDTH 100 /* and lines are at most this long */
 #define MAX_OPTS   64
 
 /* strtod reads more than decimals (hex, exponents, inf, leading blanks): allow only a sign,

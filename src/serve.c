@@ -102,7 +102,7 @@ static int serve_options(int argc, char **argv, tt_server_config *cfg, const cha
         {"drain-timeout", 0, TT_OPT_DURATION, "SEC", 0, H, &t.drain, "graceful shutdown limit",
          "10"},
         {"defer-accept", 0, TT_OPT_INT, "SEC", 0, 3600, &defer,
-         "accept once the first bytes arrive, a silent client after about SEC; 0 off", "1"},
+         "accept on first bytes, a silent client after ~SEC; 0 off", "1"},
         {"reset-timedout", 0, TT_OPT_FLAG, NULL, 0, 0, &cfg->reset_timedout,
          "close timed-out connections with RST (no TIME_WAIT)", NULL},
         {"tcp-keepalive", 0, TT_OPT_STRING, "I:N:C", 0, 0, &tcpka,
