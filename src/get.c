@@ -1,6 +1,5 @@
 /* get.c — `tether get`: fetch URLs over one pooled client; bodies to stdout (or -o) in order. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 #include <tether.h>
 
 #include "cli.h"
+#include "opt.h"
 
 /* curl-like exit codes (documented in --help and docs/client.md). */
 enum {
@@ -29,33 +29,67 @@ enum {
     EX_RECV = 56,
 };
 
-static void usage(FILE *f)
+static const char get_footer[] =
+    "exit codes (curl-like): 0 ok, 1 unsupported scheme, 2 usage, 3 bad URL,\n"
+    "  6 cannot resolve, 7 cannot connect, 8 malformed response, 18 closed mid-body,\n"
+    "  22 HTTP error with -f, 23 write error, 26 cannot read -d @FILE, 28 timeout,\n"
+    "  52 empty reply, 55 send failed, 56 receive failed. With several URLs: the first\n"
+    "  failure's code.\n";
+
+/* What get's options set. */
+typedef struct get_opts {
+    int verbose, stats, http10, noka, parallel, maxc, fail_http, pipeline;
+    double interval, timeout;
+    const char *method, *data, *outpath, *tcpka;
+    tt_opt_list hdrs;
+    tt_keepalive ka;
+} get_opts;
+
+/* Parse get's options into o; TT_OPT_* result, *first: the first URL. */
+static int get_options(int argc, char **argv, get_opts *o, int *first)
 {
-    fprintf(f,
-            "usage: tether get [options] URL...\n"
-            "Fetch URLs over one connection pool; bodies go to stdout in order.\n\n"
-            "  -v                   trace each request on stderr (connection, reuse, head, close)\n"
-            "  --stats              end with one JSON line of pool statistics on stderr\n"
-            "  -X METHOD            request method (default GET, POST with -d)\n"
-            "  -d DATA|@FILE        request body (Content-Length)\n"
-            "  -H 'Name: value'     extra request header (repeatable)\n"
-            "  --http1.0            send HTTP/1.0 requests\n"
-            "  --no-keepalive       send Connection: close; never reuse\n"
-            "  --parallel N         run up to N requests at once (asynchronous API)\n"
-            "  --max-connections N  pool limit per route and in total (default 8)\n"
-            "  --interval SEC       wait between sequential requests (idle connections stay "
-            "watched)\n"
-            "  --tcp-keepalive I:I:C  TCP keepalive idle:interval:count\n"
-            "  --pipeline N         with --parallel: pipeline up to N GET/HEAD requests per\n"
-            "                       connection once the server proved persistent (default off)\n"
-            "  --timeout SEC        total time limit per request\n"
-            "  -f, --fail           exit 22 on an HTTP status >= 400\n"
-            "  -o FILE              write bodies to FILE\n\n"
-            "exit codes (curl-like): 0 ok, 1 unsupported scheme, 2 usage, 3 bad URL,\n"
-            "  6 cannot resolve, 7 cannot connect, 8 malformed response, 18 closed mid-body,\n"
-            "  22 HTTP error with -f, 23 write error, 26 cannot read -d @FILE, 28 timeout,\n"
-            "  52 empty reply, 55 send failed, 56 receive failed. With several URLs: the first\n"
-            "  failure's code.\n");
+    const tt_opt opts[] = {
+        {NULL, 'v', TT_OPT_FLAG, NULL, 0, 0, &o->verbose,
+         "trace each request on stderr (connection, reuse, head, close)", NULL},
+        {"stats", 0, TT_OPT_FLAG, NULL, 0, 0, &o->stats,
+         "end with one JSON line of pool statistics on stderr", NULL},
+        {NULL, 'X', TT_OPT_STRING, "METHOD", 0, 0, &o->method, "request method",
+         "GET, POST with -d"},
+        {NULL, 'd', TT_OPT_STRING, "DATA|@FILE", 0, 0, &o->data, "request body (Content-Length)",
+         NULL},
+        {NULL, 'H', TT_OPT_LIST, "'Name: value'", 0, TT_OPT_LIST_MAX, &o->hdrs,
+         "extra request header (repeatable)", NULL},
+        {"http1.0", 0, TT_OPT_FLAG, NULL, 0, 0, &o->http10, "send HTTP/1.0 requests", NULL},
+        {"no-keepalive", 0, TT_OPT_FLAG, NULL, 0, 0, &o->noka,
+         "send Connection: close; never reuse", NULL},
+        {"parallel", 0, TT_OPT_INT, "N", 1, 1e6, &o->parallel,
+         "run up to N requests at once (asynchronous API)", "1"},
+        {"max-connections", 0, TT_OPT_INT, "N", 1, 1e6, &o->maxc,
+         "pool limit per route and in total", "8"},
+        {"interval", 0, TT_OPT_DURATION, "SEC", 0, 86400, &o->interval,
+         "wait between sequential requests (idle connections stay watched)", NULL},
+        {"tcp-keepalive", 0, TT_OPT_STRING, "I:I:C", 0, 0, &o->tcpka,
+         "TCP keepalive idle:interval:count", NULL},
+        {"pipeline", 0, TT_OPT_INT, "N", 0, 1024, &o->pipeline,
+         "with --parallel: pipeline up to N GET/HEAD requests per connection once the server "
+         "proved persistent",
+         "off"},
+        {"timeout", 0, TT_OPT_DURATION, "SEC", 0, 2e6, &o->timeout, "total time limit per request",
+         NULL},
+        {"fail", 'f', TT_OPT_FLAG, NULL, 0, 0, &o->fail_http, "exit 22 on an HTTP status >= 400",
+         NULL},
+        {NULL, 'o', TT_OPT_STRING, "FILE", 0, 0, &o->outpath, "write bodies to FILE", NULL},
+        TT_OPT_END,
+    };
+    const tt_opt_cmd cmd = {"get", "[options] URL...",
+                            "Fetch URLs over one connection pool; bodies go to stdout in order.",
+                            get_footer, opts};
+    int r = tt_opt_parse(&cmd, argc, argv, first);
+    if (r) return r;
+    if (*first >= argc) return tt_opt_error(&cmd, "no URL given");
+    if (o->tcpka && tt_keepalive_parse(&o->ka, o->tcpka) < 0)
+        return tt_opt_error(&cmd, "bad --tcp-keepalive '%s' (IDLE:INTVL:CNT)", o->tcpka);
+    return TT_OPT_OK;
 }
 
 typedef struct getctx {
@@ -180,69 +214,17 @@ static char *read_file(const char *path, size_t *len)
 
 int tt_cmd_get(int argc, char **argv)
 {
-    enum { O_STATS = 256, O_H10, O_NOKA, O_PAR, O_MAXC, O_INT, O_TCPKA, O_TIMEOUT, O_HELP, O_PIPE };
-    static const struct option lo[] = {
-        {"stats", no_argument, 0, O_STATS},
-        {"http1.0", no_argument, 0, O_H10},
-        {"no-keepalive", no_argument, 0, O_NOKA},
-        {"parallel", required_argument, 0, O_PAR},
-        {"max-connections", required_argument, 0, O_MAXC},
-        {"interval", required_argument, 0, O_INT},
-        {"tcp-keepalive", required_argument, 0, O_TCPKA},
-        {"timeout", required_argument, 0, O_TIMEOUT},
-        {"pipeline", required_argument, 0, O_PIPE},
-        {"fail", no_argument, 0, 'f'},
-        {"help", no_argument, 0, O_HELP},
-        {0, 0, 0, 0},
-    };
-    int pipeline = 0;
-    int verbose = 0, stats = 0, http10 = 0, noka = 0, parallel = 1, maxc = 8, fail_http = 0;
-    double interval = 0, timeout = 0;
-    const char *method = NULL, *data = NULL, *outpath = NULL;
-    const char **hdrs = calloc((size_t)argc + 1, sizeof *hdrs);
-    int nh = 0;
-    tt_keepalive ka = {0, 0, 0};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "vX:d:H:o:fh", lo, NULL)) != -1) {
-        switch (c) {
-        case 'v': verbose = 1; break;
-        case 'X': method = optarg; break;
-        case 'd': data = optarg; break;
-        case 'H': hdrs[nh++] = optarg; break;
-        case 'o': outpath = optarg; break;
-        case 'f': fail_http = 1; break;
-        case O_STATS: stats = 1; break;
-        case O_H10: http10 = 1; break;
-        case O_NOKA: noka = 1; break;
-        case O_PAR: parallel = atoi(optarg); break;
-        case O_MAXC: maxc = atoi(optarg); break;
-        case O_INT: interval = atof(optarg); break;
-        case O_TIMEOUT: timeout = atof(optarg); break;
-        case O_PIPE: pipeline = atoi(optarg); break;
-        case O_TCPKA:
-            if (tt_keepalive_parse(&ka, optarg) < 0) {
-                fprintf(stderr, "tether get: bad --tcp-keepalive '%s' (IDLE:INTVL:CNT)\n", optarg);
-                free(hdrs);
-                return EX_USAGE;
-            }
-            break;
-        case 'h':
-        case O_HELP:
-            usage(stdout);
-            free(hdrs);
-            return 0;
-        default:
-            usage(stderr);
-            free(hdrs);
-            return EX_USAGE;
-        }
-    }
-    if (optind >= argc || parallel < 1 || maxc < 1 || interval < 0 || timeout < 0) {
-        usage(stderr);
-        free(hdrs);
-        return EX_USAGE;
-    }
+    get_opts go = {.parallel = 1, .maxc = 8};
+    int optind_first;
+    int pr = get_options(argc, argv, &go, &optind_first);
+    if (pr) return pr == TT_OPT_HELP ? 0 : EX_USAGE;
+    int verbose = go.verbose, stats = go.stats, http10 = go.http10, noka = go.noka;
+    int parallel = go.parallel, maxc = go.maxc, fail_http = go.fail_http, pipeline = go.pipeline;
+    double interval = go.interval, timeout = go.timeout;
+    const char *method = go.method, *data = go.data, *outpath = go.outpath;
+    const char **hdrs = go.hdrs.v;
+    int nh = go.hdrs.n;
+    tt_keepalive ka = go.ka;
     char *body = NULL;
     size_t body_len = 0;
     if (data) {
@@ -250,7 +232,6 @@ int tt_cmd_get(int argc, char **argv)
             body = read_file(data + 1, &body_len);
             if (!body) {
                 fprintf(stderr, "tether get: cannot read %s: %s\n", data + 1, strerror(errno));
-                free(hdrs);
                 return EX_READ;
             }
         } else {
@@ -263,7 +244,6 @@ int tt_cmd_get(int argc, char **argv)
     FILE *out = stdout;
     if (outpath && !(out = fopen(outpath, "wb"))) {
         fprintf(stderr, "tether get: cannot open %s: %s\n", outpath, strerror(errno));
-        free(hdrs);
         free(body);
         return EX_WRITE;
     }
@@ -278,7 +258,7 @@ int tt_cmd_get(int argc, char **argv)
     o.log = log_line;
     if (timeout > 0) o.total_timeout_ms = (int)(timeout * 1000);
     getctx g = {0};
-    g.n = argc - optind;
+    g.n = argc - optind_first;
     g.parallel = parallel;
     g.out = out;
     g.verbose = verbose;
@@ -293,7 +273,7 @@ int tt_cmd_get(int argc, char **argv)
     for (int i = 0; i < g.n; i++) {
         tt_exchange *x = &g.xs[i];
         tt_exchange_init(x);
-        x->url = argv[optind + i];
+        x->url = argv[optind_first + i];
         x->method = method;
         x->headers = hdrs;
         x->nheaders = nh;
@@ -334,7 +314,6 @@ int tt_cmd_get(int argc, char **argv)
     tt_client_free(g.client);
     free(g.xs);
     free(g.done);
-    free(hdrs);
     free(body);
     return g.rc;
 }

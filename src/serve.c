@@ -1,7 +1,6 @@
 /* serve.c — `tether serve`: static files (or --echo) over persistent HTTP/1.1 connections. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -14,69 +13,18 @@
 #include <tether.h>
 
 #include "cli.h"
+#include "opt.h"
 
 /* src/insight.c provides it; a weak reference keeps serve linkable without it. */
 #pragma weak tt_insight_mount
 
-static void usage(FILE *f)
+/* A duration option's seconds (negative: not given) into a config field in ms: 0 means
+ * zero_means (TT_OFF: disabled, or 1 ms), anything else rounds to at least 1 ms. */
+static void set_ms(int *ms, double sec, int zero_means)
 {
-    fprintf(f, "usage: tether serve [options]\n"
-               "  --listen ADDR:PORT        listen address, repeatable (default 127.0.0.1:8080)\n"
-               "  --root DIR                static files (default $TETHER_ROOT, else the bundled "
-               "site/)\n"
-               "  --workers N               worker threads, one loop each (default: one per CPU)\n"
-               "  --keepalive-timeout SEC   idle keep-alive deadline; 0 disables keep-alive "
-               "(default 75)\n"
-               "  --keepalive-requests N    requests per connection, +-10%% jitter; 1 disables "
-               "keep-alive, 0 unlimited (default 1000)\n"
-               "  --keepalive-time SEC      max connection age; 0 unlimited (default 3600)\n"
-               "  --header-timeout SEC      deadline for a whole request head (default 20)\n"
-               "  --body-timeout SEC        max gap between body reads (default 30)\n"
-               "  --send-timeout SEC        max gap between successful writes (default 30)\n"
-               "  --linger SEC              lingering close: max drain time (default 5)\n"
-               "  --close-wait SEC          after Connection: close, wait for the client's FIN "
-               "(default 2)\n"
-               "  --drain-timeout SEC       graceful shutdown limit (default 10)\n"
-               "  --defer-accept SEC        accept once the first bytes arrive, a silent client "
-               "after about SEC; 0 off (default 1)\n"
-               "  --reset-timedout          close timed-out connections with RST (no TIME_WAIT)\n"
-               "  --tcp-keepalive I:N:C     TCP keepalive idle:interval:count, or off (default "
-               "off)\n"
-               "  --max-connections N       over all workers; accept pauses above (default "
-               "10000)\n"
-               "  --max-body SIZE           request body limit, k/m/g suffixes (default 1m)\n"
-               "  --access-log FILE|-       Common Log Format (default off)\n"
-               "  --echo                    diagnostics: GET -> Hello, World!; a body is echoed\n"
-               "  --status                  mount /_tether/ (status, metrics, conn, dashboard)\n"
-               "  --status-allow CIDR       who may see /_tether/ (default loopback)\n");
-}
-
-static int parse_sec(const char *s, int *ms, int zero_means)
-{
-    char *e;
-    double v = strtod(s, &e);
-    if (e == s || *e || v < 0 || v > 2e6) return -1;
-    *ms = v == 0 ? zero_means : (int)(v * 1000 + 0.5);
+    if (sec < 0) return;
+    *ms = sec == 0 ? zero_means : (int)(sec * 1000 + 0.5);
     if (*ms == 0) *ms = 1;
-    return 0;
-}
-
-static int parse_size(const char *s, long long *out)
-{
-    char *e;
-    double v = strtod(s, &e);
-    if (e == s || v < 0) return -1;
-    double m = 1;
-    if (*e == 'k' || *e == 'K')
-        m = 1024, e++;
-    else if (*e == 'm' || *e == 'M')
-        m = 1024 * 1024, e++;
-    else if (*e == 'g' || *e == 'G')
-        m = 1024.0 * 1024 * 1024, e++;
-    if (*e == 'b' || *e == 'B') e++;
-    if (*e) return -1;
-    *out = (long long)(v * m);
-    return 0;
 }
 
 static void echo_handler(tt_req *req, tt_res *res, void *data)
@@ -113,113 +61,99 @@ static char *default_root(void)
     return strdup("site");
 }
 
+/* The durations of serve's options, in seconds (-1: not given). */
+typedef struct serve_secs {
+    double ka_timeout, ka_time, header, body, send, linger, close_wait, drain;
+} serve_secs;
+
+/* Parse serve's options into cfg and the command's own settings; TT_OPT_* result. */
+static int serve_options(int argc, char **argv, tt_server_config *cfg, const char **root,
+                         const char **log, const char **allow, int *echo, int *status)
+{
+    serve_secs t = {-1, -1, -1, -1, -1, -1, -1, -1};
+    tt_opt_list listen = {{0}, 0};
+    int ka_req = -1, defer = -1, maxconn = -1;
+    long long max_body = -1;
+    const char *tcpka = NULL;
+    const double H = 2e6; /* the longest duration, in seconds (about 23 days) */
+    const tt_opt opts[] = {
+        {"listen", 0, TT_OPT_LIST, "ADDR:PORT", 0, TT_SERVER_MAX_LISTEN, &listen,
+         "listen address, repeatable", "127.0.0.1:8080"},
+        {"root", 0, TT_OPT_STRING, "DIR", 0, 0, root, "static files",
+         "$TETHER_ROOT, else the bundled site/"},
+        {"workers", 0, TT_OPT_INT, "N", 1, 4096, &cfg->workers, "worker threads, one loop each",
+         "one per CPU"},
+        {"keepalive-timeout", 0, TT_OPT_DURATION, "SEC", 0, H, &t.ka_timeout,
+         "idle keep-alive deadline; 0 disables keep-alive", "75"},
+        {"keepalive-requests", 0, TT_OPT_INT, "N", 0, 1e9, &ka_req,
+         "requests per connection, +-10% jitter; 1 disables keep-alive, 0 unlimited", "1000"},
+        {"keepalive-time", 0, TT_OPT_DURATION, "SEC", 0, H, &t.ka_time,
+         "max connection age; 0 unlimited", "3600"},
+        {"header-timeout", 0, TT_OPT_DURATION, "SEC", 0, H, &t.header,
+         "deadline for a whole request head", "20"},
+        {"body-timeout", 0, TT_OPT_DURATION, "SEC", 0, H, &t.body, "max gap between body reads",
+         "30"},
+        {"send-timeout", 0, TT_OPT_DURATION, "SEC", 0, H, &t.send,
+         "max gap between successful writes", "30"},
+        {"linger", 0, TT_OPT_DURATION, "SEC", 0, H, &t.linger, "lingering close: max drain time",
+         "5"},
+        {"close-wait", 0, TT_OPT_DURATION, "SEC", 0, H, &t.close_wait,
+         "after Connection: close, wait for the client's FIN", "2"},
+        {"drain-timeout", 0, TT_OPT_DURATION, "SEC", 0, H, &t.drain, "graceful shutdown limit",
+         "10"},
+        {"defer-accept", 0, TT_OPT_INT, "SEC", 0, 3600, &defer,
+         "accept on first bytes, a silent client after ~SEC; 0 off", "1"},
+        {"reset-timedout", 0, TT_OPT_FLAG, NULL, 0, 0, &cfg->reset_timedout,
+         "close timed-out connections with RST (no TIME_WAIT)", NULL},
+        {"tcp-keepalive", 0, TT_OPT_STRING, "I:N:C", 0, 0, &tcpka,
+         "TCP keepalive idle:interval:count, or off", "off"},
+        {"max-connections", 0, TT_OPT_INT, "N", 1, 1e9, &maxconn,
+         "over all workers; accept pauses above", "10000"},
+        {"max-body", 0, TT_OPT_SIZE, "SIZE", 0, 0, &max_body, "request body limit, k/m/g suffixes",
+         "1m"},
+        {"access-log", 0, TT_OPT_STRING, "FILE|-", 0, 0, log, "Common Log Format", "off"},
+        {"echo", 0, TT_OPT_FLAG, NULL, 0, 0, echo,
+         "diagnostics: GET -> Hello, World!; a body is echoed", NULL},
+        {"status", 0, TT_OPT_FLAG, NULL, 0, 0, status,
+         "mount /_tether/ (status, metrics, conn, dashboard)", NULL},
+        {"status-allow", 0, TT_OPT_STRING, "CIDR", 0, 0, allow, "who may see /_tether/",
+         "loopback"},
+        TT_OPT_END,
+    };
+    const tt_opt_cmd cmd = {"serve", "[options]",
+                            "Serve static files (or --echo) over persistent HTTP/1.1 connections.",
+                            NULL, opts};
+    int first, r = tt_opt_parse(&cmd, argc, argv, &first);
+    if (r) return r;
+    if (first < argc) return tt_opt_error(&cmd, "unexpected argument '%s'", argv[first]);
+    if (tcpka && tt_keepalive_parse(&cfg->tcp_keepalive, tcpka) < 0)
+        return tt_opt_error(&cmd, "--tcp-keepalive: '%s' is not IDLE:INTVL:CNT or off", tcpka);
+    for (int i = 0; i < listen.n; i++)
+        cfg->listen[cfg->nlisten++] = listen.v[i];
+    if (ka_req >= 0) cfg->keepalive_requests = ka_req == 0 ? TT_OFF : ka_req;
+    if (defer >= 0) cfg->defer_accept_s = defer == 0 ? TT_OFF : defer;
+    if (maxconn > 0) cfg->max_connections = maxconn;
+    if (max_body >= 0) cfg->max_body = max_body;
+    set_ms(&cfg->keepalive_timeout_ms, t.ka_timeout, TT_OFF);
+    set_ms(&cfg->keepalive_time_ms, t.ka_time, TT_OFF);
+    set_ms(&cfg->header_timeout_ms, t.header, TT_OFF);
+    set_ms(&cfg->body_timeout_ms, t.body, TT_OFF);
+    set_ms(&cfg->send_timeout_ms, t.send, TT_OFF);
+    set_ms(&cfg->lingering_time_ms, t.linger, TT_OFF);
+    set_ms(&cfg->close_wait_ms, t.close_wait, 1);
+    set_ms(&cfg->drain_timeout_ms, t.drain, 1);
+    if (*allow) *status = 1;
+    return TT_OPT_OK;
+}
+
 int tt_cmd_serve(int argc, char **argv)
 {
-    enum {
-        O_LISTEN = 256,
-        O_ROOT,
-        O_WORKERS,
-        O_KA_TIMEOUT,
-        O_KA_REQ,
-        O_KA_TIME,
-        O_HDR,
-        O_BODY,
-        O_SEND,
-        O_LINGER,
-        O_CLOSE_WAIT,
-        O_DRAIN,
-        O_DEFER,
-        O_RESET,
-        O_TCPKA,
-        O_MAXCONN,
-        O_MAXBODY,
-        O_LOG,
-        O_ECHO,
-        O_STATUS,
-        O_STATUS_ALLOW,
-        O_HELP
-    };
-    static const struct option opts[] = {
-        {"listen", required_argument, 0, O_LISTEN},
-        {"root", required_argument, 0, O_ROOT},
-        {"workers", required_argument, 0, O_WORKERS},
-        {"keepalive-timeout", required_argument, 0, O_KA_TIMEOUT},
-        {"keepalive-requests", required_argument, 0, O_KA_REQ},
-        {"keepalive-time", required_argument, 0, O_KA_TIME},
-        {"header-timeout", required_argument, 0, O_HDR},
-        {"body-timeout", required_argument, 0, O_BODY},
-        {"send-timeout", required_argument, 0, O_SEND},
-        {"linger", required_argument, 0, O_LINGER},
-        {"close-wait", required_argument, 0, O_CLOSE_WAIT},
-        {"drain-timeout", required_argument, 0, O_DRAIN},
-        {"defer-accept", required_argument, 0, O_DEFER},
-        {"reset-timedout", no_argument, 0, O_RESET},
-        {"tcp-keepalive", required_argument, 0, O_TCPKA},
-        {"max-connections", required_argument, 0, O_MAXCONN},
-        {"max-body", required_argument, 0, O_MAXBODY},
-        {"access-log", required_argument, 0, O_LOG},
-        {"echo", no_argument, 0, O_ECHO},
-        {"status", no_argument, 0, O_STATUS},
-        {"status-allow", required_argument, 0, O_STATUS_ALLOW},
-        {"help", no_argument, 0, O_HELP},
-        {0, 0, 0, 0},
-    };
     tt_server_config cfg;
     memset(&cfg, 0, sizeof cfg);
     const char *root = NULL, *log = NULL, *allow = NULL;
-    int echo = 0, status = 0, bad = 0;
-    optind = 1;
-    int o;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (o) {
-        case O_LISTEN:
-            if (cfg.nlisten < TT_SERVER_MAX_LISTEN) cfg.listen[cfg.nlisten++] = optarg;
-            break;
-        case O_ROOT: root = optarg; break;
-        case O_WORKERS: cfg.workers = atoi(optarg); break;
-        case O_KA_TIMEOUT: bad |= parse_sec(optarg, &cfg.keepalive_timeout_ms, TT_OFF); break;
-        case O_KA_REQ: {
-            int n = atoi(optarg);
-            cfg.keepalive_requests = n == 0 ? TT_OFF : n;
-            break;
-        }
-        case O_KA_TIME: bad |= parse_sec(optarg, &cfg.keepalive_time_ms, TT_OFF); break;
-        case O_HDR: bad |= parse_sec(optarg, &cfg.header_timeout_ms, TT_OFF); break;
-        case O_BODY: bad |= parse_sec(optarg, &cfg.body_timeout_ms, TT_OFF); break;
-        case O_SEND: bad |= parse_sec(optarg, &cfg.send_timeout_ms, TT_OFF); break;
-        case O_LINGER: bad |= parse_sec(optarg, &cfg.lingering_time_ms, TT_OFF); break;
-        case O_CLOSE_WAIT: bad |= parse_sec(optarg, &cfg.close_wait_ms, 1); break;
-        case O_DRAIN: bad |= parse_sec(optarg, &cfg.drain_timeout_ms, 1); break;
-        case O_DEFER: {
-            char *e;
-            long v = strtol(optarg, &e, 10);
-            if (e == optarg || *e || v < 0 || v > 3600) bad = 1;
-            cfg.defer_accept_s = v == 0 ? TT_OFF : (int)v;
-            break;
-        }
-        case O_RESET: cfg.reset_timedout = 1; break;
-        case O_TCPKA:
-            if (tt_keepalive_parse(&cfg.tcp_keepalive, optarg) < 0) bad = 1;
-            break;
-        case O_MAXCONN: cfg.max_connections = atoi(optarg); break;
-        case O_MAXBODY: bad |= parse_size(optarg, &cfg.max_body); break;
-        case O_LOG: log = optarg; break;
-        case O_ECHO: echo = 1; break;
-        case O_STATUS: status = 1; break;
-        case O_STATUS_ALLOW:
-            status = 1;
-            allow = optarg;
-            break;
-        case 'h':
-        case O_HELP: usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    if (bad || optind < argc) {
-        fprintf(stderr, "tether serve: bad option value\n");
-        usage(stderr);
-        return 2;
-    }
+    int echo = 0, status = 0;
+    int r = serve_options(argc, argv, &cfg, &root, &log, &allow, &echo, &status);
+    if (r) return r == TT_OPT_HELP ? 0 : 2;
     char *root_owned = NULL;
     if (!echo) {
         root_owned = root ? strdup(root) : default_root();
@@ -241,9 +175,9 @@ int tt_cmd_serve(int argc, char **argv)
         if (!tt_insight_mount) {
             fprintf(stderr, "tether serve: --status is not available in this build\n");
         } else {
-            int r = tt_insight_mount(&cfg, allow);
-            if (r < 0) {
-                fprintf(stderr, "tether serve: --status: %s\n", strerror(-r));
+            int mr = tt_insight_mount(&cfg, allow);
+            if (mr < 0) {
+                fprintf(stderr, "tether serve: --status: %s\n", strerror(-mr));
                 free(root_owned);
                 return 2;
             }
@@ -258,7 +192,7 @@ int tt_cmd_serve(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     tt_server *srv;
-    int r = tt_server_new(&srv, &cfg);
+    r = tt_server_new(&srv, &cfg);
     if (r < 0) {
         fprintf(stderr, "tether serve: %s: %s\n", cfg.nlisten ? cfg.listen[0] : "127.0.0.1:8080",
                 strerror(-r));

@@ -195,6 +195,29 @@ class BenchJSON(tt.TestCase):
         self.assertEqual(d["requests"], 1600)
         self.assertEqual(d["errors"], 0)
 
+    def test_pipeline_resends_what_a_closing_response_left_unanswered(self):
+        # every 5th response or so says Connection: close while 8 requests are in flight: the
+        # connection ends at once and the unanswered ones go out again on a new connection
+        with tt.Tether("--echo", "--workers", "1", "--keepalive-requests", "5") as srv:
+            _, d, _ = bench("-n", "800", "-c", "4", "-t", "1", "--pipeline", "8", "--timeout", "5s",
+                            "--json", "--verify", srv.url("/plaintext"))
+        self.check_shape(d)
+        self.assertEqual(d["errors"], 0, d["errors_by_kind"])
+        self.assertEqual(d["requests"], 800)  # every request answered, none twice
+        self.assertEqual(d["status"]["2xx"], 800)
+        self.assertGreater(d["resent"], 0)
+        self.assertGreater(d["connections_opened"], 4)
+        # at most 8 in flight per connection and at least 4 answered on each (5 +- 10%)
+        self.assertLessEqual(d["connections_opened"], 800 // 4 + 4)
+
+    def test_resent_shown_in_text(self):
+        with tt.Tether("--echo", "--workers", "1", "--keepalive-requests", "3") as srv:
+            _, out, _ = bench("-n", "120", "-c", "2", "-t", "1", "--pipeline", "6", srv.url(),
+                              check_json=False)
+        self.assertIn("requests      120 ", out)
+        self.assertRegex(out, r"\n  resent        [1-9]\d* ")
+        self.assertRegex(out, r"\n  errors        0\n")
+
     def test_chunked_and_close_delimited_framing(self):
         for mode in ("chunked", "close"):
             with self.subTest(mode=mode), RawServer(mode) as srv:

@@ -32,9 +32,17 @@ class Listener:
     """A tiny python server on a free loopback port: accept connections, close them when told."""
 
     def __init__(self, family=socket.AF_INET, host="127.0.0.1"):
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.bind((host, tt.free_port(family, host)))
-        self.sock.listen(64)
+        # Counts are per port, over every address and family: a port is only usable when no
+        # socket at all touches it (a TIME_WAIT left on [::1]:P by an earlier run does not stop
+        # a bind to 127.0.0.1:P, yet tether conns --port P rightly counts it).
+        for _ in range(50):
+            self.sock = socket.socket(family, socket.SOCK_STREAM)
+            self.sock.bind((host, tt.free_port(family, host)))
+            self.sock.listen(64)
+            port = self.sock.getsockname()[1]
+            if tt.tcp_states(port) == {"server": {"LISTEN": 1}, "client": {}}:
+                break
+            self.sock.close()
         self.host = host
         self.family = family
         self.port = self.sock.getsockname()[1]
@@ -67,14 +75,21 @@ class ConnsTest(tt.TestCase):
 
     def wait_states(self, port, server, client):
         """Bounded wait until tether reports exactly these nonzero counts (the kernel finishes
-        close handshakes asynchronously); returns tether's last JSON for the assertions."""
-        last = {}
+        close handshakes asynchronously) twice in a row, with /proc/net/tcp read between the
+        two agreeing: the counts have settled, so tether's JSON and the independent reading
+        describe the same instant. Returns tether's last JSON and that /proc reading."""
+        last = {"proc": None}
 
         def ok():
+            want = {"server": server, "client": client}
             last["j"] = conns_json(port)
-            return nonzero(last["j"]["server"]) == server and nonzero(last["j"]["client"]) == client
+            if {k: nonzero(last["j"][k]) for k in want} != want:
+                return False
+            last["proc"] = tt.tcp_states(port)
+            again = conns_json(port)
+            return last["proc"] == want and {k: nonzero(again[k]) for k in want} == want
         tt.wait_for(ok, timeout=10)
-        return last["j"]
+        return last["j"], last["proc"]
 
     def test_json_shape_lists_every_state(self):
         ln = self.listener()
@@ -106,10 +121,10 @@ class ConnsTest(tt.TestCase):
             s.close()                  # the server closes first ...
             self.assertEqual(c.recv(1), b"")
             c.close()                  # ... and the client answers with its own FIN
-        j = self.wait_states(ln.port, {"LISTEN": 1, "TIME_WAIT": 4}, {})
+        j, proc = self.wait_states(ln.port, {"LISTEN": 1, "TIME_WAIT": 4}, {})
         self.assertEqual(nonzero(j["server"]), {"LISTEN": 1, "TIME_WAIT": 4})
         self.assertEqual(nonzero(j["client"]), {})
-        self.assertEqual(tt.tcp_states(ln.port)["server"], nonzero(j["server"]))
+        self.assertEqual(proc["server"], nonzero(j["server"]))
         out = conns("--port", str(ln.port)).stdout
         self.assertIn("TIME_WAIT is on the server side — the server closes first; "
                       "see --keepalive-timeout", out)
@@ -122,10 +137,10 @@ class ConnsTest(tt.TestCase):
             c.close()                  # the client closes first (the healthy way round)
             self.assertEqual(s.recv(1), b"")
             s.close()
-        j = self.wait_states(ln.port, {"LISTEN": 1}, {"TIME_WAIT": 3})
+        j, proc = self.wait_states(ln.port, {"LISTEN": 1}, {"TIME_WAIT": 3})
         self.assertEqual(nonzero(j["client"]), {"TIME_WAIT": 3})
         self.assertEqual(nonzero(j["server"]), {"LISTEN": 1})
-        self.assertEqual(tt.tcp_states(ln.port)["client"], {"TIME_WAIT": 3})
+        self.assertEqual(proc["client"], {"TIME_WAIT": 3})
         out = conns("--port", str(ln.port)).stdout
         self.assertIn("3 client-side sockets in TIME_WAIT — the clients closed first", out)
         self.assertNotIn("TIME_WAIT is on the server side", out)
@@ -135,11 +150,10 @@ class ConnsTest(tt.TestCase):
         pairs = [ln.pair() for _ in range(5)]
         for c, s in pairs:
             c.close()                  # the peer closes; our server never closes its socket
-        j = self.wait_states(ln.port, {"LISTEN": 1, "CLOSE_WAIT": 5}, {"FIN_WAIT2": 5})
+        j, proc = self.wait_states(ln.port, {"LISTEN": 1, "CLOSE_WAIT": 5}, {"FIN_WAIT2": 5})
         self.assertEqual(nonzero(j["server"]), {"LISTEN": 1, "CLOSE_WAIT": 5})
         self.assertEqual(nonzero(j["client"]), {"FIN_WAIT2": 5})
-        self.assertEqual(tt.tcp_states(ln.port), {"server": nonzero(j["server"]),
-                                                  "client": nonzero(j["client"])})
+        self.assertEqual(proc, {"server": nonzero(j["server"]), "client": nonzero(j["client"])})
         out = conns("--port", str(ln.port)).stdout
         self.assertIn("5 sockets in CLOSE_WAIT on :%d — the application is not closing "
                       "connections its peers closed" % ln.port, out)
@@ -148,7 +162,7 @@ class ConnsTest(tt.TestCase):
         ln = self.listener()
         c, s = ln.pair()
         s.close()                      # the server closes; the client keeps its socket open
-        j = self.wait_states(ln.port, {"LISTEN": 1, "FIN_WAIT2": 1}, {"CLOSE_WAIT": 1})
+        j, _ = self.wait_states(ln.port, {"LISTEN": 1, "FIN_WAIT2": 1}, {"CLOSE_WAIT": 1})
         self.assertEqual(nonzero(j["client"]), {"CLOSE_WAIT": 1})
         self.assertEqual(nonzero(j["server"]), {"LISTEN": 1, "FIN_WAIT2": 1})
         out = conns("--port", str(ln.port)).stdout

@@ -1,7 +1,6 @@
 /* conns.c — `tether conns`: the kernel's view of the TCP sockets on a port (netlink sock_diag
  * through tt_sockdiag_foreach), counted by state and split into the server side (local port is
  * P) and the client side (remote port is P), with diagnoses in plain words. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,15 +10,9 @@
 
 #include <tether.h>
 
-#include "cli.h"
-
-/* The JSON and table list states in this order: the kernel's numbering. */
-static const int state_order[] = {
-    TT_TCP_ESTABLISHED, TT_TCP_SYN_SENT,  TT_TCP_SYN_RECV, TT_TCP_FIN_WAIT1,
-    TT_TCP_FIN_WAIT2,   TT_TCP_TIME_WAIT, TT_TCP_CLOSE,    TT_TCP_CLOSE_WAIT,
-    TT_TCP_LAST_ACK,    TT_TCP_LISTEN,    TT_TCP_CLOSING,
-};
-#define NSTATE_ORDER ((int)(sizeof state_order / sizeof state_order[0]))
+#include "../cli.h"
+#include "../opt.h"
+#include "insight.h"
 
 typedef struct snapshot {
     tt_tcp_counts server, client;
@@ -35,40 +28,6 @@ static void on_signal(int sig)
     interrupted = 1;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: tether conns [--port P] [--json] [--list] [--watch SEC [--count N]]\n"
-               "\n"
-               "Counts the kernel's TCP sockets on port P (default 8080) by state, through\n"
-               "netlink sock_diag (what `ss` uses), split into the server side (local port is P)\n"
-               "and the client side (remote port is P), and says in plain words what the numbers\n"
-               "mean.\n"
-               "\n"
-               "  --port P      the port to look at (1..65535; default 8080)\n"
-               "  --json        one JSON object: {\"port\": P, \"server\": {STATE: n, ...},\n"
-               "                \"client\": {...}}; every state is listed, zeros included\n"
-               "  --list        also print every socket: side, state, local and peer address\n"
-               "  --watch SEC   repeat every SEC seconds until interrupted (Ctrl-C)\n"
-               "  --count N     with --watch: stop after N reports\n");
-}
-
-static void format_addr(const tt_addr *a, char *buf, size_t size)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (a->ss.ss_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->ss;
-        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
-        port = ntohs(sin->sin_port);
-        snprintf(buf, size, "%s:%d", host, port);
-    } else {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&a->ss;
-        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
-        port = ntohs(sin6->sin6_port);
-        snprintf(buf, size, "[%s]:%d", host, port);
-    }
-}
-
 static int collect_cb(const tt_sockinfo *s, void *arg)
 {
     snapshot *snap = arg;
@@ -81,8 +40,8 @@ static int collect_cb(const tt_sockinfo *s, void *arg)
     }
     if (snap->list) {
         char l[64], r[64];
-        format_addr(&s->local, l, sizeof l);
-        format_addr(&s->remote, r, sizeof r);
+        tt_insight_format_addr(&s->local, l, sizeof l);
+        tt_insight_format_addr(&s->remote, r, sizeof r);
         const char *peer = s->state == TT_TCP_LISTEN ? "*" : r;
         printf("  %-6s %-11s %-28s ", s->side == TT_SIDE_SERVER ? "server" : "client",
                tt_tcp_state_name(s->state), l);
@@ -97,17 +56,18 @@ static int collect_cb(const tt_sockinfo *s, void *arg)
 
 static void print_json(int port, const snapshot *s)
 {
-    printf("{\"port\": %d", port);
-    const tt_tcp_counts *sides[2] = {&s->server, &s->client};
-    const char *names[2] = {"server", "client"};
-    for (int k = 0; k < 2; k++) {
-        printf(", \"%s\": {", names[k]);
-        for (int i = 0; i < NSTATE_ORDER; i++)
-            printf("%s\"%s\": %u", i ? ", " : "", tt_tcp_state_name(state_order[i]),
-                   sides[k]->n[state_order[i]]);
-        printf("}");
-    }
-    printf("}\n");
+    tt_json j;
+    tt_json_init(&j, 0);
+    tt_json_object(&j, NULL);
+    tt_json_int(&j, "port", port);
+    tt_insight_json_tcp_counts(&j, "server", &s->server);
+    tt_insight_json_tcp_counts(&j, "client", &s->client);
+    tt_json_end(&j);
+    if (j.err || !j.buf)
+        fprintf(stderr, "tether conns: out of memory\n");
+    else
+        printf("%s\n", j.buf);
+    tt_json_free(&j);
 }
 
 /* The size of the ephemeral port range, or 0 if unknown. */
@@ -232,8 +192,8 @@ static void print_plain(int port, const snapshot *s)
            port, s->server.total, s->client.total);
     printf("  %-12s %8s %8s\n", "STATE", "SERVER", "CLIENT");
     int rows = 0;
-    for (int i = 0; i < NSTATE_ORDER; i++) {
-        int st = state_order[i];
+    for (int i = 0; i < TT_INSIGHT_NTCP; i++) {
+        int st = tt_insight_tcp_order[i];
         if (!s->server.n[st] && !s->client.n[st]) continue;
         printf("  %-12s %8u %8u\n", tt_tcp_state_name(st), s->server.n[st], s->client.n[st]);
         rows++;
@@ -242,49 +202,32 @@ static void print_plain(int port, const snapshot *s)
     diagnose(port, s);
 }
 
-static int parse_int(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
 int tt_cmd_conns(int argc, char **argv)
 {
-    long port = 8080, watch = 0, count = 0;
-    int json = 0, list = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--list")) {
-            list = 1;
-        } else if (!strcmp(a, "--port") || !strcmp(a, "-p") || !strcmp(a, "--watch") ||
-                   !strcmp(a, "--count")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "tether conns: %s needs a value\n", a);
-                return 2;
-            }
-            val = argv[++i];
-            long *dst = a[2] == 'w' ? &watch : a[2] == 'c' ? &count : &port;
-            long lo = 1, hi = a[2] == 'w' ? 86400 : a[2] == 'c' ? 1000000000L : 65535;
-            if (parse_int(val, lo, hi, dst)) {
-                fprintf(stderr, "tether conns: bad value for %s: '%s'\n", a, val);
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "tether conns: unknown option '%s'\n", a);
-            usage(stderr);
-            return 2;
-        }
-    }
+    long long port = 8080, count = 0;
+    int watch = 0, json = 0, list = 0;
+    const tt_opt opts[] = {
+        {"port", 'p', TT_OPT_LONG, "P", 1, 65535, &port, "the port to look at", "8080"},
+        {"json", 0, TT_OPT_FLAG, NULL, 0, 0, &json,
+         "one JSON object: {\"port\": P, \"server\": {STATE: n, ...}, \"client\": {...}}; every "
+         "state is listed, zeros included",
+         NULL},
+        {"list", 0, TT_OPT_FLAG, NULL, 0, 0, &list,
+         "also print every socket: side, state, local and peer address", NULL},
+        {"watch", 0, TT_OPT_INT, "SEC", 1, 86400, &watch,
+         "repeat every SEC seconds until interrupted (Ctrl-C)", NULL},
+        {"count", 0, TT_OPT_LONG, "N", 1, 1e9, &count, "with --watch: stop after N reports", NULL},
+        TT_OPT_END,
+    };
+    const tt_opt_cmd cmd = {
+        "conns", "[--port P] [--json] [--list] [--watch SEC [--count N]]",
+        "Counts the kernel's TCP sockets on port P by state, through netlink sock_diag (what `ss`\n"
+        "uses), split into the server side (local port is P) and the client side (remote port\n"
+        "is P), and says in plain words what the numbers mean.",
+        NULL, opts};
+    int first, r = tt_opt_parse(&cmd, argc, argv, &first);
+    if (r) return r == TT_OPT_HELP ? 0 : 2;
+    if (first < argc) return tt_opt_error(&cmd, "unexpected argument '%s'", argv[first]);
     if (count && !watch) count = 1;
     if (watch) {
         struct sigaction sa;
@@ -304,7 +247,7 @@ int tt_cmd_conns(int argc, char **argv)
             strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
             printf("%s── %s\n", n ? "\n" : "", ts);
         }
-        if (s.list) printf("Sockets on port %ld:\n", port);
+        if (s.list) printf("Sockets on port %lld:\n", port);
         int rc = tt_sockdiag_foreach((int)port, TT_TCP_ALL, collect_cb, &s);
         if (rc < 0) {
             fprintf(stderr, "tether conns: sock_diag: %s\n", strerror(-rc));

@@ -1,0 +1,37 @@
+/* insight.h — what the kernel and the server say about connections, shown by `serve --status`
+ * (mount.c: the /_tether/ routes and who may see them; dashboard.c: the HTML page) and by
+ * `tether conns` (conns.c). render.c holds the renderers both use: the status JSON, the
+ * Prometheus metrics, one connection's JSON, the TCP-state counts, all JSON through tt_json.
+ * mount.c and conns.c call render.c; render.c calls neither. */
+#ifndef TT_SRC_INSIGHT_H
+#define TT_SRC_INSIGHT_H
+
+#include <stddef.h>
+
+#include <tether.h>
+
+/* The /_tether/dashboard page: a NUL-terminated, self-contained HTML document (static). */
+extern const char tt_insight_dashboard_html[];
+
+/* Replace the allow list with comma-separated CIDRs ("10.0.0.0/8,::1"); NULL: loopback only
+ * (127.0.0.0/8 and ::1). 0 or -EINVAL. */
+int tt_insight_parse_allow(const char *list);
+
+/* TCP states in the order the JSON and the tables list them (the kernel's numbering). */
+extern const int tt_insight_tcp_order[];
+#define TT_INSIGHT_NTCP 11
+
+/* "127.0.0.1:8080" or "[::1]:8080" ("?" for other families) into buf. */
+void tt_insight_format_addr(const tt_addr *a, char *buf, size_t size);
+/* A member key (NULL in arrays) whose value is {STATE: n, ...} with every state, zeros
+ * included, in tt_insight_tcp_order. */
+void tt_insight_json_tcp_counts(tt_json *j, const char *key, const tt_tcp_counts *c);
+/* The /_tether/status document of srv (uptime_s: since --status was mounted) into j. */
+void tt_insight_status_json(tt_json *j, tt_server *srv, double uptime_s);
+/* The /_tether/metrics text (Prometheus 0.0.4) of srv: a malloc'ed string (the caller frees
+ * it) of *len bytes, or NULL when out of memory. */
+char *tt_insight_metrics_text(tt_server *srv, double uptime_s, size_t *len);
+/* One connection's /_tether/conn document into j. */
+void tt_insight_conn_json(tt_json *j, const tt_conn_info *ci);
+
+#endif

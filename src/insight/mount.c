@@ -1,0 +1,235 @@
+/* mount.c — `tether serve --status`: the /_tether/ routes. status (JSON), metrics (Prometheus
+ * text), conn (this request's connection) and dashboard (dashboard.c). Reachable only from
+ * loopback unless --status-allow names other networks. Read-only: the renderers (render.c)
+ * look at the server's counters (tt_server_stats_get), the request's connection
+ * (tt_req_conn_info) and the kernel's sockets on the listening port (tt_sockdiag_count). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <tether.h>
+#include <tether/server.h>
+
+#include "../cli.h"
+#include "insight.h"
+
+#define MAX_ALLOW 16
+
+typedef struct cidr {
+    int family; /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    int bits;
+} cidr;
+
+static struct {
+    struct timespec start;
+    cidr allow[MAX_ALLOW];
+    int nallow;
+} g;
+
+/* ---- CIDR allow list ---- */
+
+static int parse_cidr(const char *text, size_t len, cidr *out)
+{
+    char buf[80];
+    if (len == 0 || len >= sizeof buf) return -EINVAL;
+    memcpy(buf, text, len);
+    buf[len] = 0;
+    char *slash = strchr(buf, '/');
+    long bits = -1;
+    if (slash) {
+        char *end;
+        *slash = 0;
+        bits = strtol(slash + 1, &end, 10);
+        if (end == slash + 1 || *end) return -EINVAL;
+    }
+    memset(out, 0, sizeof *out);
+    if (inet_pton(AF_INET, buf, out->addr) == 1) {
+        out->family = AF_INET;
+        if (bits < 0) bits = 32;
+        if (bits > 32) return -EINVAL;
+    } else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+        out->family = AF_INET6;
+        if (bits < 0) bits = 128;
+        if (bits > 128) return -EINVAL;
+    } else {
+        return -EINVAL;
+    }
+    out->bits = (int)bits;
+    return 0;
+}
+
+static int prefix_match(const unsigned char *a, const unsigned char *b, int bits)
+{
+    int full = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, (size_t)full)) return 0;
+    if (!rest) return 1;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (a[full] & mask) == (b[full] & mask);
+}
+
+/* Is the peer address allowed? IPv4-mapped IPv6 peers are matched as IPv4. */
+static int peer_allowed(const tt_addr *peer)
+{
+    unsigned char a4[4], a6[16];
+    int fam = peer->ss.ss_family;
+    if (fam == AF_INET) {
+        memcpy(a4, &((const struct sockaddr_in *)&peer->ss)->sin_addr, 4);
+    } else if (fam == AF_INET6) {
+        const struct in6_addr *in6 = &((const struct sockaddr_in6 *)&peer->ss)->sin6_addr;
+        memcpy(a6, in6, 16);
+        if (IN6_IS_ADDR_V4MAPPED(in6)) {
+            memcpy(a4, a6 + 12, 4);
+            fam = AF_INET;
+        }
+    } else {
+        return 0;
+    }
+    for (int i = 0; i < g.nallow; i++) {
+        const cidr *c = &g.allow[i];
+        if (c->family != fam) continue;
+        if (prefix_match(fam == AF_INET ? a4 : a6, c->addr, c->bits)) return 1;
+    }
+    return 0;
+}
+
+int tt_insight_parse_allow(const char *list)
+{
+    g.nallow = 0;
+    if (!list) {
+        cidr c;
+        parse_cidr("127.0.0.0/8", 11, &c);
+        g.allow[g.nallow++] = c;
+        parse_cidr("::1/128", 7, &c);
+        g.allow[g.nallow++] = c;
+        return 0;
+    }
+    /* Strict: every comma-separated element must be a CIDR (no empty ones). */
+    const char *p = list;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        while (len && *p == ' ') {
+            p++;
+            len--;
+        }
+        while (len && p[len - 1] == ' ')
+            len--;
+        if (g.nallow == MAX_ALLOW) return -EINVAL;
+        if (parse_cidr(p, len, &g.allow[g.nallow])) return -EINVAL;
+        g.nallow++;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    return g.nallow ? 0 : -EINVAL;
+}
+
+/* ---- shared helpers ---- */
+
+static double uptime_s(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - g.start.tv_sec) + (double)(now.tv_nsec - g.start.tv_nsec) / 1e9;
+}
+
+/* Send a finished JSON writer's text (with a final newline) or a 500 when it ran out of memory;
+ * frees the writer. */
+static void send_json(tt_res *res, tt_json *j)
+{
+    char *body = j->err || !j->buf ? NULL : malloc(j->len + 1);
+    tt_res_header(res, "Cache-Control", "no-store");
+    if (!body) {
+        tt_res_send(res, 500, "text/plain", "out of memory\n", 14);
+    } else {
+        memcpy(body, j->buf, j->len);
+        body[j->len] = '\n';
+        tt_res_send(res, 200, "application/json", body, j->len + 1);
+    }
+    free(body);
+    tt_json_free(j);
+}
+
+static void handle_status(tt_req *req, tt_res *res)
+{
+    tt_json j;
+    tt_json_init(&j, 0);
+    tt_insight_status_json(&j, tt_req_server(req), uptime_s());
+    send_json(res, &j);
+}
+
+static void handle_metrics(tt_req *req, tt_res *res)
+{
+    size_t len = 0;
+    char *text = tt_insight_metrics_text(tt_req_server(req), uptime_s(), &len);
+    tt_res_header(res, "Cache-Control", "no-store");
+    if (!text)
+        tt_res_send(res, 500, "text/plain", "out of memory\n", 14);
+    else
+        tt_res_send(res, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    free(text);
+}
+
+static void handle_conn(tt_res *res, const tt_conn_info *ci)
+{
+    tt_json j;
+    tt_json_init(&j, 0);
+    tt_insight_conn_json(&j, ci);
+    send_json(res, &j);
+}
+
+/* ---- dispatch ---- */
+
+static int path_is(const char *p, size_t n, const char *want)
+{
+    return strlen(want) == n && !memcmp(p, want, n);
+}
+
+static void insight_handler(tt_req *req, tt_res *res, void *data)
+{
+    (void)data;
+    tt_conn_info ci;
+    memset(&ci, 0, sizeof ci);
+    if (tt_req_conn_info(req, &ci) != 0 || !peer_allowed(&ci.peer)) {
+        static const char msg[] = "forbidden: /_tether/ is not open to this address "
+                                  "(see tether serve --status-allow)\n";
+        tt_res_send(res, 403, "text/plain; charset=utf-8", msg, sizeof msg - 1);
+        return;
+    }
+    size_t mlen, plen;
+    const char *m = tt_req_method(req, &mlen);
+    const char *p = tt_req_path(req, &plen);
+    if (!path_is(m, mlen, "GET") && !path_is(m, mlen, "HEAD")) {
+        tt_res_header(res, "Allow", "GET, HEAD");
+        tt_res_send(res, 405, "text/plain", "method not allowed\n", 19);
+        return;
+    }
+    if (path_is(p, plen, "/_tether/status"))
+        handle_status(req, res);
+    else if (path_is(p, plen, "/_tether/metrics"))
+        handle_metrics(req, res);
+    else if (path_is(p, plen, "/_tether/conn"))
+        handle_conn(res, &ci);
+    else if (path_is(p, plen, "/_tether/dashboard") || path_is(p, plen, "/_tether/")) {
+        tt_res_header(res, "Cache-Control", "no-store");
+        tt_res_send(res, 200, "text/html; charset=utf-8", tt_insight_dashboard_html,
+                    strlen(tt_insight_dashboard_html));
+    } else {
+        static const char msg[] = "not found; try /_tether/status, /_tether/metrics, "
+                                  "/_tether/conn or /_tether/dashboard\n";
+        tt_res_send(res, 404, "text/plain; charset=utf-8", msg, sizeof msg - 1);
+    }
+}
+
+int tt_insight_mount(struct tt_server_config *cfg, const char *allow_cidr)
+{
+    int rc = tt_insight_parse_allow(allow_cidr);
+    if (rc) return rc;
+    clock_gettime(CLOCK_MONOTONIC, &g.start);
+    return tt_server_config_route(cfg, "/_tether/", insight_handler, NULL);
+}
