@@ -454,9 +454,11 @@ static void conn_io(tt_loop *loop, tt_io *io, unsigned ev)
     case TT_CLIENT_CONN_CONNECTING:
         if (ev & (TT_WRITE | TT_ERROR | TT_HUP)) conn_connected(k);
         return;
-    case TT_CLIENT_CONN_IDLE:
-        if (tt_stream_can_read(&k->s) && tt__pool_idle_check(k)) c_dispatch(k->c);
+    case TT_CLIENT_CONN_IDLE: {
+        tt_client *c = k->c; /* k is freed when evicted */
+        if (tt_stream_can_read(&k->s) && tt__pool_idle_check(k)) c_dispatch(c);
         return;
+    }
     case TT_CLIENT_CONN_BUSY:
         if (!k->x) return;
         if ((ev & TT_WRITE) && k->w && tt__xp(k->w)->phase == TT_X_SENDING && conn_write(k)) return;

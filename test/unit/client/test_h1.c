@@ -89,6 +89,13 @@ static int feed(fx *f, const char *s)
     return tt__h1_process(f->k, n == 0);
 }
 
+/* The collected body (not NUL-terminated before completion) equals s. */
+static void body_is(const tt_exchange *x, const char *s)
+{
+    cr_assert_eq(x->resp_body_len, strlen(s));
+    cr_assert_eq(memcmp(x->resp_body, s, x->resp_body_len), 0);
+}
+
 static void teardown(fx *f)
 {
     tt_stream_close(&f->k->s, tt_client_loop(f->c), 0);
@@ -195,7 +202,7 @@ Test(h1_response, length_body_in_two_parts)
     cr_assert_eq(f.x.status, 200);
     cr_assert_eq(feed(&f, "cde"), TT__H1_DONE);
     cr_assert_eq(f.x.resp_body_len, 5);
-    cr_assert_str_eq(f.x.resp_body, "abcde");
+    body_is(&f.x, "abcde");
     cr_assert_eq(f.k->ka_timeout, 7);
     cr_assert_eq(f.k->rb.len, 0);
     teardown(&f);
@@ -216,14 +223,14 @@ Test(h1_response, pipelined_responses_in_one_read)
                       "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA"
                       "HTTP/1.1 404 Not Found\r\nContent-Length: 1\r\nConnection: close\r\n\r\nB"),
                  TT__H1_DONE);
-    cr_assert_str_eq(f.x.resp_body, "A");
+    body_is(&f.x, "A");
     cr_assert_gt(f.k->rb.len, 0); /* the second response waits in the buffer */
     tt__list_remove(&tt__xp(&y)->qlink);
     f.k->x = &y;
     tt__h1_reset(f.k);
     cr_assert_eq(tt__h1_process(f.k, 0), TT__H1_DONE);
     cr_assert_eq(y.status, 404);
-    cr_assert_str_eq(y.resp_body, "B");
+    body_is(&y, "B");
     cr_assert(f.k->resp.flags & TT_HTTP1_F_CONN_CLOSE); /* the engine decides what follows */
     tt_exchange_cleanup(&y);
     teardown(&f);
@@ -237,7 +244,7 @@ Test(h1_response, close_delimited_body_ends_at_eof)
     cr_assert_eq(feed(&f, "HTTP/1.0 200 OK\r\n\r\nabc"), TT__H1_MORE);
     shutdown(f.peer, SHUT_WR);
     cr_assert_eq(feed(&f, ""), TT__H1_DONE_CLOSE);
-    cr_assert_str_eq(f.x.resp_body, "abc");
+    body_is(&f.x, "abc");
     teardown(&f);
 }
 
@@ -293,7 +300,7 @@ Test(h1_response, chunked_with_trailers)
     cr_assert_eq(feed(&f, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"),
                  TT__H1_MORE);
     cr_assert_eq(feed(&f, "0\r\nX-Sum: 9\r\n\r\n"), TT__H1_DONE);
-    cr_assert_str_eq(f.x.resp_body, "abc");
+    body_is(&f.x, "abc");
     cr_assert_str_eq(f.x.trailers, "X-Sum: 9\r\n");
     teardown(&f);
 }
