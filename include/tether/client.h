@@ -237,12 +237,15 @@ void tt_exchange_cleanup(tt_exchange *x);
  * into x->head; NULL when absent. */
 const char *tt_exchange_header(const tt_exchange *x, const char *name, size_t *len);
 
-/* Blocking: run the exchange to completion on the client's loop. Returns x->error. Records
- * file:line for leak warnings (use the macro). Not from inside a loop callback. */
+/* Blocking: run the exchange to completion on the client's loop. Returns x->error (also for a
+ * request refused before it starts, as tt_client_start). Records file:line for leak warnings
+ * (use the macro). Not from inside a loop callback. */
 int tt_client_request_at(tt_client *c, tt_exchange *x, const char *file, int line);
 #define tt_client_request(c, x) tt_client_request_at((c), (x), __FILE__, __LINE__)
 /* Asynchronous: start the exchange; x->on_done runs on the loop when it completes (never
- * inside this call). Returns 0 or a negative errno (bad URL) without calling on_done. */
+ * inside this call). Returns 0, or a negative errno without calling on_done (x->error_what
+ * says why): a bad URL, -EINVAL for an invalid header line ("bad header") or method/target
+ * ("bad request line"). */
 int tt_client_start_at(tt_client *c, tt_exchange *x, const char *file, int line);
 #define tt_client_start(c, x) tt_client_start_at((c), (x), __FILE__, __LINE__)
 /* Run the client's loop for up to ms milliseconds (watching idle connections), or until
