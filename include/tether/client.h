@@ -157,7 +157,7 @@ typedef int (*tt_body_rewind_cb)(void *data);
 
 enum { TT_CLIENT_MAX_HEADERS = 64 };
 /* Bytes reserved for the library's private part of a tt_exchange. */
-#define TT_EXCHANGE_PRIV_SIZE 320
+#define TT_EXCHANGE_PRIV_SIZE 384
 
 /* Offsets of one response header field inside tt_exchange.head. */
 typedef struct tt_hdr_span {

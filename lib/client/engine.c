@@ -645,7 +645,7 @@ void tt__engine_prepare(tt_client *c, tt_exchange *x, tt__route *rt, const char 
     p->fresh_only = 0;
     p->body_pulled = 0;
     p->done = 0;
-    p->phase = TT_X_NONE;
+    p->phase = TT_X_NONE; /* a new run (with a new id) starts here: not a transition */
     p->started = tt_loop_update_time(c->loop);
     const char *m = x->method ? x->method : "GET";
     p->method_id = (int)tt_http1_method_id(m, strlen(m));
