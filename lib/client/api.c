@@ -24,6 +24,7 @@ static int client_init(tt_client **out, tt_loop *loop, int own, const tt_client_
     tt__list_init(&c->routes);
     tt__list_init(&c->all);
     tt__list_init(&c->queue);
+    tt__list_init(&c->jobs);
     c->rng = (uint32_t)(uintptr_t)c ^ (uint32_t)getpid() ^ 0x9e3779b9u;
     tt__engine_init(c);
     *out = c;

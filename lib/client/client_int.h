@@ -101,7 +101,7 @@ struct tt_client {
     unsigned next_id, next_xid;
     uint32_t rng;
     tt_client_stats st;
-    tt__resolve_job *jobs;
+    tt__list jobs; /* lookups running in helper threads */
     /* The engine's callbacks, so that pool.c and resolve.c never call engine.c. */
     tt_io_cb conn_cb;                              /* connection readiness */
     tt_timer_cb expire_cb;                         /* idle connection expired */

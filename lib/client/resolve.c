@@ -18,7 +18,7 @@ struct tt__resolve_job {
     char host[256];
     int port, n;
     tt_addr out[TT__C_MAX_ADDRS];
-    tt__resolve_job *next;
+    tt__list link; /* the client's running lookups */
 };
 
 /* Store the answer (n addresses, or n <= 0 an error) and retire connections it dropped. */
@@ -61,11 +61,7 @@ static void resolve_done(tt_loop *loop, tt_async *a)
     tt__resolve_job *j = a->data;
     tt_client *c = j->c;
     pthread_join(j->th, NULL);
-    for (tt__resolve_job **pp = &c->jobs; *pp; pp = &(*pp)->next)
-        if (*pp == j) {
-            *pp = j->next;
-            break;
-        }
+    tt__list_remove(&j->link);
     tt__route *rt = j->rt;
     rt->resolving = 0;
     route_apply(c, rt, j->out, j->n);
@@ -115,15 +111,14 @@ void tt__resolve(tt_client *c, tt__route *rt)
         rt->resolve_err = -EAGAIN;
         return;
     }
-    j->next = c->jobs;
-    c->jobs = j;
+    tt__list_push_front(&c->jobs, &j->link);
 }
 
 void tt__resolve_shutdown(tt_client *c)
 {
-    while (c->jobs) {
-        tt__resolve_job *j = c->jobs;
-        c->jobs = j->next;
+    tt__list *n;
+    while ((n = tt__list_pop_front(&c->jobs))) {
+        tt__resolve_job *j = tt__list_entry(n, tt__resolve_job, link);
         pthread_join(j->th, NULL);
         tt_async_close(&j->a);
         free(j);
