@@ -1,7 +1,7 @@
 /* client_int.h — internal: the client's structures and the interfaces between its files.
  *
  * Files and who calls whom (no cycle: each arrow goes one way only):
- *   api.c     public API                -> engine, pool, h1, policy
+ *   api.c     public API                -> engine, pool, h1, policy, resolve
  *   engine.c  lease, attach, events, completion, retries, timeouts
  *                                       -> pool, h1, resolve, policy, stats
  *   h1.c      write the request, parse the response; returns outcomes -> stats
