@@ -108,6 +108,7 @@ static int exit_code(const tt_exchange *x)
     if (!e) return 0;
     if (e == -EPROTONOSUPPORT) return EX_UNSUPPORTED;
     if (!strcmp(w, "url")) return EX_URL;
+    if (!strncmp(w, "bad ", 4)) return EX_USAGE; /* "bad header", "bad request line" */
     if (e == -ETIMEDOUT) return EX_TIMEOUT;
     if (!strcmp(w, "resolve") || e == -ENOENT) return EX_RESOLVE;
     if (!strcmp(w, "connect")) return EX_CONNECT;
@@ -178,7 +179,9 @@ static void start_next(getctx *g)
         int r = tt_client_start(g->client, x);
         if (r < 0) {
             x->error = r;
-            x->error_what = r == -EPROTONOSUPPORT ? "scheme" : "url";
+            x->error_what = r == -EPROTONOSUPPORT ? "scheme"
+                            : x->error_what       ? x->error_what
+                                                  : "url";
             g->done[x - g->xs] = 1;
             flush_done(g);
             continue;

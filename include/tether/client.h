@@ -28,30 +28,69 @@ extern "C" {
 typedef struct tt_client tt_client;
 typedef struct tt_exchange tt_exchange;
 
-/* Client options. tt_client_opts_default fills the defaults; 0 in a limit means the default. */
+/* Client options. tt_client_opts_default fills the defaults. Convention (tether/common.h): a
+ * field left 0 takes its default, TT_OFF disables the limit or feature it names. */
 typedef struct tt_client_opts {
-    int max_per_route;        /* connections per route (default 8) */
-    int max_total;            /* connections in all (default 64) */
-    int max_idle_per_route;   /* idle connections kept per route (default = max_per_route) */
-    int lease_timeout_ms;     /* max wait in the lease queue (default 10000; never infinite) */
-    int connect_timeout_ms;   /* TCP connect (default 5000) */
-    int head_timeout_ms;      /* request written → response head complete (default 30000) */
-    int total_timeout_ms;     /* whole exchange incl. retries (default 0: none beyond the others) */
-    int idle_timeout_ms;      /* client-side idle limit for pooled connections (default 30000) */
-    int max_lifetime_ms;      /* connection age limit (default 300000), with ±jitter */
-    int lifetime_jitter_pct;  /* jitter on max_lifetime_ms in percent (default 10) */
-    int leak_warn_ms;         /* warn when an exchange holds a lease this long (default 60000) */
-    int continue_timeout_ms;  /* wait for 100 Continue before sending the body (default 1000) */
-    int dns_ttl_ms;           /* re-resolve a route's host after this (default 30000) */
-    int max_retries_not_sent; /* retries of never-sent requests (default 3) */
-    int pipelining; /* >1: up to this many GET/HEAD in flight per connection (default off) */
-    int no_nodelay; /* leave Nagle on (TCP_NODELAY is on by default) */
+    int max_per_route;        /* connections per route (default 8; TT_OFF: no limit) */
+    int max_total;            /* connections in all (default 64; TT_OFF: no limit) */
+    int max_idle_per_route;   /* idle connections kept per route (default and TT_OFF:
+                                 max_per_route) */
+    int lease_timeout_ms;     /* max wait in the lease queue (default 10000; TT_OFF: no limit of
+                                 its own, total_timeout_ms still applies) */
+    int connect_timeout_ms;   /* TCP connect (default 5000; TT_OFF: the kernel's limit) */
+    int head_timeout_ms;      /* request written -> response head complete, then inactivity while
+                                 reading the body (default 30000; TT_OFF: none) */
+    int total_timeout_ms;     /* whole exchange incl. retries (default and TT_OFF: none) */
+    int idle_timeout_ms;      /* client-side idle limit for pooled connections (default 30000;
+                                 TT_OFF: none, server hints and lifetime still apply) */
+    int max_lifetime_ms;      /* connection age limit (default 300000, with jitter; TT_OFF:
+                                 unlimited) */
+    int lifetime_jitter_pct;  /* jitter on max_lifetime_ms in percent (default 10; TT_OFF: 0) */
+    int leak_warn_ms;         /* warn when an exchange holds a lease this long (default 60000;
+                                 TT_OFF: no warning) */
+    int continue_timeout_ms;  /* wait for 100 Continue before sending the body (default 1000;
+                                 TT_OFF: wait up to head_timeout_ms) */
+    int dns_ttl_ms;           /* re-resolve a route's host after this (default 30000; TT_OFF:
+                                 never, once resolved) */
+    int max_retries_not_sent; /* retries of never-sent requests (default 3; TT_OFF: none) */
+    int pipelining;           /* >1: up to this many GET/HEAD in flight per connection (default and
+                                 TT_OFF: off) */
+    int no_nodelay;           /* nonzero: leave Nagle on (TCP_NODELAY is on by default) */
     tt_keepalive tcp_keepalive; /* TCP keepalive probes (all 0: off) */
     /* Diagnostics sink (leak warnings, -v trace); NULL: leak warnings go to stderr. */
     void (*log)(void *data, const char *line);
     void *log_data;
     int verbose; /* also log connection events (open, reuse, close with reason) */
+    /* State-machine trace (NULL: none): called on every transition, machine "conn" (id: the
+     * connection's id, states enum tt_client_conn_state) or "exchange" (id: a per-client
+     * serial number of the exchange run, phases enum tt_exchange_phase). Runs on the loop
+     * thread inside the library: it must not call back into the client. */
+    void (*trace)(void *data, const char *machine, unsigned id, int from, int to);
+    void *trace_data;
 } tt_client_opts;
+
+/* States of a pooled connection (trace hook, machine "conn"). */
+enum tt_client_conn_state {
+    TT_CLIENT_CONN_NEW = 0,    /* not yet opened */
+    TT_CLIENT_CONN_CONNECTING, /* TCP connect in progress */
+    TT_CLIENT_CONN_BUSY,       /* leased: carrying one exchange (or a pipeline) */
+    TT_CLIENT_CONN_IDLE,       /* in the pool, watched for FIN/RST/stray bytes */
+    TT_CLIENT_CONN_CLOSED      /* closed and freed right after */
+};
+
+/* Phases of an exchange (trace hook, machine "exchange"). */
+enum tt_exchange_phase {
+    TT_X_NONE = 0,      /* prepared, not yet started */
+    TT_X_QUEUED,        /* waiting in the lease queue */
+    TT_X_CONNECTING,    /* its connection is being opened */
+    TT_X_SENDING,       /* writing the request */
+    TT_X_WAIT_CONTINUE, /* head written, waiting for 100 Continue before the body */
+    TT_X_READING,       /* request written, reading the response */
+    TT_X_DONE           /* completed (x->error tells how) */
+};
+
+/* Printable name of a state of machine "conn" or "exchange" ("busy", "reading", ...); static. */
+const char *tt_client_state_name(const char *machine, int state);
 
 /* Why a pooled connection was closed. */
 enum tt_evict_reason {
@@ -117,6 +156,8 @@ typedef ssize_t (*tt_body_read_cb)(void *data, char *buf, size_t cap);
 typedef int (*tt_body_rewind_cb)(void *data);
 
 enum { TT_CLIENT_MAX_HEADERS = 64 };
+/* Bytes reserved for the library's private part of a tt_exchange. */
+#define TT_EXCHANGE_PRIV_SIZE 384
 
 /* Offsets of one response header field inside tt_exchange.head. */
 typedef struct tt_hdr_span {
@@ -168,29 +209,9 @@ struct tt_exchange {
     int close_reason;       /* when not kept: enum tt_evict_reason */
     uint64_t lease_wait_ms; /* time spent waiting for a connection */
 
-    /* ---- internal (do not touch) ---- */
+    /* ---- internal (do not touch): the library's state, opaque ---- */
     struct {
-        tt_client *client;
-        void *route, *conn;
-        tt_exchange *qnext, *qprev;
-        tt_timer timer, leak;
-        tt_defer defer;
-        void *hdr_unused;
-        uint64_t started, queued_at, deadline;
-        const char *file;
-        int line;
-        char *wbuf;
-        size_t wlen, wcap, woff;
-        size_t body_off;
-        char *sbuf; /* streamed-body staging */
-        size_t slen, soff, scap;
-        int phase, flags, attempts_ns, attempt_maybe;
-        uint32_t head_cap, body_cap, trl_cap;
-        long long remain;
-        int chunk_state;
-        uint64_t chunk_left;
-        int fresh_only, method_id, resp_bytes, body_pulled, done;
-        size_t wrote;
+        _Alignas(8) unsigned char opaque[TT_EXCHANGE_PRIV_SIZE];
     } priv;
 };
 
@@ -216,12 +237,15 @@ void tt_exchange_cleanup(tt_exchange *x);
  * into x->head; NULL when absent. */
 const char *tt_exchange_header(const tt_exchange *x, const char *name, size_t *len);
 
-/* Blocking: run the exchange to completion on the client's loop. Returns x->error. Records
- * file:line for leak warnings (use the macro). Not from inside a loop callback. */
+/* Blocking: run the exchange to completion on the client's loop. Returns x->error (also for a
+ * request refused before it starts, as tt_client_start). Records file:line for leak warnings
+ * (use the macro). Not from inside a loop callback. */
 int tt_client_request_at(tt_client *c, tt_exchange *x, const char *file, int line);
 #define tt_client_request(c, x) tt_client_request_at((c), (x), __FILE__, __LINE__)
 /* Asynchronous: start the exchange; x->on_done runs on the loop when it completes (never
- * inside this call). Returns 0 or a negative errno (bad URL) without calling on_done. */
+ * inside this call). Returns 0, or a negative errno without calling on_done (x->error_what
+ * says why): a bad URL, -EINVAL for an invalid header line ("bad header") or method/target
+ * ("bad request line"). */
 int tt_client_start_at(tt_client *c, tt_exchange *x, const char *file, int line);
 #define tt_client_start(c, x) tt_client_start_at((c), (x), __FILE__, __LINE__)
 /* Run the client's loop for up to ms milliseconds (watching idle connections), or until

@@ -1,11 +1,170 @@
-/* client_int.h — internal: the client pool's pure decision logic (reuse, expiry, retry),
- * kept free of I/O so unit tests can drive it directly. */
+/* client_int.h — internal: the client's structures and the interfaces between its files.
+ *
+ * Files and who calls whom (no cycle: each arrow goes one way only):
+ *   api.c     public API                -> engine, pool, h1, policy, resolve
+ *   engine.c  lease, attach, events, completion, retries, timeouts
+ *                                       -> pool, h1, resolve, policy, stats
+ *   h1.c      write the request, parse the response; returns outcomes -> stats
+ *   pool.c    routes, idle lists, lease queue, connection open/close; get / free -> policy, stats
+ *   resolve.c the DNS thread; reports through the client's resolved hook (set by the engine)
+ *   policy.c  pure decisions (reuse, expiry, retry, options, URL), unit-tested with tables
+ *   stats.c   counters, JSON, names, the log sink
+ * pool.c and resolve.c never call the engine: the engine hands them its callbacks
+ * (tt_client.conn_cb, expire_cb, resolved). */
 #ifndef TT_CLIENT_INT_H
 #define TT_CLIENT_INT_H
 
+#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "common/list.h"
+#include "tether/buffer.h"
 #include "tether/client.h"
+#include "tether/http1.h"
+#include "tether/stream.h"
+
+enum {
+    TT__C_MAX_ADDRS = 8,
+    TT__C_READ_CHUNK = 16384,
+    TT__C_DRAIN_MAX = 16384, /* body bytes drained after on_body stops, to keep the connection */
+    TT__C_MAX_PIPELINE = 64,
+    TT__C_MAX_TRAILERS = 32,
+};
+
+/* Exchange flags (tt__xpriv.flags). */
+enum {
+    TT__XF_HEAD_DONE = 1,
+    TT__XF_BODY_SENT = 2,
+    TT__XF_STREAM_EOF = 4,
+    TT__XF_DISCARD = 16,
+};
+
+typedef struct tt__route tt__route;
+typedef struct tt__conn tt__conn;
+typedef struct tt__resolve_job tt__resolve_job;
+
+/* A pooled connection: allocated when opened, freed when closed. */
+struct tt__conn {
+    tt_stream s;    /* the transport (fd, loop registration, readiness) */
+    tt_timer timer; /* idle expiry */
+    int state;      /* enum tt_client_conn_state: only through tt__conn_set_state */
+    unsigned id;
+    tt__route *rt;
+    tt_client *c;
+    tt__list idle_link; /* route idle list, most recently used first */
+    tt__list all_link;  /* every connection of the client */
+    tt_buf rb;          /* read buffer: a pool block while busy, none while idle */
+    uint64_t created, last_used, lifetime_at;
+    int expire_reason;
+    int retired, proven, pn; /* proven: kept alive once; pn: pipelined exchanges behind x */
+    uint32_t requests;
+    tt_addr addr;
+    tt_exchange *x; /* exchange whose response is being read */
+    tt_exchange *w; /* exchange being written (== x unless pipelining) */
+    tt__list pq;    /* pipelined exchanges after x, in order */
+    tt_http1_parser parser;
+    tt_http1_response resp;
+    tt_header hdr[TT_CLIENT_MAX_HEADERS];
+    tt_http1_chunked_decoder cd;
+    tt_header trl[TT__C_MAX_TRAILERS];
+    long ka_timeout, ka_max; /* the last response's Keep-Alive parameters (-1: absent) */
+    int err;                 /* why h1 returned TT__H1_FAIL: -errno and a short text */
+    const char *what;
+};
+
+/* A route (host, port): its addresses, idle list and counters. Lives as long as the client. */
+struct tt__route {
+    tt__list link;
+    char host[256];
+    char hosthdr[272]; /* Host field value */
+    int port;
+    tt_addr addrs[TT__C_MAX_ADDRS];
+    int naddr;
+    uint64_t resolved_at;
+    int resolving, resolve_err;
+    tt__list idle; /* idle connections, most recently used first */
+    int nidle, nbusy, nconnecting, npending;
+    uint64_t opened, requests, reused, learned_idle_ms;
+};
+
+struct tt_client {
+    tt_loop *loop;
+    int own_loop;
+    tt_client_opts o; /* normalized: limits > 0 or TT_OFF */
+    tt_bufpool *bp;
+    tt__list routes; /* newest first */
+    tt__list all;    /* connections, newest first */
+    tt__list queue;  /* lease queue (FIFO across routes) */
+    int total, inflight;
+    int dispatching, redispatch;
+    unsigned next_id, next_xid;
+    uint32_t rng;
+    tt_client_stats st;
+    tt__list jobs; /* lookups running in helper threads */
+    /* The engine's callbacks, so that pool.c and resolve.c never call engine.c. */
+    tt_io_cb conn_cb;                              /* connection readiness */
+    tt_timer_cb expire_cb;                         /* idle connection expired */
+    void (*resolved)(tt_client *c, tt__route *rt); /* a lookup in the DNS thread finished */
+};
+
+/* The private part of a tt_exchange (inside its opaque priv block). */
+typedef struct tt__xpriv {
+    tt_client *client;
+    tt__route *route;
+    tt__conn *conn;
+    tt__list qlink; /* lease queue, or its connection's pipeline */
+    tt_timer timer, leak;
+    tt_defer defer;
+    uint64_t started, queued_at, deadline;
+    const char *file;
+    int line;
+    unsigned id;
+    char *wbuf; /* serialized request head, kept across runs */
+    size_t wlen, wcap, woff;
+    size_t body_off, wrote;
+    char *sbuf; /* streamed-body staging */
+    size_t slen, soff, scap;
+    long long remain; /* Content-Length body bytes left */
+    uint64_t drained; /* bytes dropped after on_body asked to stop */
+    uint32_t head_cap, body_cap, trl_cap;
+    int phase; /* enum tt_exchange_phase: only through tt__x_set_phase */
+    int flags, attempts_ns, attempt_maybe;
+    int fresh_only, method_id, resp_bytes, body_pulled, done;
+} tt__xpriv;
+
+_Static_assert(sizeof(tt__xpriv) <= sizeof(((tt_exchange *)0)->priv),
+               "TT_EXCHANGE_PRIV_SIZE too small for tt__xpriv");
+_Static_assert(_Alignof(tt__xpriv) <= 8, "tt__xpriv alignment above the opaque block's");
+
+/* The private part of x. */
+static inline tt__xpriv *tt__xp(tt_exchange *x)
+{
+    return (tt__xpriv *)(void *)x->priv.opaque;
+}
+/* The exchange whose private member (a field of tt__xpriv) ptr points to. */
+#define TT__X_OF(ptr, member)                                                                      \
+    ((tt_exchange *)(void *)((char *)(ptr)-offsetof(tt__xpriv, member) -                           \
+                             offsetof(tt_exchange, priv)))
+
+/* Call the trace hook, if any. */
+static inline void tt__trace(tt_client *c, const char *machine, unsigned id, int from, int to)
+{
+    if (c->o.trace) c->o.trace(c->o.trace_data, machine, id, from, to);
+}
+/* The one transition function of an exchange's phase (traced). */
+static inline void tt__x_set_phase(tt_exchange *x, int to)
+{
+    tt__xpriv *p = tt__xp(x);
+    if (p->phase == to) return;
+    tt__trace(p->client, "exchange", p->id, p->phase, to);
+    p->phase = to;
+}
+
+/* ---- policy.c: pure decisions ---- */
+
+/* Options with defaults applied: every limit > 0 or TT_OFF (see tt_client_opts). */
+void tt__client_opts_normalize(tt_client_opts *o, const tt_client_opts *in);
 
 /* Safety margin subtracted from a server-announced (or learned) idle timeout of t_ms: grows with
  * the value (200 ms + 10%), never more than half of it. */
@@ -20,7 +179,8 @@ typedef struct tt__expiry_in {
     uint64_t learned_idle_ms; /* idle-close time learned from the route (0: unknown) */
 } tt__expiry_in;
 
-/* Absolute expiry time of an idle connection and why (enum tt_evict_reason) into *reason. */
+/* Absolute expiry time of an idle connection and why (enum tt_evict_reason) into *reason;
+ * UINT64_MAX when nothing limits it. */
 uint64_t tt__client_expiry(const tt__expiry_in *in, int *reason);
 
 /* What the response and request said about reuse. */
@@ -37,23 +197,145 @@ typedef struct tt__reuse_in {
     long ka_max;         /* Keep-Alive: max= (-1 absent) */
     int retired;         /* address left DNS, or client shutting down */
     int continue_unsent; /* a final response arrived before the request body was sent */
+    int idle_full;       /* the route already keeps max_idle_per_route idle connections */
 } tt__reuse_in;
 
-/* 0 when the connection may go back to the pool, else the enum tt_evict_reason to close it. */
+/* 0 when the connection may go back to the pool, else 1 and the enum tt_evict_reason to close
+ * it with into *reason. */
 int tt__client_reuse(const tt__reuse_in *in, int *reason);
 
 /* Nonzero if a request with this method (and headers) may be replayed after it was maybe
  * processed: GET, HEAD, PUT, DELETE, OPTIONS, TRACE, or an Idempotency-Key header. */
 int tt__client_idempotent(const char *method, const char *const *headers, int nheaders);
 
-/* Learned idle-close update: the server closed an idle connection after idle_ms. */
+/* Inputs of the retry decision after an attempt failed. */
+typedef struct tt__retry_in {
+    int err;           /* the failure (-errno) */
+    int sent;          /* TT_NOT_SENT or TT_MAYBE_PROCESSED */
+    int time_left;     /* the total deadline has not passed */
+    int attempts_ns;   /* not-sent retries made */
+    int max_ns;        /* max_retries_not_sent (TT_OFF: none) */
+    int resp_bytes;    /* response bytes were seen */
+    int attempt_maybe; /* a maybe-processed retry was made already */
+    int rewindable;    /* the body can be sent again */
+    int idempotent;    /* the request may be replayed */
+} tt__retry_in;
+
+/* enum tt_retry_reason to retry with, or -1: fail the exchange. */
+int tt__client_retry(const tt__retry_in *in);
+
+/* May x be pipelined behind other requests under o? Only GET/HEAD without a body. */
+int tt__client_pipelinable(const tt_client_opts *o, const tt_exchange *x);
+
+/* Absolute end of life of a connection created at now (0: unlimited); *rng is the client's
+ * generator for the jitter. */
+uint64_t tt__client_lifetime(const tt_client_opts *o, uint64_t now, uint32_t *rng);
+
+/* The learned idle-close time of a route after a connection idled idle_ms before the server
+ * closed it: the shortest seen (0 = unknown). */
 uint64_t tt__client_learn(uint64_t learned, uint64_t idle_ms);
 
-/* Split an http:// URL into host (NUL-terminated, brackets stripped), port and path (points into
- * url; "/" if empty). 0, -EINVAL or -EPROTONOSUPPORT (https). */
+/* Split url (http://host[:port]/path) into host, port and path (points into url). 0 or
+ * -EINVAL / -EPROTONOSUPPORT (https or another scheme). */
 int tt__client_parse_url(const char *url, char *host, size_t hostsz, int *port, const char **path);
 
-/* Lease-wait histogram bucket for ms. */
+/* Lease-wait histogram bucket of a wait of ms milliseconds. */
 int tt__client_wait_bucket(uint64_t ms);
+
+/* ---- stats.c: diagnostics ---- */
+
+/* Write one line to the client's log sink (stderr without one). */
+void tt__client_log(tt_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Log each line of text[0, len) with prefix ("> " / "< "). */
+void tt__client_log_lines(tt_client *c, const char *prefix, const char *text, size_t len);
+#define TT__VLOG(c, ...)                                                                           \
+    do {                                                                                           \
+        if ((c)->o.verbose) tt__client_log((c), __VA_ARGS__);                                      \
+    } while (0)
+
+/* ---- pool.c: routes, connections, idle lists, lease queue ---- */
+
+/* The route for (host, port), created on first use. NULL when out of memory. */
+tt__route *tt__pool_route(tt_client *c, const char *host, int port);
+/* Free every route (client shutdown; connections already closed). */
+void tt__pool_free_routes(tt_client *c);
+/* The one transition function of a connection's state: keeps the route's counters and idle
+ * list and calls the trace hook. */
+void tt__conn_set_state(tt__conn *k, int to);
+/* Start connecting to a for rt (state CONNECTING). NULL and *err on failure. */
+tt__conn *tt__pool_connect(tt_client *c, tt__route *rt, const tt_addr *a, int *err);
+/* Close k and free it, counting the eviction reason. */
+void tt__pool_close(tt__conn *k, int reason);
+/* Get a cached connection of rt (the warmest idle one that is neither expired nor retired),
+ * now BUSY; NULL when none. */
+tt__conn *tt__pool_get(tt_client *c, tt__route *rt);
+/* Give a busy connection back after its last exchange: the reuse decision is made here. 1 when
+ * it went idle (watched, expiry armed), 0 when it was closed; *reason says why (when closed). */
+int tt__pool_free(tt__conn *k, tt__reuse_in *in, int *reason);
+/* An idle connection's socket signalled input: read it (a FIN, RST or stray byte evicts k).
+ * Returns 1 when k was closed, 0 when it is still healthy. */
+int tt__pool_idle_check(tt__conn *k);
+/* Close the least recently used idle connection of any route (1), or 0 when none is idle. */
+int tt__pool_make_room(tt_client *c);
+/* A busy connection of x's route that x can be pipelined on, or NULL. */
+tt__conn *tt__pool_pipe_conn(tt_client *c, tt_exchange *x);
+/* Could queued x make progress now? */
+int tt__pool_can_go(tt_client *c, tt_exchange *x);
+/* Lease queue: append x, insert x before queued nx (NULL: append), remove x if queued. */
+void tt__queue_push(tt_client *c, tt_exchange *x);
+void tt__queue_insert_before(tt_client *c, tt_exchange *x, tt_exchange *nx);
+void tt__queue_remove(tt_client *c, tt_exchange *x);
+/* The first queued exchange, NULL when none; the one after x, NULL at the end. */
+tt_exchange *tt__queue_first(tt_client *c);
+tt_exchange *tt__queue_next(tt_client *c, tt_exchange *x);
+
+/* ---- resolve.c: the DNS thread ---- */
+
+/* Resolve rt: numeric hosts and own-loop clients at once, else in a helper thread whose result
+ * comes back through c->resolved on the loop (rt->resolving meanwhile). */
+void tt__resolve(tt_client *c, tt__route *rt);
+/* Wait for every helper thread and free its job (client shutdown). */
+void tt__resolve_shutdown(tt_client *c);
+
+/* ---- engine.c: lease, attach, events, completion, retries, timeouts ---- */
+
+/* Set the engine's callbacks on a new client. */
+void tt__engine_init(tt_client *c);
+/* Reset x's private state for a new run on c (route already set); counts it in flight. */
+void tt__engine_prepare(tt_client *c, tt_exchange *x, tt__route *rt, const char *file, int line);
+/* Start x's first attempt now, or (deferred) from the loop's next deferred step. */
+void tt__engine_start(tt_exchange *x, int deferred);
+/* Fail every queued and running exchange with -ECANCELED and close every connection. */
+void tt__engine_shutdown(tt_client *c);
+
+/* ---- h1.c: the HTTP/1 exchange ---- */
+
+/* Outcomes of writing and reading. */
+enum {
+    TT__H1_MORE = 0,      /* wait for readiness (more input, or room to write) */
+    TT__H1_DONE,          /* the response is complete; the connection's framing is intact */
+    TT__H1_DONE_CLOSE,    /* complete, delimited by the connection's close */
+    TT__H1_FAIL,          /* failed: k->err and k->what say why */
+    TT__H1_CONTINUE,      /* 100 Continue arrived while waiting for it: send the body */
+    TT__H1_WAIT_CONTINUE, /* the head went out: wait for 100 Continue (arm its timer) */
+};
+
+/* Serialize x's request head into its write buffer (the one request-head writer). 0, -ENOMEM,
+ * or -EINVAL with *what = "bad header" / "bad request line". */
+int tt__h1_build(tt_exchange *x, const char *hosthdr, const char *path, const char **what);
+/* Start reading a response on k (parser and head reset). */
+void tt__h1_reset(tt__conn *k);
+/* Count one more request on k for x and reset x's per-attempt state (phase SENDING). */
+void tt__h1_begin(tt_exchange *x, tt__conn *k);
+/* Write what can be written for k->w and the pipelined exchanges behind it: MORE,
+ * WAIT_CONTINUE or FAIL. */
+int tt__h1_write(tt__conn *k);
+/* Process the bytes buffered in k->rb for k->x (eof: nothing more will come): MORE, DONE,
+ * DONE_CLOSE, FAIL or CONTINUE. */
+int tt__h1_process(tt__conn *k, int eof);
+/* The exchange written after x on k (pipelining), NULL when none. */
+tt_exchange *tt__h1_next(tt__conn *k, tt_exchange *x);
+/* Clear x's outcome fields (keeping its buffers). */
+void tt__h1_clear_outcome(tt_exchange *x);
 
 #endif

@@ -244,6 +244,13 @@ class GetPeersTest(tt.TestCase):
         self.assertEqual(p.returncode, 3)
         p, _ = get("--bogus")
         self.assertEqual(p.returncode, 2)
+        # a header line or method the serializer refuses: nothing is sent, a usage error
+        p, _ = get("-H", "NoColon", "http://127.0.0.1:%d/" % port)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(b"bad header", p.stderr)
+        p, _ = get("-X", "G T", "http://127.0.0.1:%d/" % port)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(b"bad request line", p.stderr)
         out = subprocess.run([tt.TETHER, "get", "--help"], capture_output=True, text=True).stdout
         self.assertIn("exit codes", out)
 

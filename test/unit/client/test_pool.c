@@ -1,6 +1,7 @@
-/* test_pool.c — the client pool's decisions (expiry, reuse, idempotency, URLs) and the pool
- * itself against an in-process server on the same loop: warmest-first reuse, idle eviction on
- * FIN, lease timeout, async completion. */
+/* test_pool.c — the pool (lib/client/pool.c) against an in-process server on the same loop:
+ * get and free (warmest-first reuse, the reuse decision at free time), idle eviction on FIN,
+ * the FIFO lease queue, lease timeout, async completion. The pure decisions are in
+ * test_policy.c. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <sched.h>
@@ -12,146 +13,6 @@
 
 #include "client/client_int.h"
 #include "tether.h"
-
-Test(expiry, client_idle_timeout_without_hints)
-{
-    tt__expiry_in in = {.now = 1000, .idle_timeout_ms = 30000, .ka_timeout_s = -1};
-    int why = -1;
-    cr_assert_eq(tt__client_expiry(&in, &why), 31000);
-    cr_assert_eq(why, TT_EVICT_IDLE);
-}
-
-Test(expiry, server_keepalive_timeout_minus_growing_margin)
-{
-    tt__expiry_in in = {.now = 0, .idle_timeout_ms = 30000, .ka_timeout_s = 5};
-    int why = -1;
-    cr_assert_eq(tt__client_expiry(&in, &why), 5000 - 700);
-    cr_assert_eq(why, TT_EVICT_SERVER_HINT);
-    in.ka_timeout_s = 1;
-    cr_assert_eq(tt__client_expiry(&in, &why), 1000 - 300);
-    in.ka_timeout_s = 60;
-    in.idle_timeout_ms = 120000;
-    cr_assert_eq(tt__client_expiry(&in, &why), 60000 - 6200);
-    cr_assert(tt__client_margin(60000) > tt__client_margin(5000));
-    cr_assert(tt__client_margin(100) <= 50);
-}
-
-Test(expiry, zero_timeout_hint_expires_now)
-{
-    tt__expiry_in in = {.now = 500, .idle_timeout_ms = 30000, .ka_timeout_s = 0};
-    cr_assert_leq(tt__client_expiry(&in, NULL), 500);
-}
-
-Test(expiry, learned_idle_close_used_without_hint)
-{
-    tt__expiry_in in = {
-        .now = 0, .idle_timeout_ms = 30000, .ka_timeout_s = -1, .learned_idle_ms = 1000};
-    int why;
-    cr_assert_eq(tt__client_expiry(&in, &why), 700);
-    cr_assert_eq(why, TT_EVICT_SERVER_HINT);
-    in.ka_timeout_s = 10; /* an explicit hint wins over the learned value */
-    cr_assert_eq(tt__client_expiry(&in, &why), 10000 - 1200);
-}
-
-Test(expiry, lifetime_is_earliest)
-{
-    tt__expiry_in in = {.now = 0, .idle_timeout_ms = 30000, .ka_timeout_s = 5, .lifetime_at = 200};
-    int why;
-    cr_assert_eq(tt__client_expiry(&in, &why), 200);
-    cr_assert_eq(why, TT_EVICT_LIFETIME);
-}
-
-Test(learn, keeps_the_shortest)
-{
-    cr_assert_eq(tt__client_learn(0, 1200), 1200);
-    cr_assert_eq(tt__client_learn(1200, 1000), 1000);
-    cr_assert_eq(tt__client_learn(1000, 5000), 1000);
-    cr_assert_eq(tt__client_learn(1000, 0), 1000);
-}
-
-Test(reuse, decisions)
-{
-    tt__reuse_in ok = {.resp_minor = 1, .body_complete = 1, .ka_max = -1};
-    int why;
-    cr_assert_eq(tt__client_reuse(&ok, &why), 0);
-    tt__reuse_in in = ok;
-    in.resp_close = 1;
-    cr_assert(tt__client_reuse(&in, &why));
-    cr_assert_eq(why, TT_EVICT_NOT_REUSABLE);
-    in = ok;
-    in.req_close = 1;
-    cr_assert(tt__client_reuse(&in, &why));
-    in = ok;
-    in.resp_minor = 0;
-    cr_assert(tt__client_reuse(&in, &why));
-    in.resp_keepalive = 1;
-    cr_assert_eq(tt__client_reuse(&in, &why), 0);
-    in = ok;
-    in.close_delimited = 1;
-    cr_assert(tt__client_reuse(&in, &why));
-    in = ok;
-    in.body_complete = 0;
-    cr_assert(tt__client_reuse(&in, &why));
-    in = ok;
-    in.error = 1;
-    cr_assert(tt__client_reuse(&in, &why));
-    cr_assert_eq(why, TT_EVICT_ERROR);
-    in = ok;
-    in.ka_max = 0;
-    cr_assert(tt__client_reuse(&in, &why));
-    cr_assert_eq(why, TT_EVICT_MAX_REQUESTS);
-    in = ok;
-    in.peer_fin = 1;
-    cr_assert(tt__client_reuse(&in, &why));
-    cr_assert_eq(why, TT_EVICT_PEER_CLOSED);
-    in = ok;
-    in.retired = 1;
-    cr_assert(tt__client_reuse(&in, &why));
-    cr_assert_eq(why, TT_EVICT_DNS);
-    in = ok;
-    in.continue_unsent = 1;
-    cr_assert(tt__client_reuse(&in, &why));
-}
-
-Test(idempotent, methods_and_key)
-{
-    cr_assert(tt__client_idempotent("GET", NULL, 0));
-    cr_assert(tt__client_idempotent("PUT", NULL, 0));
-    cr_assert(tt__client_idempotent("DELETE", NULL, 0));
-    cr_assert_not(tt__client_idempotent("POST", NULL, 0));
-    cr_assert_not(tt__client_idempotent("PATCH", NULL, 0));
-    const char *h[] = {"X-A: b", "idempotency-key: 7"};
-    cr_assert(tt__client_idempotent("POST", h, 2));
-}
-
-Test(url, parse)
-{
-    char host[256];
-    int port;
-    const char *path;
-    cr_assert_eq(tt__client_parse_url("http://example.com/a?b", host, sizeof host, &port, &path),
-                 0);
-    cr_assert_str_eq(host, "example.com");
-    cr_assert_eq(port, 80);
-    cr_assert_str_eq(path, "/a?b");
-    cr_assert_eq(tt__client_parse_url("http://[::1]:8080", host, sizeof host, &port, &path), 0);
-    cr_assert_str_eq(host, "::1");
-    cr_assert_eq(port, 8080);
-    cr_assert_str_eq(path, "/");
-    cr_assert_eq(tt__client_parse_url("https://x/", host, sizeof host, &port, &path),
-                 -EPROTONOSUPPORT);
-    cr_assert_eq(tt__client_parse_url("http://x:0/", host, sizeof host, &port, &path), -EINVAL);
-    cr_assert_eq(tt__client_parse_url("http://u@x/", host, sizeof host, &port, &path), -EINVAL);
-    cr_assert_eq(tt__client_parse_url("http:///", host, sizeof host, &port, &path), -EINVAL);
-}
-
-Test(histogram, buckets)
-{
-    cr_assert_eq(tt__client_wait_bucket(0), 0);
-    cr_assert_eq(tt__client_wait_bucket(1), 1);
-    cr_assert_eq(tt__client_wait_bucket(3), 2);
-    cr_assert_eq(tt__client_wait_bucket(1u << 30), TT_CLIENT_WAIT_BUCKETS - 1);
-}
 
 /* ---- the pool against a tiny server driven from the test (blocking accept/recv on a thread
  * would need threads; the server here uses plain sockets between client calls) ---- */
@@ -630,4 +491,143 @@ Test(pool, connection_to_an_address_that_left_dns_is_retired)
         close(lfd[j]);
     }
     unlink(hosts_path);
+}
+
+/* ---- get / free, idle eviction and the queue, on pool.c directly ---- */
+
+static void noop_io(tt_loop *loop, tt_io *io, unsigned ev)
+{
+    (void)loop;
+    (void)io;
+    (void)ev;
+}
+
+/* Open n connections of rt to the listener, accepted into peers[], and mark them busy (as if
+ * leased), without the engine: readiness goes to noop_io. */
+static void open_busy(tt_client *c, tt__route *rt, int lfd, int port, tt__conn **k, int *peers,
+                      int n)
+{
+    tt_addr a;
+    char s[64];
+    snprintf(s, sizeof s, "127.0.0.1:%d", port);
+    tt_addr_parse(&a, s);
+    c->conn_cb = noop_io;
+    for (int i = 0; i < n; i++) {
+        int err = 0;
+        k[i] = tt__pool_connect(c, rt, &a, &err);
+        cr_assert_not_null(k[i], "connect: %d", err);
+        peers[i] = -1;
+        for (int t = 0; t < 200 && peers[i] < 0; t++) {
+            peers[i] = tt_accept(lfd, NULL);
+            if (peers[i] < 0) usleep(1000);
+        }
+        cr_assert_geq(peers[i], 0);
+        tt__conn_set_state(k[i], TT_CLIENT_CONN_BUSY);
+    }
+}
+
+Test(pool, free_decides_reuse_and_get_hands_out_the_warmest)
+{
+    int port;
+    int lfd = listener(&port);
+    tt_client_opts o;
+    memset(&o, 0, sizeof o);
+    o.max_idle_per_route = 2;
+    tt_client *c;
+    cr_assert_eq(tt_client_new(&c, &o), 0);
+    tt__route *rt = tt__pool_route(c, "127.0.0.1", port);
+    tt__conn *k[4];
+    int peers[4];
+    open_busy(c, rt, lfd, port, k, peers, 4);
+    cr_assert_eq(rt->nbusy, 4);
+    tt__reuse_in ok = {.resp_minor = 1, .body_complete = 1, .ka_max = -1};
+    int why = -1;
+    tt__reuse_in in = ok;
+    cr_assert_eq(tt__pool_free(k[0], &in, &why), 1);
+    in = ok;
+    cr_assert_eq(tt__pool_free(k[1], &in, &why), 1);
+    cr_assert_eq(rt->nidle, 2);
+    in = ok; /* a third idle one is over max_idle_per_route */
+    cr_assert_eq(tt__pool_free(k[2], &in, &why), 0);
+    cr_assert_eq(why, TT_EVICT_POOL_FULL);
+    in = ok;
+    in.resp_close = 1;
+    cr_assert_eq(tt__pool_free(k[3], &in, &why), 0);
+    cr_assert_eq(why, TT_EVICT_NOT_REUSABLE);
+    cr_assert_eq(c->total, 2);
+    cr_assert_eq(tt__pool_get(c, rt), k[1]); /* most recently used first */
+    cr_assert_eq(tt__pool_get(c, rt), k[0]);
+    cr_assert_null(tt__pool_get(c, rt));
+    cr_assert_eq(rt->nbusy, 2);
+    cr_assert_eq(rt->nidle, 0);
+    /* a retired idle connection is never handed out */
+    in = ok;
+    cr_assert_eq(tt__pool_free(k[0], &in, &why), 1);
+    k[0]->retired = 1;
+    cr_assert_null(tt__pool_get(c, rt));
+    cr_assert_eq(c->st.evictions[TT_EVICT_DNS], 1);
+    for (int i = 0; i < 4; i++)
+        close(peers[i]);
+    tt_client_free(c);
+    close(lfd);
+}
+
+Test(pool, idle_check_evicts_on_fin_and_keeps_healthy_ones)
+{
+    int port;
+    int lfd = listener(&port);
+    tt_client *c;
+    cr_assert_eq(tt_client_new(&c, NULL), 0);
+    tt__route *rt = tt__pool_route(c, "127.0.0.1", port);
+    tt__conn *k[2];
+    int peers[2];
+    open_busy(c, rt, lfd, port, k, peers, 2);
+    tt__reuse_in ok = {.resp_minor = 1, .body_complete = 1, .ka_max = -1};
+    int why;
+    for (int i = 0; i < 2; i++) {
+        tt__reuse_in in = ok;
+        cr_assert_eq(tt__pool_free(k[i], &in, &why), 1);
+    }
+    cr_assert_eq(tt__pool_idle_check(k[1]), 0); /* nothing there: healthy */
+    close(peers[0]);
+    for (int i = 0; i < 50 && !tt_stream_can_read(&k[0]->s); i++)
+        tt_loop_run_once(tt_client_loop(c), 10);
+    cr_assert(tt_stream_can_read(&k[0]->s));
+    cr_assert_eq(tt__pool_idle_check(k[0]), 1);
+    cr_assert_eq(c->st.evictions[TT_EVICT_PEER_CLOSED], 1);
+    cr_assert_eq(rt->nidle, 1);
+    close(peers[1]);
+    tt_client_free(c);
+    close(lfd);
+}
+
+Test(pool, lease_queue_is_fifo)
+{
+    tt_client *c;
+    cr_assert_eq(tt_client_new(&c, NULL), 0);
+    tt__route *rt = tt__pool_route(c, "example.com", 80);
+    tt_exchange x[4];
+    for (int i = 0; i < 4; i++) {
+        tt_exchange_init(&x[i]);
+        tt__xp(&x[i])->route = rt;
+        tt__list_init(&tt__xp(&x[i])->qlink);
+    }
+    tt__queue_push(c, &x[0]);
+    tt__queue_push(c, &x[2]);
+    tt__queue_insert_before(c, &x[1], &x[2]);
+    tt__queue_insert_before(c, &x[3], NULL);
+    cr_assert_eq(rt->npending, 4);
+    int i = 0;
+    for (tt_exchange *q = tt__queue_first(c); q; q = tt__queue_next(c, q), i++)
+        cr_assert_eq(q, &x[i]);
+    cr_assert_eq(i, 4);
+    tt__queue_remove(c, &x[1]);
+    tt__queue_remove(c, &x[1]); /* twice: harmless */
+    cr_assert_eq(rt->npending, 3);
+    cr_assert_eq(tt__queue_next(c, &x[0]), &x[2]);
+    for (i = 0; i < 4; i++)
+        tt__queue_remove(c, &x[i]);
+    cr_assert_null(tt__queue_first(c));
+    cr_assert_eq(rt->npending, 0);
+    tt_client_free(c);
 }

@@ -1,11 +1,93 @@
-/* logic.c — the client pool's pure decisions: expiry, reuse, idempotency, URL split. */
+/* policy.c — the client's pure decisions, free of I/O so unit tests drive them with tables:
+ * options and their defaults, expiry, the reuse decision, retry classification, idempotency,
+ * pipelining eligibility, lifetime jitter, URL split. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "client/client_int.h"
 #include "common/api.h"
+
+TT_API void tt_client_opts_default(tt_client_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_per_route = 8;
+    o->max_total = 64;
+    o->lease_timeout_ms = 10000;
+    o->connect_timeout_ms = 5000;
+    o->head_timeout_ms = 30000;
+    o->idle_timeout_ms = 30000;
+    o->max_lifetime_ms = 300000;
+    o->lifetime_jitter_pct = 10;
+    o->leak_warn_ms = 60000;
+    o->continue_timeout_ms = 1000;
+    o->dns_ttl_ms = 30000;
+    o->max_retries_not_sent = 3;
+}
+
+void tt__client_opts_normalize(tt_client_opts *o, const tt_client_opts *in)
+{
+    tt_client_opts d;
+    tt_client_opts_default(&d);
+    *o = in ? *in : d;
+    /* 0 (or any negative other than TT_OFF, as before) takes the default; TT_OFF stays. */
+#define DEF(f)                                                                                     \
+    if (o->f == 0 || (o->f < 0 && o->f != TT_OFF)) o->f = d.f
+    DEF(max_per_route);
+    DEF(max_total);
+    DEF(lease_timeout_ms);
+    DEF(connect_timeout_ms);
+    DEF(head_timeout_ms);
+    DEF(idle_timeout_ms);
+    DEF(max_lifetime_ms);
+    DEF(lifetime_jitter_pct);
+    DEF(leak_warn_ms);
+    DEF(continue_timeout_ms);
+    DEF(dns_ttl_ms);
+    DEF(max_retries_not_sent);
+#undef DEF
+    if (o->max_per_route == TT_OFF) o->max_per_route = INT_MAX;
+    if (o->max_total == TT_OFF) o->max_total = INT_MAX;
+    if (o->total_timeout_ms <= 0) o->total_timeout_ms = TT_OFF;
+    if (o->lifetime_jitter_pct == TT_OFF) o->lifetime_jitter_pct = 0;
+    if (o->lifetime_jitter_pct > 100) o->lifetime_jitter_pct = 100;
+    if (o->max_retries_not_sent == TT_OFF) o->max_retries_not_sent = 0;
+    if (o->pipelining < 2) o->pipelining = 0;
+    if (o->max_idle_per_route <= 0) o->max_idle_per_route = o->max_per_route;
+    if (o->max_total < o->max_per_route) o->max_per_route = o->max_total;
+}
+
+uint64_t tt__client_lifetime(const tt_client_opts *o, uint64_t now, uint32_t *rng)
+{
+    if (o->max_lifetime_ms <= 0) return 0;
+    uint64_t life = (uint64_t)o->max_lifetime_ms;
+    if (o->lifetime_jitter_pct > 0) {
+        *rng = *rng * 1664525u + 1013904223u;
+        uint64_t span = life * (uint64_t)o->lifetime_jitter_pct / 100;
+        if (span) life = life - span + (*rng >> 8) % (2 * span + 1);
+    }
+    return now + life;
+}
+
+int tt__client_retry(const tt__retry_in *in)
+{
+    if (!in->time_left || in->err == -ETIMEDOUT) return -1;
+    if (in->sent == TT_NOT_SENT) return in->attempts_ns < in->max_ns ? TT_RETRY_NOT_SENT : -1;
+    if (!in->resp_bytes && !in->attempt_maybe && in->rewindable && in->idempotent)
+        return TT_RETRY_MAYBE_PROCESSED;
+    return -1;
+}
+
+int tt__client_pipelinable(const tt_client_opts *o, const tt_exchange *x)
+{
+    if (o->pipelining < 2 || x->body || x->body_read || x->no_keepalive || x->http10 ||
+        x->expect_continue)
+        return 0;
+    const char *m = x->method ? x->method : "GET";
+    return !strcmp(m, "GET") || !strcmp(m, "HEAD");
+}
 
 uint64_t tt__client_margin(uint64_t t_ms)
 {
@@ -55,6 +137,8 @@ int tt__client_reuse(const tt__reuse_in *in, int *reason)
         r = TT_EVICT_DNS;
     else if (in->ka_max == 0)
         r = TT_EVICT_MAX_REQUESTS;
+    else if (in->idle_full)
+        r = TT_EVICT_POOL_FULL;
     if (reason) *reason = r < 0 ? 0 : r;
     return r < 0 ? 0 : 1;
 }

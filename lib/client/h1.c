@@ -1,0 +1,510 @@
+/* h1.c — the client's HTTP/1 exchange on one connection: serialize the request head (through
+ * the one request-head writer, tt_http1_serialize_request), write it and the body through the
+ * transport, parse the response (head, then one body reader per framing). It never decides
+ * what happens to the connection or the exchange: every step returns an outcome (MORE, DONE,
+ * DONE_CLOSE, FAIL, ...) for the engine to act on.
+ *
+ * Memory: the head, collected body, trailers, write buffer and streamed-body staging buffer
+ * are the exchange's, grown as needed and kept across its runs (freed by tt_exchange_cleanup). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "client/client_int.h"
+#include "common/api.h"
+
+/* ---- buffers ---- */
+
+/* Grow *p (capacity *cap) to hold need bytes. 0 or -ENOMEM. */
+static int grow32(char **p, uint32_t *cap, size_t need)
+{
+    if (need <= *cap) return 0;
+    size_t n = *cap ? *cap : 256;
+    while (n < need)
+        n *= 2;
+    if (n > UINT32_MAX) return -ENOMEM;
+    char *q = realloc(*p, n);
+    if (!q) return -ENOMEM;
+    *p = q;
+    *cap = (uint32_t)n;
+    return 0;
+}
+
+static int wgrow(tt__xpriv *p, size_t need)
+{
+    if (need <= p->wcap) return 0;
+    size_t n = p->wcap ? p->wcap : 512;
+    while (n < need)
+        n *= 2;
+    char *q = realloc(p->wbuf, n);
+    if (!q) return -ENOMEM;
+    p->wbuf = q;
+    p->wcap = n;
+    return 0;
+}
+
+void tt__h1_clear_outcome(tt_exchange *x)
+{
+    x->error = 0;
+    x->error_what = NULL;
+    x->sent_state = TT_NOT_SENT;
+    x->status = 0;
+    x->version_minor = 0;
+    x->head_len = 0;
+    x->nhdrs = 0;
+    x->resp_body_len = 0;
+    x->trailers_len = 0;
+    x->informational = 0;
+    x->reused = 0;
+    x->conn_id = 0;
+    x->conn_kept = 0;
+    x->close_reason = 0;
+    if (x->head) x->head[0] = 0;
+    if (x->resp_body) x->resp_body[0] = 0;
+    if (x->trailers) x->trailers[0] = 0;
+}
+
+TT_API const char *tt_exchange_header(const tt_exchange *x, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    for (int i = 0; i < x->nhdrs; i++) {
+        const tt_hdr_span *h = &x->hdrs[i];
+        if (h->name_len == nl && !strncasecmp(x->head + h->name, name, nl)) {
+            if (len) *len = h->value_len;
+            return x->head + h->value;
+        }
+    }
+    return NULL;
+}
+
+/* ---- the request head ---- */
+
+/* Which of the fields the library writes did the caller give? Bits: 1 Host, 2 Connection,
+ * 4 Expect, 8 Content-Length or Transfer-Encoding. */
+static int given_fields(const tt_header *h, size_t n)
+{
+    int g = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *nm = h[i].name;
+        size_t l = h[i].name_len;
+        if (l == 4 && !strncasecmp(nm, "Host", 4)) g |= 1;
+        if (l == 10 && !strncasecmp(nm, "Connection", 10)) g |= 2;
+        if (l == 6 && !strncasecmp(nm, "Expect", 6)) g |= 4;
+        if ((l == 14 && !strncasecmp(nm, "Content-Length", 14)) ||
+            (l == 17 && !strncasecmp(nm, "Transfer-Encoding", 17)))
+            g |= 8;
+    }
+    return g;
+}
+
+/* Fill the serializer's description of x's request; headers are the caller's split lines. */
+static void head_of(const tt_exchange *x, tt_http1_request_head *h, const char *hosthdr,
+                    const char *target, const tt_header *hdr, size_t nh)
+{
+    const char *m = x->method ? x->method : "GET";
+    int g = given_fields(hdr, nh);
+    memset(h, 0, sizeof *h);
+    h->method = m;
+    h->target = target;
+    h->host = (g & 1) ? NULL : hosthdr; /* a caller's Host replaces ours */
+    h->headers = hdr;
+    h->num_headers = nh;
+    h->http10 = x->http10;
+    /* A caller's Connection replaces ours: ask for the value that writes none. */
+    h->keep_alive = (g & 2) ? !x->http10 : !x->no_keepalive;
+    if (g & 8)
+        h->content_length = -1; /* the caller frames the body: never two framing fields */
+    else if (x->body)
+        h->content_length = (int64_t)x->body_len;
+    else if (x->body_read)
+        h->content_length = -2;
+    else if (!strcmp(m, "POST") || !strcmp(m, "PUT") || !strcmp(m, "PATCH"))
+        h->content_length = 0;
+    else
+        h->content_length = -1;
+    h->expect_continue = x->expect_continue && !(g & 4) && (x->body || x->body_read);
+}
+
+int tt__h1_build(tt_exchange *x, const char *hosthdr, const char *path, const char **what)
+{
+    tt__xpriv *p = tt__xp(x);
+    tt_header stack_hdr[32], *hdr = stack_hdr;
+    char stack_target[1024], *target = (char *)path;
+    int r = 0;
+    size_t nh = x->nheaders > 0 ? (size_t)x->nheaders : 0;
+    if (wgrow(p, 512) < 0) return -ENOMEM;
+    if (nh > sizeof stack_hdr / sizeof stack_hdr[0] && !(hdr = malloc(nh * sizeof *hdr)))
+        return -ENOMEM;
+    for (size_t i = 0; i < nh; i++)
+        if (!x->headers[i] ||
+            tt_http1_header_line(x->headers[i], strlen(x->headers[i]), &hdr[i]) < 0) {
+            *what = "bad header";
+            r = -EINVAL;
+            goto out;
+        }
+    size_t plen = strcspn(path, "#");
+    if (path[plen]) { /* a fragment is never sent */
+        target = plen < sizeof stack_target ? stack_target : malloc(plen + 1);
+        if (!target) {
+            r = -ENOMEM;
+            goto out;
+        }
+        memcpy(target, path, plen);
+        target[plen] = 0;
+    }
+    tt_http1_request_head h;
+    head_of(x, &h, hosthdr, target, hdr, nh);
+    size_t need = tt_http1_serialize_request(p->wbuf, p->wcap, &h);
+    if (need > p->wcap) {
+        if (wgrow(p, need) < 0) {
+            r = -ENOMEM;
+            goto out;
+        }
+        need = tt_http1_serialize_request(p->wbuf, p->wcap, &h);
+    }
+    if (need == 0) {
+        *what = "bad request line";
+        r = -EINVAL;
+    }
+    p->wlen = need;
+out:
+    if (hdr != stack_hdr) free(hdr);
+    if (target != path && target != stack_target) free(target);
+    return r;
+}
+
+/* ---- writing ---- */
+
+void tt__h1_reset(tt__conn *k)
+{
+    tt_http1_parser_init(&k->parser, NULL);
+    memset(&k->resp, 0, sizeof k->resp);
+    k->resp.headers = k->hdr;
+    k->resp.max_headers = TT_CLIENT_MAX_HEADERS;
+}
+
+void tt__h1_begin(tt_exchange *x, tt__conn *k)
+{
+    tt__xpriv *p = tt__xp(x);
+    k->requests++;
+    k->rt->requests++;
+    tt__x_set_phase(x, TT_X_SENDING);
+    p->woff = 0;
+    p->wrote = 0;
+    p->body_off = 0;
+    p->slen = p->soff = 0;
+    p->flags = 0;
+    p->resp_bytes = 0;
+    tt__h1_clear_outcome(x);
+}
+
+tt_exchange *tt__h1_next(tt__conn *k, tt_exchange *x)
+{
+    tt__list *n = x == k->x ? tt__list_first(&k->pq) : tt__xp(x)->qlink.next;
+    return n && n != &k->pq ? TT__X_OF(n, qlink) : NULL;
+}
+
+/* Fill the streamed-body staging buffer with the next chunk. 0 or -errno. */
+static int stream_fill(tt_exchange *x)
+{
+    tt__xpriv *p = tt__xp(x);
+    if (!p->sbuf) {
+        p->sbuf = malloc(TT__C_READ_CHUNK + 32);
+        if (!p->sbuf) return -ENOMEM;
+        p->scap = TT__C_READ_CHUNK + 32;
+    }
+    p->body_pulled = 1;
+    ssize_t n = x->body_read(x->body_data, p->sbuf + 20, TT__C_READ_CHUNK);
+    if (n < 0) return (int)n;
+    if (n == 0) {
+        memcpy(p->sbuf, "0\r\n\r\n", 5);
+        p->soff = 0;
+        p->slen = 5;
+        p->flags |= TT__XF_STREAM_EOF;
+        return 0;
+    }
+    char h[TT_HTTP1_CHUNK_HEADER_MAX];
+    size_t hl = tt_http1_chunk_header(h, (uint64_t)n);
+    p->soff = 20 - hl;
+    memcpy(p->sbuf + p->soff, h, hl);
+    memcpy(p->sbuf + 20 + n, "\r\n", 2);
+    p->slen = 20 + (size_t)n + 2;
+    return 0;
+}
+
+/* The writer finished its request: the next pipelined exchange (if any) writes next. */
+static void sent_all(tt__conn *k)
+{
+    tt_exchange *x = k->w;
+    tt__xp(x)->flags |= TT__XF_BODY_SENT;
+    if (tt__xp(x)->phase == TT_X_SENDING) tt__x_set_phase(x, TT_X_READING);
+    k->w = tt__h1_next(k, x);
+}
+
+/* The iovec of what x has left to write now (head, then body); n 0 when nothing. Returns
+ * TT__H1_MORE, or WAIT_CONTINUE / FAIL, or -1 to go on (a new writer or a finished body). */
+static int next_iov(tt__conn *k, tt_exchange *x, int expect, struct iovec *iov, int *n)
+{
+    tt__xpriv *p = tt__xp(x);
+    int head_left = p->woff < p->wlen;
+    *n = 0;
+    if (head_left) {
+        iov[*n].iov_base = p->wbuf + p->woff;
+        iov[(*n)++].iov_len = p->wlen - p->woff;
+    }
+    int body_phase = !head_left && p->phase == TT_X_SENDING;
+    if (!head_left && !(p->flags & TT__XF_HEAD_DONE)) {
+        p->flags |= TT__XF_HEAD_DONE;
+        if (expect && p->phase == TT_X_SENDING) {
+            tt__x_set_phase(x, TT_X_WAIT_CONTINUE);
+            return TT__H1_WAIT_CONTINUE;
+        }
+    }
+    if (x->body && p->body_off < x->body_len && ((head_left && !expect) || body_phase)) {
+        iov[*n].iov_base = (char *)x->body + p->body_off;
+        iov[(*n)++].iov_len = x->body_len - p->body_off;
+    } else if (x->body_read && !x->body && !head_left && body_phase) {
+        if (p->soff == p->slen) {
+            if (p->flags & TT__XF_STREAM_EOF) {
+                sent_all(k);
+                return -1;
+            }
+            int r = stream_fill(x);
+            if (r < 0) {
+                k->err = r;
+                k->what = "request body";
+                return TT__H1_FAIL;
+            }
+        }
+        iov[*n].iov_base = p->sbuf + p->soff;
+        iov[(*n)++].iov_len = p->slen - p->soff;
+    }
+    if (*n == 0) {
+        if (p->phase != TT_X_SENDING) return TT__H1_MORE;
+        sent_all(k);
+        return -1;
+    }
+    return 0;
+}
+
+int tt__h1_write(tt__conn *k)
+{
+    tt_exchange *x = k->w;
+    if (!x) return TT__H1_MORE;
+    int expect = x->expect_continue && (x->body || x->body_read) && !x->http10;
+    for (;;) {
+        if (x != k->w) { /* pipelining: the next request is written right behind */
+            x = k->w;
+            if (!x) return TT__H1_MORE;
+            expect = 0;
+        }
+        struct iovec iov[2];
+        int n;
+        int r = next_iov(k, x, expect, iov, &n);
+        if (r < 0) continue;
+        if (r > 0 || n == 0) return r;
+        ssize_t w = tt_stream_writev(&k->s, iov, n);
+        if (w == -EAGAIN) return TT__H1_MORE; /* the next write edge resumes */
+        if (w < 0) {
+            k->err = (int)w;
+            k->what = "send";
+            return TT__H1_FAIL;
+        }
+        tt__xpriv *p = tt__xp(x);
+        p->wrote += (size_t)w;
+        size_t left = (size_t)w;
+        if (p->woff < p->wlen) {
+            size_t h = p->wlen - p->woff;
+            size_t t = left < h ? left : h;
+            p->woff += t;
+            left -= t;
+        }
+        if (left) {
+            if (x->body)
+                p->body_off += left;
+            else
+                p->soff += left;
+        }
+    }
+}
+
+/* ---- reading ---- */
+
+/* Deliver body bytes. After on_body asked to stop, up to TT__C_DRAIN_MAX more bytes are read
+ * and dropped so the connection can still be reused; beyond that the exchange fails. */
+static int deliver(tt_exchange *x, const char *b, size_t n)
+{
+    tt__xpriv *p = tt__xp(x);
+    if (!n) return 0;
+    if (p->flags & TT__XF_DISCARD) {
+        p->drained += n;
+        return p->drained > TT__C_DRAIN_MAX ? -ECANCELED : 0;
+    }
+    if (x->on_body) {
+        if (!x->on_body(x, b, n)) return 0;
+        p->flags |= TT__XF_DISCARD;
+        p->drained = 0;
+        return 0;
+    }
+    if (grow32(&x->resp_body, &p->body_cap, x->resp_body_len + n + 1) < 0) return -ENOMEM;
+    memcpy(x->resp_body + x->resp_body_len, b, n);
+    x->resp_body_len += n;
+    return 0;
+}
+
+/* Copy the final head into x->head with header spans. */
+static int store_head(tt_exchange *x, tt__conn *k, const char *buf, size_t hl)
+{
+    if (grow32(&x->head, &tt__xp(x)->head_cap, hl + 1) < 0) return -ENOMEM;
+    memcpy(x->head, buf, hl);
+    x->head[hl] = 0;
+    x->head_len = hl;
+    x->status = k->resp.status;
+    x->version_minor = k->resp.minor_version;
+    x->nhdrs = (int)k->resp.num_headers;
+    for (int i = 0; i < x->nhdrs; i++) {
+        x->hdrs[i].name = (uint32_t)(k->hdr[i].name - buf);
+        x->hdrs[i].name_len = (uint32_t)k->hdr[i].name_len;
+        x->hdrs[i].value = (uint32_t)(k->hdr[i].value - buf);
+        x->hdrs[i].value_len = (uint32_t)k->hdr[i].value_len;
+    }
+    return 0;
+}
+
+static int store_trailers(tt_exchange *x, tt__conn *k)
+{
+    size_t need = 1;
+    for (size_t i = 0; i < k->cd.num_trailers; i++)
+        need += k->trl[i].name_len + k->trl[i].value_len + 4;
+    if (grow32(&x->trailers, &tt__xp(x)->trl_cap, need) < 0) return -ENOMEM;
+    size_t o = 0;
+    for (size_t i = 0; i < k->cd.num_trailers; i++) {
+        memcpy(x->trailers + o, k->trl[i].name, k->trl[i].name_len);
+        o += k->trl[i].name_len;
+        memcpy(x->trailers + o, ": ", 2);
+        o += 2;
+        memcpy(x->trailers + o, k->trl[i].value, k->trl[i].value_len);
+        o += k->trl[i].value_len;
+        memcpy(x->trailers + o, "\r\n", 2);
+        o += 2;
+    }
+    x->trailers[o] = 0;
+    x->trailers_len = o;
+    return 0;
+}
+
+static int fail(tt__conn *k, int err, const char *what)
+{
+    k->err = err;
+    k->what = what;
+    return TT__H1_FAIL;
+}
+
+/* The final head of hl bytes is in k->rb: keep it, learn Keep-Alive, pick the body reader. */
+static int final_head(tt__conn *k, tt_exchange *x, size_t hl)
+{
+    tt__xpriv *p = tt__xp(x);
+    if (store_head(x, k, k->rb.data, hl) < 0) return fail(k, -ENOMEM, "memory");
+    tt_buf_consume(&k->rb, hl);
+    p->remain = 0;
+    tt_http1_keepalive ka = {-1, -1};
+    if (k->resp.flags & TT_HTTP1_F_KEEPALIVE_HDR) {
+        size_t vl;
+        const char *v = tt_exchange_header(x, "Keep-Alive", &vl);
+        if (v) tt_http1_keepalive_parse(v, vl, &ka);
+    }
+    k->ka_timeout = ka.timeout;
+    k->ka_max = ka.max;
+    /* A final answer before the body was sent: the body is never sent. */
+    if (p->phase == TT_X_WAIT_CONTINUE) tt__x_set_phase(x, TT_X_READING);
+    if (k->c->o.verbose)
+        tt__client_log_lines(k->c, "< ", x->head, x->head_len > 2 ? x->head_len - 2 : x->head_len);
+    if (k->resp.body == TT_HTTP1_BODY_CHUNKED) {
+        memset(&k->cd, 0, sizeof k->cd);
+        k->cd.trailers = k->trl;
+        k->cd.max_trailers = TT__C_MAX_TRAILERS;
+        tt_http1_chunked_init(&k->cd);
+    } else if (k->resp.body == TT_HTTP1_BODY_LENGTH) {
+        p->remain = (long long)k->resp.content_length;
+    }
+    return TT__H1_MORE;
+}
+
+/* Parse the head. MORE with x->status set when the final head is in; MORE with status 0 when
+ * more input is needed; CONTINUE, FAIL. */
+static int read_head(tt__conn *k, tt_exchange *x, int eof)
+{
+    for (;;) {
+        int r = tt_http1_parse_response(&k->parser, k->rb.data, k->rb.len,
+                                        (tt_http1_method)tt__xp(x)->method_id, &k->resp);
+        if (r == -2) {
+            if (!eof) return TT__H1_MORE;
+            return k->rb.len ? fail(k, -EPROTO, "truncated response head")
+                             : fail(k, -ECONNRESET, "connection closed");
+        }
+        if (r < 0) return fail(k, -EPROTO, tt_http1_error_name(k->parser.error));
+        if (k->resp.status >= 200) return final_head(k, x, (size_t)r);
+        x->informational++;
+        int st = k->resp.status;
+        tt_buf_consume(&k->rb, (size_t)r);
+        tt__h1_reset(k);
+        if (st == 101) return fail(k, -EPROTO, "unexpected 101 Switching Protocols");
+        if (st == 100 && tt__xp(x)->phase == TT_X_WAIT_CONTINUE) return TT__H1_CONTINUE;
+    }
+}
+
+/* Body delimited by Content-Length. */
+static int body_length(tt__conn *k, tt_exchange *x, int eof)
+{
+    tt__xpriv *p = tt__xp(x);
+    size_t n = k->rb.len < (unsigned long long)p->remain ? k->rb.len : (size_t)p->remain;
+    if (deliver(x, k->rb.data, n) < 0) return fail(k, -ECANCELED, "body aborted");
+    tt_buf_consume(&k->rb, n);
+    p->remain -= (long long)n;
+    if (p->remain == 0) return TT__H1_DONE;
+    if (eof) {
+        p->resp_bytes = 1;
+        return fail(k, -EPROTO, "connection closed mid-body");
+    }
+    return TT__H1_MORE;
+}
+
+/* Chunked body, decoded in place. */
+static int body_chunked(tt__conn *k, tt_exchange *x, int eof)
+{
+    size_t out = 0;
+    long r = tt_http1_chunked_decode(&k->cd, k->rb.data, k->rb.len, &out);
+    if (r < 0) {
+        tt__xp(x)->resp_bytes = 1;
+        return fail(k, -EPROTO, tt_http1_error_name(k->cd.error));
+    }
+    if (deliver(x, k->rb.data, out) < 0) return fail(k, -ECANCELED, "body aborted");
+    if (k->cd.done && store_trailers(x, k) < 0) return fail(k, -ENOMEM, "memory");
+    tt_buf_consume(&k->rb, (size_t)r);
+    if (k->cd.done) return TT__H1_DONE;
+    if (eof) {
+        tt__xp(x)->resp_bytes = 1;
+        return fail(k, -EPROTO, "connection closed mid-body");
+    }
+    return TT__H1_MORE;
+}
+
+int tt__h1_process(tt__conn *k, int eof)
+{
+    tt_exchange *x = k->x;
+    if (x->status == 0) {
+        int r = read_head(k, x, eof);
+        if (r != TT__H1_MORE || x->status == 0) return r;
+    }
+    switch (k->resp.body) {
+    case TT_HTTP1_BODY_NONE: return TT__H1_DONE;
+    case TT_HTTP1_BODY_LENGTH: return body_length(k, x, eof);
+    case TT_HTTP1_BODY_CHUNKED: return body_chunked(k, x, eof);
+    case TT_HTTP1_BODY_CLOSE:
+        if (deliver(x, k->rb.data, k->rb.len) < 0) return fail(k, -ECANCELED, "body aborted");
+        tt_buf_consume(&k->rb, k->rb.len);
+        return eof ? TT__H1_DONE_CLOSE : TT__H1_MORE;
+    }
+    return TT__H1_MORE;
+}
