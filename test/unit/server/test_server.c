@@ -343,3 +343,85 @@ Test(server, request_trailers_reach_the_handler)
     pthread_join(th, NULL);
     tt_server_free(srv);
 }
+
+/* ---- worker-exit hooks, the static-file mount ---- */
+
+static void count_exit(void *data)
+{
+    __atomic_add_fetch((int *)data, 1, __ATOMIC_SEQ_CST);
+}
+
+Test(server, worker_exit_hooks_run_once_per_worker)
+{
+    static int exits;
+    tt_server_config cfg;
+    helper_config(&cfg);
+    cfg.workers = 2;
+    tt_server *srv;
+    cr_assert_eq(tt_server_new(&srv, &cfg), 0);
+    cr_assert_eq(tt_server_on_worker_exit(srv, count_exit, &exits), 0);
+    for (int i = 1; i < TT_SERVER_MAX_EXIT_HOOKS; i++)
+        cr_assert_eq(tt_server_on_worker_exit(srv, count_exit, &exits), 0);
+    cr_assert_eq(tt_server_on_worker_exit(srv, count_exit, &exits), -ENOSPC);
+    pthread_t th;
+    helper_start(srv, &th);
+    usleep(50 * 1000);
+    cr_assert_eq(__atomic_load_n(&exits, __ATOMIC_SEQ_CST), 0);
+    helper_stop(srv, th);
+    cr_assert_eq(exits, 2 * TT_SERVER_MAX_EXIT_HOOKS);
+}
+
+static void user_root(tt_req *req, tt_res *res, void *data)
+{
+    (void)req;
+    (void)data;
+    tt_res_send(res, 200, "text/plain", "user route", 10);
+}
+
+static void get(int port, const char *path, char *buf, size_t size, const char *until)
+{
+    int fd = connect_port(port);
+    char rq[256];
+    int n = snprintf(rq, sizeof rq, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
+    cr_assert_eq(send(fd, rq, (size_t)n, 0), n);
+    read_some(fd, buf, size, until);
+    close(fd);
+}
+
+/* cfg.root is mounted as an ordinary "/" route: longer prefixes win, and so does a "/" route
+ * of the application. */
+Test(server, root_is_an_ordinary_route)
+{
+    char dir[] = "/tmp/tt-root-XXXXXX", path[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/a.txt", dir);
+    FILE *f = fopen(path, "w");
+    fputs("file a", f);
+    fclose(f);
+    char buf[4096];
+    for (int with_user_root = 0; with_user_root < 2; with_user_root++) {
+        tt_server_config cfg;
+        helper_config(&cfg);
+        cfg.root = dir;
+        tt_server_config_route(&cfg, "/api", info_handler, NULL);
+        if (with_user_root) tt_server_config_route(&cfg, "/", user_root, NULL);
+        tt_server *srv;
+        cr_assert_eq(tt_server_new(&srv, &cfg), 0);
+        cr_assert_eq(tt_server_get_config(srv)->nroutes, 1 + with_user_root, "cfg is the caller's");
+        pthread_t th;
+        helper_start(srv, &th);
+        int port = tt_server_port(srv);
+        get(port, "/api/x", buf, sizeof buf, "requests=");
+        cr_assert(strstr(buf, "requests=1"), "%s", buf);
+        get(port, "/a.txt", buf, sizeof buf, with_user_root ? "user route" : "file a");
+        cr_assert(strstr(buf, with_user_root ? "user route" : "file a"), "%s", buf);
+        if (!with_user_root) {
+            cr_assert(strstr(buf, "ETag: "), "%s", buf);
+            get(port, "/missing", buf, sizeof buf, "\r\n\r\n");
+            cr_assert(!strncmp(buf, "HTTP/1.1 404 ", 13), "%s", buf);
+        }
+        helper_stop(srv, th);
+    }
+    unlink(path);
+    rmdir(dir);
+}
