@@ -12,9 +12,10 @@
 struct tt_req *tt__x_get(tt__conn *c)
 {
     tt__worker *w = c->w;
-    struct tt_req *x = w->free_x;
-    if (x) {
-        w->free_x = x->next_free;
+    tt__list *n = tt__list_pop_front(&w->free_x);
+    struct tt_req *x;
+    if (n) {
+        x = tt__list_entry(n, struct tt_req, free_link);
         w->nfree_x--;
     } else {
         x = malloc(sizeof *x);
@@ -40,8 +41,7 @@ void tt__x_put(tt__conn *c)
     if (x->res.file_fd >= 0) close(x->res.file_fd);
     c->x = NULL;
     if (w->nfree_x < 256) {
-        x->next_free = w->free_x;
-        w->free_x = x;
+        tt__list_push_front(&w->free_x, &x->free_link);
         w->nfree_x++;
     } else {
         free(x);

@@ -134,6 +134,7 @@ TT_API int tt_server_new(tt_server **out, const tt_server_config *cfg)
         for (int st = 0; st < TT_CONN_NSTATES; st++)
             tt__list_init(&w->lists[st]);
         tt__list_init(&w->free_conns);
+        tt__list_init(&w->free_x);
         int per = s->cfg.max_connections / s->nworkers;
         w->max_conns = (uint32_t)(per > 0 ? per : 1);
         w->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)(i + 1) * 0x2545f4914f6cdd1dull) ^
@@ -277,9 +278,9 @@ static void worker_teardown(tt__worker *w)
             close(w->ls[a].fd);
             w->ls[a].fd = -1;
         }
-    while (w->free_x) {
-        struct tt_req *x = w->free_x;
-        w->free_x = x->next_free;
+    tt__list *n;
+    while ((n = tt__list_pop_front(&w->free_x))) {
+        struct tt_req *x = tt__list_entry(n, struct tt_req, free_link);
         free(x);
     }
     for (size_t i = 0; i < w->nslabs; i++)

@@ -104,7 +104,7 @@ struct tt_req {
     struct tt_res res;
     tt_header hdrs[TT__MAX_REQ_HEADERS];
     tt_header trailers[TT__MAX_TRAILERS]; /* views after the body in rbuf (dec.num_trailers) */
-    struct tt_req *next_free;
+    tt__list free_link;                   /* on the worker's free list while unused */
 };
 
 /* The exchange of a response writer. */
@@ -144,7 +144,7 @@ struct tt__worker {
     tt__list free_conns;
     void **slabs;
     size_t nslabs, cap_slabs;
-    struct tt_req *free_x;
+    tt__list free_x; /* unused exchanges, most recent first */
     uint32_t nfree_x;
     tt__stats stats;
 };

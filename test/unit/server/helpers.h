@@ -33,6 +33,15 @@ static inline void helper_start(tt_server *srv, pthread_t *th)
     cr_assert_eq(pthread_create(th, NULL, helper_run_thread, srv), 0);
 }
 
+/* tt_server_new(cfg) and run it in *th; the server. */
+static inline tt_server *helper_serve(const tt_server_config *cfg, pthread_t *th)
+{
+    tt_server *srv;
+    cr_assert_eq(tt_server_new(&srv, cfg), 0);
+    helper_start(srv, th);
+    return srv;
+}
+
 /* Shut srv down, wait for its thread, free it. */
 static inline void helper_stop(tt_server *srv, pthread_t th)
 {

@@ -47,8 +47,7 @@ Test(accesslog, two_servers_share_nothing)
         helper_config(&cfg);
         cfg.access_log_fd = logfd[s];
         tt_server_config_route(&cfg, "/", ok, NULL);
-        cr_assert_eq(tt_server_new(&srv[s], &cfg), 0);
-        helper_start(srv[s], &th[s]);
+        srv[s] = helper_serve(&cfg, &th[s]);
     }
     /* interleaved requests: /from-0/i to the first server, /from-1/i to the second */
     int fd[2] = {connect_port(tt_server_port(srv[0])), connect_port(tt_server_port(srv[1]))};

@@ -49,10 +49,8 @@ Test(conn, trace_keepalive_request_then_idle_close)
     cfg.trace = on_trace;
     cfg.trace_data = &log;
     tt_server_config_route(&cfg, "/", hello, NULL);
-    tt_server *srv;
-    cr_assert_eq(tt_server_new(&srv, &cfg), 0);
     pthread_t th;
-    helper_start(srv, &th);
+    tt_server *srv = helper_serve(&cfg, &th);
     int fd = connect_port(tt_server_port(srv));
     const char *rq = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
     cr_assert_eq(send(fd, rq, strlen(rq), 0), (ssize_t)strlen(rq));

@@ -26,10 +26,8 @@ Test(request, method_id_and_response_link)
     tt_server_config cfg;
     helper_config(&cfg);
     tt_server_config_route(&cfg, "/", method_echo, NULL);
-    tt_server *srv;
-    cr_assert_eq(tt_server_new(&srv, &cfg), 0);
     pthread_t th;
-    helper_start(srv, &th);
+    tt_server *srv = helper_serve(&cfg, &th);
     int fd = connect_port(tt_server_port(srv));
     static const struct {
         const char *method;
