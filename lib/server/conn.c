@@ -68,6 +68,32 @@ static void conn_set_state(tt__conn *c, int st)
     if (cfg->trace && from != st) cfg->trace(cfg->trace_data, tt__conn_id(c), from, st);
 }
 
+/* Ready the exchange for the next message on the connection. */
+static void x_reset_message(struct tt_req *x, const tt_server_config *cfg)
+{
+    tt_http1_limits lim = {.max_request_line = (uint32_t)cfg->max_uri,
+                           .max_head = (uint32_t)cfg->max_header};
+    tt_http1_parser_init(&x->parser, &lim);
+    x->head_len = x->body_len = x->raw_len = x->tlen = 0;
+    x->path = x->query = NULL;
+    x->path_len = x->query_len = 0;
+    x->sent_continue = x->handling = 0;
+    struct tt_res *r = &x->res;
+    r->status = 0;
+    r->started = r->finished = r->chunked = r->head_only = 0;
+    r->len = 0;
+    r->nhdrs = r->store_used = 0;
+    r->bytes_out = 0;
+    memset(&x->dec, 0, sizeof x->dec);
+    x->dec.trailers = x->trailers;
+    x->dec.max_trailers = TT__MAX_TRAILERS;
+    x->req.num_headers = 0;
+    x->req.flags = 0;
+    x->req.body = TT_HTTP1_BODY_NONE;
+    x->req.method = NULL;
+    x->req.method_len = 0;
+}
+
 /* ---- lifecycle ---- */
 
 /* A free connection from the worker's slabs (256 per slab), or NULL. */
@@ -345,35 +371,6 @@ static void conn_begin_close(tt__conn *c)
 
 /* ---- request handling ---- */
 
-static void rebase(struct tt_req *x, const char *old)
-{
-    ptrdiff_t d = x->rbuf.data - old;
-    /* While the head is incomplete the parser rebases its own results on the next call (it
-     * remembers the buffer address): rebasing here too would move them twice. */
-    if (!d || !old || !x->head_len) return;
-#define RB(p)                                                                                      \
-    if (p) (p) += d
-    RB(x->req.method);
-    RB(x->req.target);
-    RB(x->req.host);
-    RB(x->path);
-    RB(x->query);
-    for (size_t i = 0; i < x->req.num_headers; i++) {
-        RB(x->hdrs[i].name);
-        RB(x->hdrs[i].value);
-    }
-#undef RB
-}
-
-/* Make room for want more input bytes without invalidating the request views. */
-static int x_reserve(struct tt_req *x, tt__worker *w, size_t want)
-{
-    const char *old = x->rbuf.data;
-    if (!tt_buf_reserve(&x->rbuf, w->pool, want)) return -ENOMEM;
-    rebase(x, old);
-    return 0;
-}
-
 /* Finish the exchange with a small text/plain answer of the server's own (errors, 413, 404). */
 static void conn_reply(tt__conn *c, int status, const char *body, size_t len)
 {
@@ -460,51 +457,6 @@ static void conn_dispatch(tt__conn *c)
         conn_reply(c, 404, "404 Not Found\n", 14);
 }
 
-static void split_target(struct tt_req *x)
-{
-    const char *t = x->req.target;
-    size_t n = x->req.target_len;
-    if (x->req.target_form == TT_HTTP1_TARGET_ABSOLUTE) { /* skip scheme://authority */
-        const char *s = memchr(t, ':', n);
-        if (s && (size_t)(s - t) + 3 <= n && s[1] == '/' && s[2] == '/') {
-            const char *p = memchr(s + 3, '/', n - (size_t)(s + 3 - t));
-            if (p) {
-                n -= (size_t)(p - t);
-                t = p;
-            } else {
-                t = "/";
-                n = 1;
-            }
-        }
-    }
-    const char *q = memchr(t, '?', n);
-    x->path = t;
-    x->path_len = q ? (size_t)(q - t) : n;
-    if (q) {
-        x->query = q + 1;
-        x->query_len = n - x->path_len - 1;
-    }
-}
-
-/* Copy the decoded trailer fields' names and values to dst (back to back, in order; every copy
- * moves bytes down, never over one still to be read) and point the views there. Returns the
- * bytes used. */
-static size_t trailers_pack(struct tt_req *x, char *dst)
-{
-    size_t n = x->dec.num_trailers < TT__MAX_TRAILERS ? x->dec.num_trailers : TT__MAX_TRAILERS;
-    char *o = dst;
-    for (size_t i = 0; i < n; i++) {
-        tt_header *h = &x->trailers[i];
-        memmove(o, h->name, h->name_len);
-        h->name = o;
-        o += h->name_len;
-        memmove(o, h->value, h->value_len);
-        h->value = o;
-        o += h->value_len;
-    }
-    return (size_t)(o - dst);
-}
-
 /* A Content-Length body over max_body: 413, skipping the body when it is small enough to keep
  * the connection, else closing. Returns conn_step's 1 or -1. */
 static int conn_refuse_body(tt__conn *c)
@@ -537,7 +489,7 @@ static int conn_head_done(tt__conn *c, size_t r)
     struct tt_req *x = c->x;
     x->head_len = r;
     c->flags &= (uint8_t)~TT__C_HEAD_STARTED;
-    split_target(x);
+    tt__x_split_target(x);
     if (x->req.flags & TT_HTTP1_F_EXPECT_OTHER) {
         conn_error(c, 417, TT_CLOSE_BAD_REQUEST);
         return -1;
@@ -563,7 +515,7 @@ static int conn_chunked_body(tt__conn *c)
         }
         /* Trailer fields (views into the consumed input) are packed right after the data,
          * before what follows moves down over the framing: they stay valid with the body. */
-        size_t tl = x->dec.done ? trailers_pack(x, p + out) : 0;
+        size_t tl = x->dec.done ? tt__x_trailers_pack(x, p + out) : 0;
         if ((size_t)r > out + tl) {
             memmove(p + out + tl, p + r, avail - (size_t)r);
             x->rbuf.len -= (size_t)r - out - tl;
@@ -579,7 +531,7 @@ static int conn_chunked_body(tt__conn *c)
             return 1;
         }
         if ((size_t)r == avail || r == 0) {
-            if (x_reserve(x, c->w, READ_MIN) < 0) {
+            if (tt__x_reserve(x, c->w, READ_MIN) < 0) {
                 conn_error(c, 500, TT_CLOSE_BAD_REQUEST);
                 return -1;
             }
@@ -640,7 +592,7 @@ static int conn_step(tt__conn *c)
     if (x->req.body == TT_HTTP1_BODY_LENGTH) {
         size_t need = x->head_len + (size_t)x->req.content_length;
         if (x->rbuf.len < need) {
-            if (x_reserve(x, w, need - x->rbuf.len) < 0) {
+            if (tt__x_reserve(x, w, need - x->rbuf.len) < 0) {
                 conn_error(c, 500, TT_CLOSE_BAD_REQUEST);
                 return -1;
             }
@@ -664,7 +616,7 @@ static int conn_step(tt__conn *c)
 static ssize_t conn_read(tt__conn *c)
 {
     struct tt_req *x = c->x;
-    if (tt_buf_space(&x->rbuf) < READ_MIN && x_reserve(x, c->w, READ_MIN) < 0) {
+    if (tt_buf_space(&x->rbuf) < READ_MIN && tt__x_reserve(x, c->w, READ_MIN) < 0) {
         tt__conn_close(c, TT_CLOSE_PEER_RST);
         return -1;
     }
@@ -740,7 +692,7 @@ static void conn_process(tt__conn *c)
                 tt__conn_close(c, TT_CLOSE_PRESSURE);
                 goto out;
             }
-            tt__x_reset_message(x, CFG(c));
+            x_reset_message(x, CFG(c));
         }
         if (x->handling) break; /* an async handler owns the exchange: keep order */
         if (c->closing != TT__CLOSE_NONE) break; /* the last response is queued: read no more */
@@ -836,7 +788,7 @@ void tt__conn_exchange_end(struct tt_req *x)
     /* The exchange is over: drop the request bytes; the views are now invalid. */
     if (x->raw_len) {
         tt_buf_consume(&x->rbuf, x->raw_len);
-        tt__x_reset_message(x, CFG(c));
+        x_reset_message(x, CFG(c));
     }
     /* Async: carry on with what is buffered (requests that arrived meanwhile brought an
      * edge, so the stream knows whether to read). */

@@ -1,7 +1,8 @@
 /* exchange.c — exchanges (one request and its response, struct tt_req) taken from and given
- * back to the worker's free list, and the response head: headers, the keep-alive decision and
- * the serialized head in the write buffer. Below both conn.c (which answers protocol errors
- * with it) and response.c (the public tt_res_* writer); it calls neither. */
+ * back to the worker's free list; the response head (headers, the keep-alive decision, the
+ * serialized head in the write buffer); the message in the read buffer (room without losing the
+ * request views, path and query, packed trailers). Below both conn.c (which answers protocol
+ * errors with it) and response.c (the public tt_res_* writer); it calls neither. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,36 +47,6 @@ void tt__x_put(tt__conn *c)
     } else {
         free(x);
     }
-}
-
-void tt__x_reset_message(struct tt_req *x, const tt_server_config *cfg)
-{
-    tt_http1_limits lim = {.max_request_line = (uint32_t)cfg->max_uri,
-                           .max_head = (uint32_t)cfg->max_header};
-    tt_http1_parser_init(&x->parser, &lim);
-    x->head_len = x->body_len = x->raw_len = x->tlen = 0;
-    x->path = x->query = NULL;
-    x->path_len = x->query_len = 0;
-    x->sent_continue = x->handling = 0;
-    struct tt_res *r = &x->res;
-    r->status = 0;
-    r->started = r->finished = r->chunked = r->head_only = 0;
-    r->len = 0;
-    r->nhdrs = r->store_used = 0;
-    r->bytes_out = 0;
-    memset(&x->dec, 0, sizeof x->dec);
-    x->dec.trailers = x->trailers;
-    x->dec.max_trailers = TT__MAX_TRAILERS;
-    x->req.num_headers = 0;
-    x->req.flags = 0;
-    x->req.body = TT_HTTP1_BODY_NONE;
-    x->req.method = NULL;
-    x->req.method_len = 0;
-}
-
-void tt__conn_closing(tt__conn *c, int reason)
-{
-    if (c->closing == TT__CLOSE_NONE) c->closing = (uint8_t)reason;
 }
 
 int tt__res_add_header(struct tt_res *r, const char *name, const char *value)
@@ -142,4 +113,81 @@ int tt__res_begin(struct tt_req *x, int status, long long length)
     if (!h.keep_alive) r->keep_alive = 0;
     if (!r->keep_alive) tt__conn_closing(c, TT_CLOSE_CONN_CLOSE);
     return 0;
+}
+
+/* ---- the message in the read buffer ---- */
+
+static void rebase(struct tt_req *x, const char *old)
+{
+    ptrdiff_t d = x->rbuf.data - old;
+    /* While the head is incomplete the parser rebases its own results on the next call (it
+     * remembers the buffer address): rebasing here too would move them twice. */
+    if (!d || !old || !x->head_len) return;
+#define RB(p)                                                                                      \
+    if (p) (p) += d
+    RB(x->req.method);
+    RB(x->req.target);
+    RB(x->req.host);
+    RB(x->path);
+    RB(x->query);
+    for (size_t i = 0; i < x->req.num_headers; i++) {
+        RB(x->hdrs[i].name);
+        RB(x->hdrs[i].value);
+    }
+#undef RB
+}
+
+/* Make room for want more input bytes without invalidating the request views. */
+int tt__x_reserve(struct tt_req *x, tt__worker *w, size_t want)
+{
+    const char *old = x->rbuf.data;
+    if (!tt_buf_reserve(&x->rbuf, w->pool, want)) return -ENOMEM;
+    rebase(x, old);
+    return 0;
+}
+
+/* Split the request-target into path and query (absolute-form: skip scheme://authority). */
+void tt__x_split_target(struct tt_req *x)
+{
+    const char *t = x->req.target;
+    size_t n = x->req.target_len;
+    if (x->req.target_form == TT_HTTP1_TARGET_ABSOLUTE) { /* skip scheme://authority */
+        const char *s = memchr(t, ':', n);
+        if (s && (size_t)(s - t) + 3 <= n && s[1] == '/' && s[2] == '/') {
+            const char *p = memchr(s + 3, '/', n - (size_t)(s + 3 - t));
+            if (p) {
+                n -= (size_t)(p - t);
+                t = p;
+            } else {
+                t = "/";
+                n = 1;
+            }
+        }
+    }
+    const char *q = memchr(t, '?', n);
+    x->path = t;
+    x->path_len = q ? (size_t)(q - t) : n;
+    if (q) {
+        x->query = q + 1;
+        x->query_len = n - x->path_len - 1;
+    }
+}
+
+/* Copy the decoded trailer fields' names and values to dst (back to back, in order; every copy
+ * moves bytes down, never over one still to be read) and point the views there. Returns the
+ * bytes used. */
+size_t tt__x_trailers_pack(struct tt_req *x, char *dst)
+{
+    size_t n = x->dec.num_trailers < TT__MAX_TRAILERS ? x->dec.num_trailers : TT__MAX_TRAILERS;
+    char *o = dst;
+    for (size_t i = 0; i < n; i++) {
+        tt_header *h = &x->trailers[i];
+        memmove(o, h->name, h->name_len);
+        h->name = o;
+        o += h->name_len;
+        memmove(o, h->value, h->value_len);
+        h->value = o;
+        o += h->value_len;
+    }
+    return (size_t)(o - dst);
 }

@@ -184,6 +184,12 @@ struct tt_server {
     int nexit_hooks;
 };
 
+/* Decide to close c after this exchange for reason, unless a reason was decided already. */
+static inline void tt__conn_closing(tt__conn *c, int reason)
+{
+    if (c->closing == TT__CLOSE_NONE) c->closing = (uint8_t)reason;
+}
+
 /* ms since the worker started (loop time). */
 static inline uint32_t tt__worker_now(tt__worker *w)
 {
@@ -212,10 +218,13 @@ void tt__conn_drain_queue(struct tt_req *x);
 /* exchange.c: exchanges and the response head (below conn.c and response.c) */
 struct tt_req *tt__x_get(tt__conn *c);
 void tt__x_put(tt__conn *c);
-void tt__x_reset_message(struct tt_req *x, const tt_server_config *cfg);
+/* Make room for want more input bytes in x->rbuf, moving the request views along. */
+int tt__x_reserve(struct tt_req *x, tt__worker *w, size_t want);
+void tt__x_split_target(struct tt_req *x);
+/* Pack the decoded trailer fields at dst (the views follow); the bytes used. */
+size_t tt__x_trailers_pack(struct tt_req *x, char *dst);
 int tt__res_add_header(struct tt_res *r, const char *name, const char *value);
 int tt__res_begin(struct tt_req *x, int status, long long length);
-void tt__conn_closing(tt__conn *c, int reason);
 
 /* accept.c */
 void tt__accept_init(tt__worker *w); /* the resume timer and w->conn_gone */
