@@ -81,7 +81,6 @@ static void x_reset_message(struct tt_req *x, const tt_server_config *cfg)
     struct tt_res *r = &x->res;
     r->status = 0;
     r->started = r->finished = r->chunked = r->head_only = 0;
-    r->len = 0;
     r->nhdrs = r->store_used = 0;
     r->bytes_out = 0;
     memset(&x->dec, 0, sizeof x->dec);

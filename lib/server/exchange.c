@@ -75,7 +75,6 @@ int tt__res_begin(struct tt_req *x, int status, long long length)
     if (r->started) return -EALREADY;
     r->started = 1;
     r->status = status;
-    r->len = length;
     if (length < 0 && x->req.minor_version == 0) r->keep_alive = 0; /* close-delimited */
     size_t n = r->nhdrs;
     if (cfg->server_name[0])

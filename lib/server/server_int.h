@@ -69,7 +69,6 @@ struct tt_res {
     int status;
     uint8_t started, finished, chunked, head_only;
     uint8_t keep_alive;  /* decision for this response */
-    long long len;       /* Content-Length, or -1 */
     long long bytes_out; /* body bytes (access log) */
     size_t nhdrs;
     size_t store_used;
