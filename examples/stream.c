@@ -18,12 +18,12 @@ typedef struct stream {
 static void more(tt_res *res, void *data)
 {
     stream *s = data;
-    while (s->left > 0 && !tt_req_aborted(res) && tt_res_pending(res) < HIGH) {
+    while (s->left > 0 && !tt_res_aborted(res) && tt_res_pending(res) < HIGH) {
         size_t n = s->left < PIECE ? (size_t)s->left : PIECE;
         if (tt_res_write(res, piece, n) < 0) break; /* the peer left */
         s->left -= (long long)n;
     }
-    if (s->left > 0 && !tt_req_aborted(res) && tt_res_on_drain(res, HIGH / 4, more, s) == 0) return;
+    if (s->left > 0 && !tt_res_aborted(res) && tt_res_on_drain(res, HIGH / 4, more, s) == 0) return;
     tt_res_end(res); /* done, or the peer is gone: end frees the exchange */
     free(s);
 }

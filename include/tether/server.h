@@ -8,7 +8,9 @@
  * headers, body) are zero-copy pointers into the connection's read buffer and stay valid until
  * the response is finished (tt_res_send / tt_res_end); copy what you need longer.
  *
- * Durations are milliseconds: 0 means the default, TT_OFF (-1) means "no limit". */
+ * Configuration follows the library's one convention (tether/common.h): a field left 0 takes
+ * its default, TT_OFF (-1) disables the limit, deadline or feature it names. Durations are
+ * milliseconds. */
 #ifndef TETHER_SERVER_H
 #define TETHER_SERVER_H
 
@@ -17,6 +19,7 @@
 #include <sys/types.h>
 
 #include "common.h"
+#include "http1.h"
 #include "loop.h"
 #include "socket.h"
 
@@ -24,12 +27,14 @@
 extern "C" {
 #endif
 
-#define TT_SERVER_MAX_ROUTES 16   /* handlers per server config */
-#define TT_SERVER_MAX_LISTEN 8    /* listen addresses per server config */
+#define TT_SERVER_MAX_ROUTES     16 /* handlers per server config */
+#define TT_SERVER_MAX_LISTEN     8  /* listen addresses per server config */
+#define TT_SERVER_MAX_EXIT_HOOKS 8  /* tt_server_on_worker_exit registrations */
 
 typedef struct tt_server tt_server;
-typedef struct tt_req tt_req;
-typedef struct tt_req tt_res; /* the response writer is the same exchange object */
+typedef struct tt_req tt_req; /* a request: read-only views (tt_req_*) */
+typedef struct tt_res tt_res; /* its response writer (tt_res_*): a distinct type, so passing
+                                 one where the other is expected does not compile */
 
 /* A request handler: answer through res now or later (async); data is the route's pointer. */
 typedef void (*tt_handler_fn)(tt_req *req, tt_res *res, void *data);
@@ -41,38 +46,59 @@ typedef struct tt_route {
     void *data;
 } tt_route;
 
-/* Server configuration: a plain struct, zero means the default (shown in brackets). */
+/* Called on every connection state transition when set (tt_server_config.trace): data is
+ * trace_data, conn_id as tt_conn_info.id, from/to are tt_conn_state values (a new connection
+ * comes from TT_CONN_CLOSED). Runs on the connection's worker thread, inside the state
+ * machine: record and return; do not call into the server. */
+typedef void (*tt_trace_fn)(void *data, uint64_t conn_id, int from_state, int to_state);
+
+/* Server configuration: a plain struct. A field left 0 takes the default shown in brackets;
+ * TT_OFF (-1) disables what the field limits (said per field; "no" where it cannot be off). */
 typedef struct tt_server_config {
     const char *listen[TT_SERVER_MAX_LISTEN]; /* "HOST:PORT" [127.0.0.1:8080] */
-    int nlisten;
-    int workers;              /* worker threads [one per online CPU] */
-    int keepalive_timeout_ms; /* idle keep-alive deadline [75000]; TT_OFF: keep-alive disabled */
-    int keepalive_requests;   /* requests per connection, ±10% jitter [1000]; 1: no keep-alive;
-                                 TT_OFF: unlimited */
-    int keepalive_time_ms;    /* max connection age, checked between requests [3600000] */
-    int header_timeout_ms;    /* absolute deadline for a whole request head [20000] */
-    int body_timeout_ms;      /* max gap between two reads of a request body [30000] */
-    int send_timeout_ms;      /* max gap between two successful writes [30000] */
-    int lingering_time_ms;    /* max total drain time of a lingering close [5000] */
-    int lingering_timeout_ms; /* max wait for more input while lingering [2000] */
-    int close_wait_ms; /* after a "Connection: close" response, wait for the client's FIN [2000] */
-    int drain_timeout_ms;       /* graceful shutdown: max wait for in-flight requests [10000] */
-    int reset_timedout;         /* nonzero: idle timeouts close with RST (SO_LINGER 0) */
-    tt_keepalive tcp_keepalive; /* TCP keepalive probes on accepted sockets [off] */
+    int nlisten;                              /* entries in listen [1]; TT_OFF: no */
+    int workers;                /* worker threads [one per online CPU]; TT_OFF: no (default) */
+    int keepalive_timeout_ms;   /* idle keep-alive deadline [75000]; TT_OFF: keep-alive disabled */
+    int keepalive_requests;     /* requests per connection, ±10% jitter [1000]; 1: no keep-alive;
+                                   TT_OFF: unlimited */
+    int keepalive_time_ms;      /* max connection age, checked between requests [3600000];
+                                   TT_OFF: unlimited */
+    int header_timeout_ms;      /* absolute deadline for a whole request head [20000]; TT_OFF:
+                                   never */
+    int body_timeout_ms;        /* max gap between two reads of a request body [30000]; TT_OFF:
+                                   never */
+    int send_timeout_ms;        /* max gap between two successful writes [30000]; TT_OFF: never */
+    int lingering_time_ms;      /* max total drain time of a lingering close [5000]; TT_OFF:
+                                   never */
+    int lingering_timeout_ms;   /* max wait for more input while lingering [2000]; TT_OFF: never */
+    int close_wait_ms;          /* after a "Connection: close" response, wait for the client's FIN
+                                   [2000]; TT_OFF: never */
+    int drain_timeout_ms;       /* graceful shutdown: max wait for in-flight requests [10000];
+                                   TT_OFF: never */
+    int reset_timedout;         /* > 0: idle, header and body timeouts close with RST (SO_LINGER
+                                   0) [off]; TT_OFF: off */
+    tt_keepalive tcp_keepalive; /* TCP keepalive probes on accepted sockets [off: idle_s 0] */
     int defer_accept_s;         /* TCP_DEFER_ACCEPT: accept once the first bytes arrive, a
                                    silent client after about this many seconds [1]; TT_OFF: off */
-    int max_connections;        /* over all workers [10000]; accept pauses above it */
-    long long max_body;         /* request body limit in bytes, 413 above [1 MiB] */
-    long long discard_limit;    /* unread body bytes discarded to keep the connection [64 KiB] */
-    int max_header;             /* request head limit, 431 above [8192] */
-    int max_uri;                /* request-target limit, 414 above [4096] */
+    int max_connections;        /* over all workers [10000]; accept pauses above it; TT_OFF:
+                                   unlimited (the fd limit still applies) */
+    long long max_body;         /* request body limit in bytes, 413 above [1 MiB]; TT_OFF:
+                                   unlimited */
+    long long discard_limit;    /* unread body bytes discarded to keep the connection [64 KiB];
+                                   TT_OFF: never discard (close instead) */
+    int max_header;             /* request head limit, 431 above [8192]; TT_OFF: unlimited */
+    int max_uri;                /* request-target limit, 414 above [4096]; TT_OFF: unlimited */
     int max_pipeline;           /* unsent response bytes above which pipelined requests wait
-                                   for the peer to read [256 KiB] */
-    const char *root;           /* static files for paths no route matches [none: 404] */
-    int access_log_fd;          /* Common Log Format sink; 0 = off (use a dup'ed fd > 0) */
+                                   for the peer to read [256 KiB]; TT_OFF: unlimited */
+    const char *root;           /* static files, mounted as a "/" route (any other route wins)
+                                   [none: 404] */
+    int access_log_fd;          /* Common Log Format sink of this server [off]; TT_OFF: off.
+                                   Use a dup'ed fd > 0; it is not closed */
     const char *server_name;    /* Server header ["tether"]; "" omits it */
     tt_route routes[TT_SERVER_MAX_ROUTES];
     int nroutes;
+    tt_trace_fn trace; /* connection state transitions [none] */
+    void *trace_data;  /* passed to trace */
 } tt_server_config;
 
 /* Append a route to cfg (prefix not copied). 0, or -ENOSPC when the table is full. */
@@ -88,6 +114,11 @@ int tt_server_run(tt_server *srv, int handle_signals);
 /* Start a graceful shutdown from any thread: stop accepting, close idle connections, finish
  * in-flight requests with Connection: close, stop after drain_timeout. Async-signal-safe. */
 void tt_server_shutdown(tt_server *srv);
+/* Call fn(data) on each worker thread as it stops (its loop has returned, before the thread
+ * ends), for per-worker state a handler keeps in thread-local storage (caches). Register
+ * before tt_server_run; hooks run in the order registered. 0, or -ENOSPC past
+ * TT_SERVER_MAX_EXIT_HOOKS. */
+int tt_server_on_worker_exit(tt_server *srv, void (*fn)(void *data), void *data);
 /* Free a server after tt_server_run returned (closes listeners). */
 void tt_server_free(tt_server *srv);
 /* The effective configuration (defaults filled in); valid while srv lives. */
@@ -195,6 +226,8 @@ tt_loop *tt_req_loop(const tt_req *req);
 tt_server *tt_req_server(const tt_req *req);
 /* Nonzero when the peer went away: the response will be discarded (finish it anyway). */
 int tt_req_aborted(const tt_req *req);
+/* The request method as a well-known id (TT_HTTP1_M_GET...; TT_HTTP1_M_OTHER otherwise). */
+tt_http1_method tt_req_method_id(const tt_req *req);
 
 /* Response: a complete answer in one call (copies body). Finishes the exchange. 0 or -errno. */
 int tt_res_send(tt_res *res, int status, const char *content_type, const void *body, size_t len);
@@ -212,7 +245,7 @@ int tt_res_sendfile(tt_res *res, int fd, off_t offset, size_t len);
 /* Bytes of this response written by the handler and not yet taken by the kernel (a pending
  * sendfile included). */
 size_t tt_res_pending(const tt_res *res);
-/* Called once by tt_res_on_drain: write more, wait again or end; tt_req_aborted() tells whether
+/* Called once by tt_res_on_drain: write more, wait again or end; tt_res_aborted() tells whether
  * the peer went away (then finish with tt_res_end). */
 typedef void (*tt_res_drain_fn)(tt_res *res, void *data);
 /* Flow control for a streaming handler: write while tt_res_pending() is under a high mark, then
@@ -223,10 +256,18 @@ int tt_res_on_drain(tt_res *res, size_t low, tt_res_drain_fn fn, void *data);
 int tt_res_end(tt_res *res);
 /* Ask for "Connection: close" on this response (before the head is written). */
 void tt_res_close(tt_res *res);
+/* Nonzero when the peer went away (tt_req_aborted for the response's request). */
+int tt_res_aborted(const tt_res *res);
+/* The request this response answers (valid as long as res). */
+tt_req *tt_res_req(tt_res *res);
 
 /* Static files under root for req (GET/HEAD, 304, 206, 404, 405): the built-in file handler
- * (route data: a const char * root directory that outlives the server). */
+ * (route data: a const char * root directory that outlives the server). It keeps a per-worker
+ * open-file cache: when you mount it yourself, also register
+ * tt_server_on_worker_exit(srv, tt_static_worker_exit, NULL) (cfg.root does both). */
 void tt_static_handler(tt_req *req, tt_res *res, void *root);
+/* Free the calling worker thread's open-file cache (a worker-exit hook; data unused). */
+void tt_static_worker_exit(void *unused);
 
 #ifdef __cplusplus
 }

@@ -3,23 +3,21 @@
  * large files (small ones are copied so pipelined responses stay batched), and no escape from
  * the root: ".." segments are refused and files are opened with openat2(RESOLVE_BENEATH) (or a
  * realpath check where openat2 is missing), so symlinks cannot lead outside. Each worker keeps
- * recently served files open (the open-file cache below), so a hot file costs no
- * open/fstat/close. */
+ * recently served files open (filecache.c), so a hot file costs no open/fstat/close. An
+ * ordinary route: it uses only the public request and response API. */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/api.h"
-#include "server/server_int.h"
+#include "handlers/filecache.h"
+#include "tether/server.h"
 
 #define SMALL_FILE 16384
 
@@ -100,164 +98,6 @@ static int clean_path(const char *p, size_t n, char *out, size_t size)
     return (int)o;
 }
 
-/* Open rel beneath root (dfd: root opened O_PATH, or -1 to open it here). */
-static int open_beneath(const char *root, int dfd, const char *rel)
-{
-    static int no_openat2;
-    if (!*rel) rel = ".";
-    if (!no_openat2) {
-        int own = dfd < 0;
-        if (own && (dfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) return -errno;
-        struct open_how how = {.flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_BENEATH};
-        long fd = syscall(SYS_openat2, dfd, rel, &how, sizeof how);
-        int e = errno;
-        if (own) close(dfd);
-        if (fd >= 0) return (int)fd;
-        if (e != ENOSYS) return e == EXDEV ? -ENOENT : -e;
-        no_openat2 = 1;
-    }
-    char full[PATH_MAX], real[PATH_MAX], rroot[PATH_MAX];
-    if (snprintf(full, sizeof full, "%s/%s", root, rel) >= (int)sizeof full) return -ENAMETOOLONG;
-    if (!realpath(root, rroot) || !realpath(full, real)) return -ENOENT;
-    size_t rl = strlen(rroot);
-    if (strncmp(real, rroot, rl) != 0 || (real[rl] != 0 && real[rl] != '/')) return -ENOENT;
-    int fd = open(real, O_RDONLY | O_CLOEXEC);
-    return fd < 0 ? -errno : fd;
-}
-
-static void http_date(time_t t, char *buf, size_t n)
-{
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, n, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-}
-
-/* ---- open-file cache ----
- * One per worker (no locks), like nginx's open_file_cache and h2o's filecache: a regular file
- * keeps its fd, stat, ETag and Last-Modified; the entry is trusted for FCACHE_VALID_MS of loop
- * time, then revalidated with one fstatat (same inode, size and mtime: kept; else reopened).
- * So a changed file is served at most that long after the change. Direct-mapped by a hash of
- * (root, path): a colliding entry is closed and replaced. Root directories stay open (O_PATH). */
-#define FCACHE_SLOTS    64
-#define FCACHE_VALID_MS 1000
-#define FCACHE_ROOTS    4
-
-typedef struct fentry {
-    const char *root; /* the route's root (pointer identity) */
-    int fd;           /* -1: empty */
-    uint64_t checked; /* loop time of the last validation */
-    struct stat st;
-    char etag[40], lm[40];
-    uint16_t rel_len;
-    char rel[238];
-} fentry;
-
-struct tt__fcache {
-    struct {
-        const char *root;
-        int dfd;
-    } roots[FCACHE_ROOTS];
-    int nroots;
-    fentry e[FCACHE_SLOTS];
-};
-
-void tt__fcache_free(tt__worker *w)
-{
-    struct tt__fcache *fc = w->fcache;
-    if (!fc) return;
-    for (int i = 0; i < FCACHE_SLOTS; i++)
-        if (fc->e[i].fd >= 0) close(fc->e[i].fd);
-    for (int i = 0; i < fc->nroots; i++)
-        close(fc->roots[i].dfd);
-    free(fc);
-    w->fcache = NULL;
-}
-
-static int root_dfd(struct tt__fcache *fc, const char *root)
-{
-    for (int i = 0; i < fc->nroots; i++)
-        if (fc->roots[i].root == root) return fc->roots[i].dfd;
-    if (fc->nroots == FCACHE_ROOTS) return -1; /* many roots: open per request */
-    int dfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return -1;
-    fc->roots[fc->nroots].root = root;
-    fc->roots[fc->nroots++].dfd = dfd;
-    return dfd;
-}
-
-/* The validators of a file: ETag ("mtime-size") and Last-Modified, 40 bytes each. */
-static void validators(const struct stat *st, char etag[40], char lm[40])
-{
-    snprintf(etag, 40, "\"%llx-%llx\"", (unsigned long long)st->st_mtime,
-             (unsigned long long)st->st_size);
-    http_date(st->st_mtime, lm, 40);
-}
-
-static void entry_fill(fentry *e, int fd, const struct stat *st)
-{
-    e->fd = fd;
-    e->st = *st;
-    validators(st, e->etag, e->lm);
-}
-
-/* root/rel opened and stat'ed. Regular files come from (or go into) the cache: then *e is
- * set and the fd belongs to the cache; otherwise *e is NULL and the caller closes fd. */
-static int file_open(tt__worker *w, uint64_t now, const char *root, const char *rel,
-                     struct stat *st, fentry **e)
-{
-    *e = NULL;
-    struct tt__fcache *fc = w->fcache;
-    if (!fc && (fc = w->fcache = malloc(sizeof *fc))) {
-        fc->nroots = 0;
-        for (int i = 0; i < FCACHE_SLOTS; i++)
-            fc->e[i].fd = -1;
-    }
-    size_t rl = strlen(rel);
-    fentry *slot = NULL;
-    int dfd = -1;
-    if (fc && rl < sizeof fc->e[0].rel) {
-        uint64_t h = 1469598103934665603ull ^ (uintptr_t)root;
-        for (size_t i = 0; i < rl; i++)
-            h = (h ^ (unsigned char)rel[i]) * 1099511628211ull;
-        slot = &fc->e[(h ^ (h >> 29)) % FCACHE_SLOTS];
-        dfd = root_dfd(fc, root);
-        if (slot->fd >= 0 && slot->root == root && slot->rel_len == rl &&
-            !memcmp(slot->rel, rel, rl)) {
-            struct stat now_st;
-            if (now - slot->checked < FCACHE_VALID_MS ||
-                (dfd >= 0 && fstatat(dfd, rl ? rel : ".", &now_st, 0) == 0 &&
-                 now_st.st_ino == slot->st.st_ino && now_st.st_dev == slot->st.st_dev &&
-                 now_st.st_size == slot->st.st_size &&
-                 now_st.st_mtim.tv_sec == slot->st.st_mtim.tv_sec &&
-                 now_st.st_mtim.tv_nsec == slot->st.st_mtim.tv_nsec)) {
-                if (now - slot->checked >= FCACHE_VALID_MS) slot->checked = now;
-                *st = slot->st;
-                *e = slot;
-                return slot->fd;
-            }
-            close(slot->fd); /* changed or gone: forget it */
-            slot->fd = -1;
-        }
-    }
-    int fd = open_beneath(root, dfd, rel);
-    if (fd < 0) return fd;
-    if (fstat(fd, st) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    if (slot && S_ISREG(st->st_mode)) {
-        if (slot->fd >= 0) close(slot->fd);
-        slot->root = root;
-        slot->checked = now;
-        slot->rel_len = (uint16_t)rl;
-        memcpy(slot->rel, rel, rl);
-        entry_fill(slot, fd, st);
-        *e = slot;
-    }
-    return fd;
-}
-
 static time_t parse_http_date(const char *v, size_t n)
 {
     char tmp[64];
@@ -329,10 +169,16 @@ static int parse_range(const char *v, size_t n, off_t size, off_t *from, off_t *
     return 1;
 }
 
+TT_API void tt_static_worker_exit(void *unused)
+{
+    (void)unused;
+    tt__fcache_free();
+}
+
 TT_API void tt_static_handler(tt_req *req, tt_res *res, void *rootp)
 {
     const char *root = rootp;
-    int mid = req->req.method_id;
+    tt_http1_method mid = tt_req_method_id(req);
     if (mid != TT_HTTP1_M_GET && mid != TT_HTTP1_M_HEAD) {
         tt_res_header(res, "Allow", "GET, HEAD");
         tt_res_send(res, 405, "text/plain", "405 Method Not Allowed\n", 23);
@@ -346,11 +192,11 @@ TT_API void tt_static_handler(tt_req *req, tt_res *res, void *rootp)
         tt_res_send(res, 404, "text/plain", "404 Not Found\n", 14);
         return;
     }
-    tt__worker *w = req->conn->w;
-    uint64_t now = tt_loop_now(w->loop);
+    uint64_t now = tt_loop_now(tt_req_loop(req));
     struct stat st;
-    fentry *fe;
-    int fd = file_open(w, now, root, rel, &st, &fe);
+    tt__fvalid v;
+    int fe; /* the fd belongs to the cache */
+    int fd = tt__fcache_open(now, root, rel, &st, &v, &fe);
     if (fd >= 0 && S_ISDIR(st.st_mode)) {
         close(fd); /* directories are never cached */
         fd = -1;
@@ -362,21 +208,14 @@ TT_API void tt_static_handler(tt_req *req, tt_res *res, void *rootp)
             return;
         }
         strcpy(rel + rl, rl ? "/index.html" : "index.html");
-        fd = file_open(w, now, root, rel, &st, &fe);
+        fd = tt__fcache_open(now, root, rel, &st, &v, &fe);
     }
     if (fd < 0 || !S_ISREG(st.st_mode)) {
         if (fd >= 0 && !fe) close(fd);
         tt_res_send(res, 404, "text/plain", "404 Not Found\n", 14);
         return;
     }
-    char etag_buf[40], lm_buf[40];
-    const char *etag = etag_buf, *lm = lm_buf;
-    if (fe) {
-        etag = fe->etag;
-        lm = fe->lm;
-    } else {
-        validators(&st, etag_buf, lm_buf);
-    }
+    const char *etag = v.etag, *lm = v.lm;
     tt_res_header(res, "ETag", etag);
     tt_res_header(res, "Last-Modified", lm);
     size_t vl;

@@ -1,5 +1,7 @@
-/* server.c — server setup, worker threads (one loop + one SO_REUSEPORT listener each),
- * accepting under limits and pressure, graceful shutdown, counters and the access log. */
+/* server.c — configuration and its defaults, server setup (listeners, the route table with the
+ * static-file mount), worker threads (one loop + one SO_REUSEPORT listener each), graceful
+ * shutdown, the worker-exit hooks and the counters. Accepting is in accept.c, connections in
+ * conn.c, the access log in accesslog.c. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +27,9 @@ TT_API int tt_server_config_route(tt_server_config *cfg, const char *prefix, tt_
 #define DEF(f, v)                                                                                  \
     if (c->f == 0) c->f = (v)
 
+/* The one convention (tether/common.h): 0 takes the default, TT_OFF disables; every field is
+ * documented in server.h. After this, the internal meaning is uniform: deadlines and limits
+ * that are off become "never" / "unlimited" values. */
 static void fill_defaults(tt_server_config *c)
 {
     if (c->nlisten <= 0) {
@@ -61,8 +66,25 @@ static void fill_defaults(tt_server_config *c)
         if (*ms[i] < 0) *ms[i] = 0x7fffffff;
     if (c->keepalive_time_ms < 0) c->keepalive_time_ms = 0;   /* unlimited age */
     if (c->keepalive_requests < 0) c->keepalive_requests = 0; /* unlimited */
+    if (c->max_connections < 0) c->max_connections = 0x7fffffff;
     if (c->max_body < 0) c->max_body = (long long)1 << 40;
     if (c->discard_limit < 0) c->discard_limit = 0;
+    if (c->max_header < 0) c->max_header = 0x7fffffff; /* bounded by the read buffer only */
+    if (c->max_uri < 0) c->max_uri = 0x7fffffff;
+    if (c->max_pipeline < 0) c->max_pipeline = 0x7fffffff;
+    if (c->access_log_fd < 0) c->access_log_fd = 0;
+    if (c->reset_timedout < 0) c->reset_timedout = 0;
+}
+
+/* The route table: with a root, the static files are an ordinary "/" route, first so that
+ * any other route of the same or a longer prefix wins. */
+static void setup_routes(tt_server *s)
+{
+    s->nroutes = 0;
+    if (s->cfg.root)
+        s->routes[s->nroutes++] = (tt_route){"/", tt_static_handler, (void *)s->cfg.root};
+    for (int i = 0; i < s->cfg.nroutes && i < TT_SERVER_MAX_ROUTES; i++)
+        s->routes[s->nroutes++] = s->cfg.routes[i];
 }
 
 TT_API int tt_server_new(tt_server **out, const tt_server_config *cfg)
@@ -71,6 +93,8 @@ TT_API int tt_server_new(tt_server **out, const tt_server_config *cfg)
     if (!s) return -ENOMEM;
     s->cfg = *cfg;
     fill_defaults(&s->cfg);
+    setup_routes(s);
+    if (s->cfg.root) tt_server_on_worker_exit(s, tt_static_worker_exit, NULL);
     s->nworkers = s->cfg.workers;
     s->workers = calloc((size_t)s->nworkers, sizeof *s->workers);
     if (!s->workers) {
@@ -107,6 +131,10 @@ TT_API int tt_server_new(tt_server **out, const tt_server_config *cfg)
         tt__worker *w = &s->workers[i];
         w->srv = s;
         w->index = i;
+        for (int st = 0; st < TT_CONN_NSTATES; st++)
+            tt__list_init(&w->lists[st]);
+        tt__list_init(&w->free_conns);
+        tt__list_init(&w->free_x);
         int per = s->cfg.max_connections / s->nworkers;
         w->max_conns = (uint32_t)(per > 0 ? per : 1);
         w->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)(i + 1) * 0x2545f4914f6cdd1dull) ^
@@ -117,6 +145,14 @@ TT_API int tt_server_new(tt_server **out, const tt_server_config *cfg)
         return err;
     }
     *out = s;
+    return 0;
+}
+
+TT_API int tt_server_on_worker_exit(tt_server *s, void (*fn)(void *data), void *data)
+{
+    if (s->nexit_hooks >= TT_SERVER_MAX_EXIT_HOOKS) return -ENOSPC;
+    s->exit_hooks[s->nexit_hooks].fn = fn;
+    s->exit_hooks[s->nexit_hooks++].data = data;
     return 0;
 }
 
@@ -157,73 +193,6 @@ TT_API int tt_server_stats_get(const tt_server *s, int worker, tt_server_stats *
     return 0;
 }
 
-/* ---- accepting ---- */
-
-static void on_accept(tt_loop *loop, tt_io *io, unsigned ev);
-
-static void accept_pause(tt__worker *w)
-{
-    if (!w->accepting) return;
-    for (int a = 0; a < w->nls; a++)
-        tt_io_stop(w->loop, &w->ls[a].io);
-    w->accepting = 0;
-    TT__INC(w->stats.accept_paused);
-}
-
-static void accept_resume(tt__worker *w)
-{
-    if (w->accepting || w->shutting) return;
-    for (int a = 0; a < w->nls; a++)
-        tt_io_start(w->loop, &w->ls[a].io, w->ls[a].fd, TT_READ, TT_IO_LEVEL, on_accept, w);
-    w->accepting = 1;
-}
-
-static void on_resume(tt_loop *loop, tt_timer *t)
-{
-    (void)loop;
-    accept_resume(tt_container_of(t, tt__worker, resume));
-}
-
-static void on_accept(tt_loop *loop, tt_io *io, unsigned ev)
-{
-    tt__worker *w = io->data;
-    (void)ev;
-    for (int i = 0; i < 64; i++) {
-        if (w->nconns >= w->max_conns) {
-            /* At the limit: an idle keep-alive connection is the cheapest to give up. */
-            if (w->lists[TT_CONN_IDLE]) {
-                tt__worker_close_idle(w, TT_CLOSE_PRESSURE, 1);
-            } else {
-                accept_pause(w); /* resumes when a connection closes */
-                return;
-            }
-        }
-        int fd = tt_accept(io->fd, NULL);
-        if (fd < 0) {
-            if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
-                /* Out of fds: free the oldest idle connections, else pause briefly
-                 * (a level-triggered listener would otherwise spin). */
-                if (w->lists[TT_CONN_IDLE]) {
-                    tt__worker_close_idle(w, TT_CLOSE_PRESSURE, 16);
-                    continue;
-                }
-                accept_pause(w);
-                tt_timer_start(loop, &w->resume, 100);
-            }
-            return;
-        }
-        tt__conn_accepted(w, fd);
-        if (w->shutting) return;
-    }
-}
-
-void tt__worker_conn_gone(tt__worker *w)
-{
-    if (!w->accepting && !w->shutting && w->nconns < w->max_conns && !tt_timer_armed(&w->resume))
-        accept_resume(w);
-    if (w->shutting && w->nconns == 0) tt_loop_stop(w->loop);
-}
-
 /* ---- shutdown ---- */
 
 static void on_drain_timeout(tt_loop *loop, tt_timer *t)
@@ -241,7 +210,7 @@ static void worker_begin_shutdown(tt__worker *w)
         return;
     }
     if (w->shutting) return;
-    accept_pause(w);
+    tt__accept_pause(w);
     w->shutting = 1;
     for (int a = 0; a < w->nls; a++) {
         close(w->ls[a].fd);
@@ -250,16 +219,11 @@ static void worker_begin_shutdown(tt__worker *w)
     tt__worker_close_idle(w, TT_CLOSE_SHUTDOWN, -1);
     /* Connections waiting for a first request byte have nothing in flight either; those with
      * a partial head may finish it (and get Connection: close) before the drain deadline. */
-    tt__conn *p = w->lists[TT_CONN_READING_HEAD];
-    int n = 0;
-    for (tt__conn *q = p; q; q = q->next) {
-        n++;
-        if (q->next == p) break;
-    }
-    for (int i = 0; i < n; i++) {
-        tt__conn *nx = p->next;
-        if (!(p->x && p->x->rbuf.len)) tt__conn_close(p, TT_CLOSE_SHUTDOWN);
-        p = nx;
+    tt__list *n, *tmp;
+    tt__list_each(&w->lists[TT_CONN_READING_HEAD], n, tmp)
+    {
+        tt__conn *c = tt__list_entry(n, tt__conn, link);
+        if (!(c->x && c->x->rbuf.len)) tt__conn_close(c, TT_CLOSE_SHUTDOWN);
     }
     tt_timer_start(w->loop, &w->drain, (uint64_t)s->cfg.drain_timeout_ms);
     if (w->nconns == 0) tt_loop_stop(w->loop);
@@ -288,79 +252,6 @@ static void on_signal(tt_loop *loop, int signo, void *data)
     if (s->kill_now) _exit(1);
 }
 
-/* ---- access log: per-worker buffer, written by a logger thread ---- */
-
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t log_cv = PTHREAD_COND_INITIALIZER;
-enum { LOG_CAP = 1 << 18 };
-static char *log_shared;
-static size_t log_shared_len;
-static int log_stop;
-static uint64_t log_dropped;
-
-void tt__access_log(struct tt_req *x)
-{
-    tt__conn *c = x->conn;
-    char line[512];
-    char peer[64] = "-";
-    tt_addr a;
-    if (c->io.fd >= 0 && tt_sock_peer(c->io.fd, &a) == 0) {
-        tt_addr_format(&a, peer, sizeof peer);
-        char *colon = strrchr(peer, ':');
-        if (colon) *colon = 0;
-    }
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    char ts[40];
-    strftime(ts, sizeof ts, "%d/%b/%Y:%H:%M:%S +0000", &tm);
-    int n = snprintf(
-        line, sizeof line, "%s - - [%s] \"%.*s %.*s HTTP/1.%d\" %d %lld\n", peer, ts,
-        (int)(x->req.method_len > 16 ? 16 : x->req.method_len), x->req.method ? x->req.method : "-",
-        (int)(x->req.target_len > 256 ? 256 : x->req.target_len),
-        x->req.target ? x->req.target : "-", x->req.minor_version, x->status, x->bytes_out);
-    if (n <= 0) return;
-    if ((size_t)n >= sizeof line) n = sizeof line - 1;
-    pthread_mutex_lock(&log_mu);
-    if (log_shared_len + (size_t)n <= LOG_CAP) {
-        memcpy(log_shared + log_shared_len, line, (size_t)n);
-        log_shared_len += (size_t)n;
-    } else {
-        log_dropped++; /* never block the loop on a slow log sink */
-    }
-    pthread_mutex_unlock(&log_mu);
-    pthread_cond_signal(&log_cv);
-}
-
-static void *log_thread(void *arg)
-{
-    int fd = *(int *)arg;
-    char *mine = malloc(LOG_CAP);
-    if (!mine) return NULL;
-    pthread_mutex_lock(&log_mu);
-    for (;;) {
-        while (!log_shared_len && !log_stop)
-            pthread_cond_wait(&log_cv, &log_mu);
-        if (!log_shared_len && log_stop) break;
-        size_t n = log_shared_len;
-        memcpy(mine, log_shared, n);
-        log_shared_len = 0;
-        pthread_mutex_unlock(&log_mu);
-        for (size_t off = 0; off < n;) {
-            ssize_t w = write(fd, mine + off, n - off);
-            if (w <= 0) {
-                if (w < 0 && errno == EINTR) continue;
-                break;
-            }
-            off += (size_t)w;
-        }
-        pthread_mutex_lock(&log_mu);
-    }
-    pthread_mutex_unlock(&log_mu);
-    free(mine);
-    return NULL;
-}
-
 /* ---- running ---- */
 
 static int worker_setup(tt__worker *w)
@@ -371,11 +262,10 @@ static int worker_setup(tt__worker *w)
     if (!w->pool) return -ENOMEM;
     w->t0 = tt_loop_now(w->loop);
     tt_timer_init(&w->drain, on_drain_timeout);
-    tt_timer_init(&w->resume, on_resume);
+    tt__accept_init(w);
     r = tt_async_init(w->loop, &w->wake, on_wake, w);
     if (r < 0) return r;
-    w->log = w->srv->cfg.access_log_fd > 0 ? (char *)1 : NULL;
-    accept_resume(w);
+    tt__accept_resume(w);
     return 0;
 }
 
@@ -388,10 +278,9 @@ static void worker_teardown(tt__worker *w)
             close(w->ls[a].fd);
             w->ls[a].fd = -1;
         }
-    tt__fcache_free(w);
-    while (w->free_x) {
-        struct tt_req *x = w->free_x;
-        w->free_x = x->next_free;
+    tt__list *n;
+    while ((n = tt__list_pop_front(&w->free_x))) {
+        struct tt_req *x = tt__list_entry(n, struct tt_req, free_link);
         free(x);
     }
     for (size_t i = 0; i < w->nslabs; i++)
@@ -410,6 +299,11 @@ static void *worker_main(void *arg)
 {
     tt__worker *w = arg;
     tt_loop_run(w->loop);
+    /* Per-worker state of the handlers (the static files' open-file cache) goes now, on the
+     * worker's own thread. */
+    const tt_server *s = w->srv;
+    for (int i = 0; i < s->nexit_hooks; i++)
+        s->exit_hooks[i].fn(s->exit_hooks[i].data);
     __atomic_sub_fetch(&w->srv->running, 1, __ATOMIC_SEQ_CST);
     tt_async_send(&w->srv->ctl_done);
     return NULL;
@@ -425,11 +319,7 @@ static void on_worker_done(tt_loop *loop, tt_async *a)
  * second signal is seen even when some workers have already finished draining. */
 TT_API int tt_server_run(tt_server *s, int handle_signals)
 {
-    int r = 0;
-    pthread_t lt;
-    int log_fd = s->cfg.access_log_fd;
-    int logging = log_fd > 0;
-    r = tt_loop_new(&s->ctl);
+    int r = tt_loop_new(&s->ctl);
     if (r == 0) r = tt_async_init(s->ctl, &s->ctl_done, on_worker_done, s);
     if (r == 0 && handle_signals) {
         signal(SIGPIPE, SIG_IGN);
@@ -438,20 +328,7 @@ TT_API int tt_server_run(tt_server *s, int handle_signals)
     }
     /* The log thread starts after the signals are blocked here, so it inherits the mask and
      * the kernel never delivers SIGTERM/SIGINT to it (that would kill the process). */
-    if (logging && r == 0) {
-        log_shared = malloc(LOG_CAP);
-        log_stop = 0;
-        if (!log_shared)
-            r = -ENOMEM;
-        else if (pthread_create(&lt, NULL, log_thread, &log_fd) != 0) {
-            free(log_shared);
-            log_shared = NULL;
-            r = -EAGAIN;
-        }
-        if (r < 0) logging = 0;
-    } else {
-        logging = 0;
-    }
+    if (r == 0) r = tt__alog_start(s);
     /* Every worker's loop is created here so shutdown can reach it from the first instant. */
     for (int i = 0; i < s->nworkers && r == 0; i++)
         r = worker_setup(&s->workers[i]);
@@ -478,14 +355,6 @@ TT_API int tt_server_run(tt_server *s, int handle_signals)
         tt_loop_free(s->ctl);
         s->ctl = NULL;
     }
-    if (logging) {
-        pthread_mutex_lock(&log_mu);
-        log_stop = 1;
-        pthread_cond_signal(&log_cv);
-        pthread_mutex_unlock(&log_mu);
-        pthread_join(lt, NULL);
-        free(log_shared);
-        log_shared = NULL;
-    }
+    tt__alog_stop(s);
     return r;
 }

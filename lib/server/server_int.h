@@ -1,6 +1,6 @@
 /* server_int.h — internal: the server's workers, connections and exchanges.
  *
- * Memory: a connection (tt__conn, ~112 bytes, slab-allocated per worker) holds no buffer while
+ * Memory: a connection (tt__conn, 128 bytes, slab-allocated per worker) holds no buffer while
  * idle. Everything a request needs (read and write buffers, parser, header array, response
  * state) lives in an exchange (struct tt_req), taken from a per-worker free list when bytes
  * arrive and given back when the connection goes idle. */
@@ -10,10 +10,12 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "common/list.h"
 #include "tether/buffer.h"
 #include "tether/http1.h"
 #include "tether/loop.h"
 #include "tether/server.h"
+#include "tether/stream.h"
 #include "tether/timer.h"
 
 #define TT__MAX_REQ_HEADERS 64
@@ -32,24 +34,24 @@
 typedef struct tt__worker tt__worker;
 typedef struct tt__conn tt__conn;
 
-/* Connection flags. */
+/* Connection flags: the connection's own decisions. Readiness (input pending, output blocked,
+ * the peer's FIN) is the stream's bookkeeping: tt_stream_can_read / can_write / eof. */
 enum {
-    TT__C_PEER_FIN = 1u << 0,     /* the peer sent FIN: no more input */
-    TT__C_WANT_WRITE = 1u << 1,   /* output blocked: waiting for EPOLLOUT */
-    TT__C_READABLE = 1u << 2,     /* input may be pending (we stopped reading early) */
-    TT__C_IN_PROC = 1u << 3,      /* inside conn_process (re-entrancy guard) */
-    TT__C_LINGER_DRAIN = 1u << 4, /* lingering: SHUT_WR done, draining input */
-    TT__C_ZOMBIE = 1u << 5,       /* closed while a handler holds the exchange */
-    TT__C_HEAD_STARTED = 1u << 6, /* header deadline armed for the current head */
-    TT__C_RDHUP = 1u << 7,        /* EPOLLRDHUP seen: read on until EOF (no short-read shortcut) */
+    TT__C_IN_PROC = 1u << 0,      /* inside conn_process (re-entrancy guard) */
+    TT__C_LINGER_DRAIN = 1u << 1, /* lingering: SHUT_WR done, draining input */
+    TT__C_ZOMBIE = 1u << 2,       /* closed while a handler holds the exchange */
+    TT__C_HEAD_STARTED = 1u << 3, /* header deadline armed for the current head */
 };
 
-/* A connection: small on purpose (see docs/bench-server.md). */
+/* tt__conn.closing when no close reason has been decided yet. */
+#define TT__CLOSE_NONE 0xffu
+
+/* A connection: small on purpose (<= 128 bytes, asserted by test_server.c). */
 struct tt__conn {
-    tt_io io;
-    tt_timer timer;
-    tt__conn *prev, *next; /* per-state list (or free list) */
-    struct tt_req *x;      /* exchange while active; NULL when idle */
+    tt_stream s;      /* the transport: socket, watcher, readiness */
+    tt_timer timer;   /* the one deadline (which one depends on the state) */
+    tt__list link;    /* per-state list, or the worker's free list */
+    struct tt_req *x; /* exchange while active; NULL when idle */
     tt__worker *w;
     uint32_t id;
     uint32_t born;     /* ms since the worker started */
@@ -58,11 +60,31 @@ struct tt__conn {
     uint32_t deadline; /* lingering: absolute end, ms since worker start */
     uint8_t state;     /* tt_conn_state */
     uint8_t flags;     /* TT__C_* */
-    uint8_t closing;   /* tt_close_reason decided for this connection (+1; 0 = none) */
-    uint8_t pad;
+    uint8_t closing;   /* tt_close_reason decided for this connection, or TT__CLOSE_NONE */
 };
 
-/* An exchange: one request and its response (public name tt_req / tt_res). */
+/* The response half of an exchange (public name tt_res): a distinct type from tt_req, so that
+ * swapping the two does not compile. Embedded in struct tt_req as `res`. */
+struct tt_res {
+    int status;
+    uint8_t started, finished, chunked, head_only;
+    uint8_t keep_alive;  /* decision for this response */
+    long long bytes_out; /* body bytes (access log) */
+    size_t nhdrs;
+    size_t store_used;
+    int file_fd;
+    off_t file_off;
+    size_t file_left;
+    /* flow control for streaming handlers (tt_res_on_drain) */
+    tt_res_drain_fn drain_fn;
+    void *drain_data;
+    size_t drain_low;
+    tt_defer drain_defer;
+    tt_header hdrs[TT__MAX_RES_HEADERS];
+    char store[TT__RES_STORE];
+};
+
+/* An exchange: one request and its response (public names tt_req and, for res, tt_res). */
 struct tt_req {
     tt__conn *conn;
     tt_buf rbuf, wbuf;
@@ -76,29 +98,19 @@ struct tt_req {
     uint64_t discard; /* body bytes still to discard after the response */
     const char *path, *query;
     size_t path_len, query_len;
-    /* response */
-    int status;
-    int started, finished, chunked, head_only, close_req, sent_continue, handling;
-    int keep_alive; /* decision for this response */
-    long long res_len;
-    size_t nres;
-    size_t store_used;
-    tt_header res_hdrs[TT__MAX_RES_HEADERS];
-    char store[TT__RES_STORE];
-    int file_fd;
-    off_t file_off;
-    size_t file_left;
-    /* flow control for streaming handlers (tt_res_on_drain) */
-    tt_res_drain_fn drain_fn;
-    void *drain_data;
-    size_t drain_low;
-    tt_defer drain_defer;
-    /* access log */
-    long long bytes_out;
+    uint8_t sent_continue; /* "100 Continue" queued */
+    uint8_t handling;      /* a handler owns the exchange (until tt_res_end) */
+    struct tt_res res;
     tt_header hdrs[TT__MAX_REQ_HEADERS];
     tt_header trailers[TT__MAX_TRAILERS]; /* views after the body in rbuf (dec.num_trailers) */
-    struct tt_req *next_free;
+    tt__list free_link;                   /* on the worker's free list while unused */
 };
+
+/* The exchange of a response writer. */
+static inline struct tt_req *tt__x_of(const tt_res *res)
+{
+    return tt_container_of(res, struct tt_req, res);
+}
 
 typedef struct tt__listener {
     tt_io io;
@@ -126,43 +138,101 @@ struct tt__worker {
     uint32_t nconns;
     uint32_t max_conns;
     uint64_t rng;
-    tt__conn *lists[TT_CONN_NSTATES]; /* heads (oldest first), circular via prev of head */
-    tt__conn *free_conns;
+    void (*conn_gone)(tt__worker *w); /* accept.c: a connection closed (resume accepting) */
+    tt__list lists[TT_CONN_NSTATES];  /* per-state connections, oldest first */
+    tt__list free_conns;
     void **slabs;
     size_t nslabs, cap_slabs;
-    struct tt_req *free_x;
+    tt__list free_x; /* unused exchanges, most recent first */
     uint32_t nfree_x;
     tt__stats stats;
-    /* access log */
-    char *log;
-    size_t log_len;
-    struct tt__fcache *fcache; /* static.c: open files, NULL until the first static request */
 };
+
+/* The per-server access log (accesslog.c): workers append lines to a shared buffer under the
+ * server's own lock, a logger thread writes them to the fd. Nothing is process-global. */
+typedef struct tt__alog {
+    int fd; /* > 0 while logging */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char *buf;
+    size_t len;
+    int stop;
+    uint64_t dropped;
+    pthread_t thread;
+} tt__alog;
 
 struct tt_server {
     tt_server_config cfg;
     tt_addr addrs[TT_SERVER_MAX_LISTEN];
+    tt_route routes[TT_SERVER_MAX_ROUTES + 1]; /* cfg's routes, the root mount first */
+    int nroutes;
     int nworkers;
     tt__worker *workers;
     int port;
     volatile int shutdown_count;
     int kill_now;
+    int no_sendfile;   /* testing knob: serve files with pread + write (the TLS path) */
     tt_loop *ctl;      /* the calling thread's control loop: signals, waits for workers */
     tt_async ctl_done; /* a worker finished */
     int running;       /* workers still running (atomic) */
+    tt__alog log;
+    struct {
+        void (*fn)(void *data);
+        void *data;
+    } exit_hooks[TT_SERVER_MAX_EXIT_HOOKS]; /* tt_server_on_worker_exit */
+    int nexit_hooks;
 };
 
-/* conn.c */
+/* Decide to close c after this exchange for reason, unless a reason was decided already. */
+static inline void tt__conn_closing(tt__conn *c, int reason)
+{
+    if (c->closing == TT__CLOSE_NONE) c->closing = (uint8_t)reason;
+}
+
+/* ms since the worker started (loop time). */
+static inline uint32_t tt__worker_now(tt__worker *w)
+{
+    return (uint32_t)(tt_loop_now(w->loop) - w->t0);
+}
+
+/* The id of a connection, unique per server (worker index in the high half). */
+static inline uint64_t tt__conn_id(const tt__conn *c)
+{
+    return ((uint64_t)c->w->index << 32) | c->id;
+}
+
+/* conn.c: the state machine */
 void tt__conn_accepted(tt__worker *w, int fd);
 void tt__conn_close(tt__conn *c, int reason);
 void tt__worker_close_idle(tt__worker *w, int reason, int max);
 void tt__worker_free_all(tt__worker *w);
-uint32_t tt__worker_now(tt__worker *w);
-/* server.c */
-void tt__worker_conn_gone(tt__worker *w);
-/* static.c: close the worker's cached files */
-void tt__fcache_free(tt__worker *w);
-/* access log (server.c) */
+/* A streaming handler wrote outside the loop's processing: send now. 0, or -EPIPE when the
+ * connection failed (it is then closed). */
+int tt__conn_push(tt__conn *c);
+/* The handler finished the exchange (tt_res_end): log it, drop the request, carry on. */
+void tt__conn_exchange_end(struct tt_req *x);
+/* A drain callback was asked for (tt_res_on_drain): check it from the loop. */
+void tt__conn_drain_queue(struct tt_req *x);
+
+/* exchange.c: exchanges and the response head (below conn.c and response.c) */
+struct tt_req *tt__x_get(tt__conn *c);
+void tt__x_put(tt__conn *c);
+/* Make room for want more input bytes in x->rbuf, moving the request views along. */
+int tt__x_reserve(struct tt_req *x, tt__worker *w, size_t want);
+void tt__x_split_target(struct tt_req *x);
+/* Pack the decoded trailer fields at dst (the views follow); the bytes used. */
+size_t tt__x_trailers_pack(struct tt_req *x, char *dst);
+int tt__res_add_header(struct tt_res *r, const char *name, const char *value);
+int tt__res_begin(struct tt_req *x, int status, long long length);
+
+/* accept.c */
+void tt__accept_init(tt__worker *w); /* the resume timer and w->conn_gone */
+void tt__accept_resume(tt__worker *w);
+void tt__accept_pause(tt__worker *w);
+
+/* accesslog.c */
+int tt__alog_start(tt_server *s);
+void tt__alog_stop(tt_server *s);
 void tt__access_log(struct tt_req *x);
 
 #endif

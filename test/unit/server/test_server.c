@@ -13,6 +13,7 @@
 
 #include "server/server_int.h"
 #include "tether.h"
+#include "helpers.h"
 
 static tt_conn_info last_info;
 
@@ -23,56 +24,6 @@ static void info_handler(tt_req *req, tt_res *res, void *data)
     char body[64];
     int n = snprintf(body, sizeof body, "requests=%u", last_info.requests);
     tt_res_send(res, 200, "text/plain", body, (size_t)n);
-}
-
-static void *run_thread(void *arg)
-{
-    tt_server_run(arg, 0);
-    return NULL;
-}
-
-static int connect_port(int port)
-{
-    char a[64];
-    snprintf(a, sizeof a, "127.0.0.1:%d", port);
-    tt_addr addr;
-    cr_assert_eq(tt_addr_parse(&addr, a), 0);
-    int fd = tt_connect_timeout(&addr, 2000);
-    cr_assert_geq(fd, 0);
-    int fl = 0;
-    (void)fl;
-    return fd;
-}
-
-/* Blocking-enough read of one small response (up to its body end marker). */
-static size_t read_some(int fd, char *buf, size_t size, const char *until)
-{
-    size_t got = 0;
-    for (int i = 0; i < 2000 && got < size - 1; i++) {
-        ssize_t n = recv(fd, buf + got, size - 1 - got, 0);
-        if (n > 0) {
-            got += (size_t)n;
-            buf[got] = 0;
-            if (strstr(buf, until)) break;
-        } else if (n == 0) {
-            break;
-        } else {
-            usleep(1000);
-        }
-    }
-    buf[got] = 0;
-    return got;
-}
-
-static uint64_t wait_closes(tt_server *srv, int reason, uint64_t want)
-{
-    tt_server_stats st;
-    for (int i = 0; i < 2000; i++) {
-        tt_server_stats_get(srv, -1, &st);
-        if (st.closes[reason] >= want) break;
-        usleep(1000);
-    }
-    return st.closes[reason];
 }
 
 Test(server, idle_connection_is_small)
@@ -113,7 +64,7 @@ Test(server, counters_and_conn_info)
     cr_assert_eq(tt_server_workers(srv), 2);
     cr_assert_eq(tt_server_get_config(srv)->keepalive_timeout_ms, 75000);
     pthread_t th;
-    pthread_create(&th, NULL, run_thread, srv);
+    pthread_create(&th, NULL, helper_run_thread, srv);
 
     /* three requests on one connection: the third is the last (max requests) */
     int fd = connect_port(port);
@@ -191,7 +142,7 @@ static void stream_more(tt_res *res, void *data)
 {
     stream_state *s = data;
     s->drains++;
-    if (tt_req_aborted(res)) {
+    if (tt_res_aborted(res)) {
         s->aborted = 1;
         tt_res_end(res);
         s->ended = 1;
@@ -237,7 +188,7 @@ static tt_server *start_server(tt_handler_fn fn, pthread_t *th, int *port)
     tt_server *srv;
     cr_assert_eq(tt_server_new(&srv, &cfg), 0);
     *port = tt_server_port(srv);
-    pthread_create(th, NULL, run_thread, srv);
+    pthread_create(th, NULL, helper_run_thread, srv);
     return srv;
 }
 
@@ -391,4 +342,86 @@ Test(server, request_trailers_reach_the_handler)
     tt_server_shutdown(srv);
     pthread_join(th, NULL);
     tt_server_free(srv);
+}
+
+/* ---- worker-exit hooks, the static-file mount ---- */
+
+static void count_exit(void *data)
+{
+    __atomic_add_fetch((int *)data, 1, __ATOMIC_SEQ_CST);
+}
+
+Test(server, worker_exit_hooks_run_once_per_worker)
+{
+    static int exits;
+    tt_server_config cfg;
+    helper_config(&cfg);
+    cfg.workers = 2;
+    tt_server *srv;
+    cr_assert_eq(tt_server_new(&srv, &cfg), 0);
+    cr_assert_eq(tt_server_on_worker_exit(srv, count_exit, &exits), 0);
+    for (int i = 1; i < TT_SERVER_MAX_EXIT_HOOKS; i++)
+        cr_assert_eq(tt_server_on_worker_exit(srv, count_exit, &exits), 0);
+    cr_assert_eq(tt_server_on_worker_exit(srv, count_exit, &exits), -ENOSPC);
+    pthread_t th;
+    helper_start(srv, &th);
+    usleep(50 * 1000);
+    cr_assert_eq(__atomic_load_n(&exits, __ATOMIC_SEQ_CST), 0);
+    helper_stop(srv, th);
+    cr_assert_eq(exits, 2 * TT_SERVER_MAX_EXIT_HOOKS);
+}
+
+static void user_root(tt_req *req, tt_res *res, void *data)
+{
+    (void)req;
+    (void)data;
+    tt_res_send(res, 200, "text/plain", "user route", 10);
+}
+
+static void get(int port, const char *path, char *buf, size_t size, const char *until)
+{
+    int fd = connect_port(port);
+    char rq[256];
+    int n = snprintf(rq, sizeof rq, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
+    cr_assert_eq(send(fd, rq, (size_t)n, 0), n);
+    read_some(fd, buf, size, until);
+    close(fd);
+}
+
+/* cfg.root is mounted as an ordinary "/" route: longer prefixes win, and so does a "/" route
+ * of the application. */
+Test(server, root_is_an_ordinary_route)
+{
+    char dir[] = "/tmp/tt-root-XXXXXX", path[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/a.txt", dir);
+    FILE *f = fopen(path, "w");
+    fputs("file a", f);
+    fclose(f);
+    char buf[4096];
+    for (int with_user_root = 0; with_user_root < 2; with_user_root++) {
+        tt_server_config cfg;
+        helper_config(&cfg);
+        cfg.root = dir;
+        tt_server_config_route(&cfg, "/api", info_handler, NULL);
+        if (with_user_root) tt_server_config_route(&cfg, "/", user_root, NULL);
+        tt_server *srv;
+        cr_assert_eq(tt_server_new(&srv, &cfg), 0);
+        cr_assert_eq(tt_server_get_config(srv)->nroutes, 1 + with_user_root, "cfg is the caller's");
+        pthread_t th;
+        helper_start(srv, &th);
+        int port = tt_server_port(srv);
+        get(port, "/api/x", buf, sizeof buf, "requests=");
+        cr_assert(strstr(buf, "requests=1"), "%s", buf);
+        get(port, "/a.txt", buf, sizeof buf, with_user_root ? "user route" : "file a");
+        cr_assert(strstr(buf, with_user_root ? "user route" : "file a"), "%s", buf);
+        if (!with_user_root) {
+            cr_assert(strstr(buf, "ETag: "), "%s", buf);
+            get(port, "/missing", buf, sizeof buf, "\r\n\r\n");
+            cr_assert(!strncmp(buf, "HTTP/1.1 404 ", 13), "%s", buf);
+        }
+        helper_stop(srv, th);
+    }
+    unlink(path);
+    rmdir(dir);
 }

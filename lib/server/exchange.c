@@ -1,0 +1,192 @@
+/* exchange.c — exchanges (one request and its response, struct tt_req) taken from and given
+ * back to the worker's free list; the response head (headers, the keep-alive decision, the
+ * serialized head in the write buffer); the message in the read buffer (room without losing the
+ * request views, path and query, packed trailers). Below both conn.c (which answers protocol
+ * errors with it) and response.c (the public tt_res_* writer); it calls neither. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/server_int.h"
+
+struct tt_req *tt__x_get(tt__conn *c)
+{
+    tt__worker *w = c->w;
+    tt__list *n = tt__list_pop_front(&w->free_x);
+    struct tt_req *x;
+    if (n) {
+        x = tt__list_entry(n, struct tt_req, free_link);
+        w->nfree_x--;
+    } else {
+        x = malloc(sizeof *x);
+        if (!x) return NULL;
+    }
+    memset(x, 0, offsetof(struct tt_req, hdrs));
+    x->conn = c;
+    x->res.file_fd = -1;
+    x->req.headers = x->hdrs;
+    x->req.max_headers = TT__MAX_REQ_HEADERS;
+    c->x = x;
+    return x;
+}
+
+void tt__x_put(tt__conn *c)
+{
+    struct tt_req *x = c->x;
+    tt__worker *w = c->w;
+    if (!x) return;
+    if (x->res.drain_defer.queued) tt_defer_cancel(w->loop, &x->res.drain_defer);
+    tt_buf_release(&x->rbuf, w->pool);
+    tt_buf_release(&x->wbuf, w->pool);
+    if (x->res.file_fd >= 0) close(x->res.file_fd);
+    c->x = NULL;
+    if (w->nfree_x < 256) {
+        tt__list_push_front(&w->free_x, &x->free_link);
+        w->nfree_x++;
+    } else {
+        free(x);
+    }
+}
+
+int tt__res_add_header(struct tt_res *r, const char *name, const char *value)
+{
+    if (r->started) return -EALREADY;
+    size_t nl = strlen(name), vl = strlen(value);
+    if (r->nhdrs >= TT__MAX_RES_HEADERS - 2 || r->store_used + nl + vl > TT__RES_STORE)
+        return -ENOSPC;
+    char *p = r->store + r->store_used;
+    memcpy(p, name, nl);
+    memcpy(p + nl, value, vl);
+    r->hdrs[r->nhdrs++] = (tt_header){p, nl, p + nl, vl};
+    r->store_used += nl + vl;
+    return 0;
+}
+
+/* Serialize the response head into the write buffer (Server, Keep-Alive, Date and framing
+ * added here) and settle keep-alive: a response that cannot keep the connection marks it
+ * closing. 0, -EALREADY or -ENOMEM. */
+int tt__res_begin(struct tt_req *x, int status, long long length)
+{
+    struct tt_res *r = &x->res;
+    tt__conn *c = x->conn;
+    tt__worker *w = c->w;
+    const tt_server_config *cfg = &w->srv->cfg;
+    if (r->started) return -EALREADY;
+    r->started = 1;
+    r->status = status;
+    if (length < 0 && x->req.minor_version == 0) r->keep_alive = 0; /* close-delimited */
+    size_t n = r->nhdrs;
+    if (cfg->server_name[0])
+        r->hdrs[n++] = (tt_header){"Server", 6, cfg->server_name, strlen(cfg->server_name)};
+    char ka[48];
+    if (r->keep_alive && status >= 200) {
+        int t = cfg->keepalive_timeout_ms / 1000;
+        if (t >= 2) t -= 1; /* a little below the real deadline */
+        long max = c->maxreq ? (long)(c->maxreq - c->nreq) : -1;
+        size_t kl = tt_http1_keepalive_format(ka, sizeof ka, t, max);
+        r->hdrs[n++] = (tt_header){"Keep-Alive", 10, ka, kl};
+    }
+    tt_http1_response_head h = {.status = status,
+                                .headers = r->hdrs,
+                                .num_headers = n,
+                                .content_length = length,
+                                .request_minor = x->req.minor_version,
+                                .head_request = r->head_only,
+                                .keep_alive = r->keep_alive,
+                                .date = 1};
+    size_t want = 512;
+    for (;;) {
+        char *p = tt_buf_reserve(&x->wbuf, w->pool, want);
+        if (!p) return -ENOMEM;
+        size_t space = tt_buf_space(&x->wbuf);
+        size_t need = tt_http1_serialize_response(p, space, &h);
+        if (need <= space) {
+            tt_buf_commit(&x->wbuf, need);
+            break;
+        }
+        want = need;
+        h.keep_alive = r->keep_alive;
+    }
+    r->chunked = h.body == TT_HTTP1_BODY_CHUNKED;
+    if (!h.keep_alive) r->keep_alive = 0;
+    if (!r->keep_alive) tt__conn_closing(c, TT_CLOSE_CONN_CLOSE);
+    return 0;
+}
+
+/* ---- the message in the read buffer ---- */
+
+static void rebase(struct tt_req *x, const char *old)
+{
+    ptrdiff_t d = x->rbuf.data - old;
+    /* While the head is incomplete the parser rebases its own results on the next call (it
+     * remembers the buffer address): rebasing here too would move them twice. */
+    if (!d || !old || !x->head_len) return;
+#define RB(p)                                                                                      \
+    if (p) (p) += d
+    RB(x->req.method);
+    RB(x->req.target);
+    RB(x->req.host);
+    RB(x->path);
+    RB(x->query);
+    for (size_t i = 0; i < x->req.num_headers; i++) {
+        RB(x->hdrs[i].name);
+        RB(x->hdrs[i].value);
+    }
+#undef RB
+}
+
+/* Make room for want more input bytes without invalidating the request views. */
+int tt__x_reserve(struct tt_req *x, tt__worker *w, size_t want)
+{
+    const char *old = x->rbuf.data;
+    if (!tt_buf_reserve(&x->rbuf, w->pool, want)) return -ENOMEM;
+    rebase(x, old);
+    return 0;
+}
+
+/* Split the request-target into path and query (absolute-form: skip scheme://authority). */
+void tt__x_split_target(struct tt_req *x)
+{
+    const char *t = x->req.target;
+    size_t n = x->req.target_len;
+    if (x->req.target_form == TT_HTTP1_TARGET_ABSOLUTE) { /* skip scheme://authority */
+        const char *s = memchr(t, ':', n);
+        if (s && (size_t)(s - t) + 3 <= n && s[1] == '/' && s[2] == '/') {
+            const char *p = memchr(s + 3, '/', n - (size_t)(s + 3 - t));
+            if (p) {
+                n -= (size_t)(p - t);
+                t = p;
+            } else {
+                t = "/";
+                n = 1;
+            }
+        }
+    }
+    const char *q = memchr(t, '?', n);
+    x->path = t;
+    x->path_len = q ? (size_t)(q - t) : n;
+    if (q) {
+        x->query = q + 1;
+        x->query_len = n - x->path_len - 1;
+    }
+}
+
+/* Copy the decoded trailer fields' names and values to dst (back to back, in order; every copy
+ * moves bytes down, never over one still to be read) and point the views there. Returns the
+ * bytes used. */
+size_t tt__x_trailers_pack(struct tt_req *x, char *dst)
+{
+    size_t n = x->dec.num_trailers < TT__MAX_TRAILERS ? x->dec.num_trailers : TT__MAX_TRAILERS;
+    char *o = dst;
+    for (size_t i = 0; i < n; i++) {
+        tt_header *h = &x->trailers[i];
+        memmove(o, h->name, h->name_len);
+        h->name = o;
+        o += h->name_len;
+        memmove(o, h->value, h->value_len);
+        h->value = o;
+        o += h->value_len;
+    }
+    return (size_t)(o - dst);
+}

@@ -1,0 +1,130 @@
+/* response.c — the response writer (tt_res_*): headers, the head, body bytes and files,
+ * flow control for streaming handlers, and the end of the exchange. The bytes go to the
+ * exchange's write buffer; conn.c sends them. */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/api.h"
+#include "server/server_int.h"
+
+TT_API int tt_res_header(tt_res *res, const char *name, const char *value)
+{
+    return tt__res_add_header(res, name, value);
+}
+
+TT_API void tt_res_close(tt_res *res)
+{
+    if (!res->started) {
+        res->keep_alive = 0;
+        tt__conn_closing(tt__x_of(res)->conn, TT_CLOSE_CONN_CLOSE);
+    }
+}
+
+TT_API int tt_res_start(tt_res *res, int status, long long length)
+{
+    struct tt_req *x = tt__x_of(res);
+    if (x->conn->state == TT_CONN_CLOSED) {
+        res->started = 1;
+        return 0;
+    }
+    return tt__res_begin(x, status, length);
+}
+
+TT_API int tt_res_write(tt_res *res, const void *data, size_t len)
+{
+    struct tt_req *x = tt__x_of(res);
+    tt__conn *c = x->conn;
+    tt_bufpool *pool = c->w->pool;
+    if (!res->started) {
+        int r = tt_res_start(res, 200, -1);
+        if (r < 0) return r;
+    }
+    if (c->state == TT_CONN_CLOSED || res->head_only || !len) return 0;
+    res->bytes_out += (long long)len;
+    if (res->chunked) {
+        char hb[TT_HTTP1_CHUNK_HEADER_MAX];
+        size_t hl = tt_http1_chunk_header(hb, len);
+        if (tt_buf_append(&x->wbuf, pool, hb, hl) < 0 ||
+            tt_buf_append(&x->wbuf, pool, data, len) < 0 ||
+            tt_buf_append(&x->wbuf, pool, "\r\n", 2) < 0)
+            return -ENOMEM;
+    } else if (tt_buf_append(&x->wbuf, pool, data, len) < 0) {
+        return -ENOMEM;
+    }
+    /* A streaming (async) handler: push bytes out now. */
+    if (!(c->flags & TT__C_IN_PROC) && x->wbuf.len > 0) return tt__conn_push(c);
+    return 0;
+}
+
+TT_API int tt_res_sendfile(tt_res *res, int fd, off_t offset, size_t len)
+{
+    if (!res->started || res->chunked || tt__x_of(res)->conn->state == TT_CONN_CLOSED ||
+        res->head_only || res->file_fd >= 0 || !len) {
+        close(fd);
+        return res->file_fd >= 0 ? -EBUSY : 0;
+    }
+    res->file_fd = fd;
+    res->file_off = offset;
+    res->file_left = len;
+    res->bytes_out += (long long)len;
+    return 0;
+}
+
+TT_API size_t tt_res_pending(const tt_res *res)
+{
+    return tt__x_of(res)->wbuf.len + res->file_left;
+}
+
+TT_API int tt_res_on_drain(tt_res *res, size_t low, tt_res_drain_fn fn, void *data)
+{
+    if (res->finished || !fn) return res->finished ? -EALREADY : -EINVAL;
+    res->drain_fn = fn;
+    res->drain_data = data;
+    res->drain_low = low;
+    /* Checked after this iteration's flush; never re-entrantly from here. */
+    tt__conn_drain_queue(tt__x_of(res));
+    return 0;
+}
+
+TT_API int tt_res_end(tt_res *res)
+{
+    struct tt_req *x = tt__x_of(res);
+    tt__conn *c = x->conn;
+    tt__worker *w = c->w;
+    if (!res->started) {
+        int r = tt_res_start(res, res->status ? res->status : 200, 0);
+        if (r < 0) return r;
+    }
+    if (res->chunked && c->state != TT_CONN_CLOSED && !res->head_only)
+        tt_buf_append(&x->wbuf, w->pool, "0\r\n\r\n", 5);
+    res->drain_fn = NULL;
+    if (res->drain_defer.queued) tt_defer_cancel(w->loop, &res->drain_defer);
+    x->handling = 0;
+    res->finished = 1;
+    tt__conn_exchange_end(x);
+    return 0;
+}
+
+TT_API int tt_res_send(tt_res *res, int status, const char *content_type, const void *body,
+                       size_t len)
+{
+    if (content_type && !res->started) tt_res_header(res, "Content-Type", content_type);
+    int r = tt_res_start(res, status, (long long)len);
+    if (r < 0) return r;
+    if (len) {
+        r = tt_res_write(res, body, len);
+        if (r < 0) return r;
+    }
+    return tt_res_end(res);
+}
+
+TT_API tt_req *tt_res_req(tt_res *res)
+{
+    return tt__x_of(res);
+}
+
+TT_API int tt_res_aborted(const tt_res *res)
+{
+    return tt__x_of(res)->conn->state == TT_CONN_CLOSED;
+}
