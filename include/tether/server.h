@@ -260,6 +260,12 @@ void tt_res_close(tt_res *res);
 int tt_res_aborted(const tt_res *res);
 /* The request this response answers (valid as long as res). */
 tt_req *tt_res_req(tt_res *res);
+#if !defined(__cplusplus) && defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+/* Source compatibility: tt_res was once the same type as tt_req, and code that asked
+ * tt_req_aborted(res) keeps compiling (and means tt_res_aborted). */
+#define tt_req_aborted(x)                                                                          \
+    _Generic((x), tt_res *: tt_res_aborted, const tt_res *: tt_res_aborted, default: tt_req_aborted)(x)
+#endif
 
 /* Static files under root for req (GET/HEAD, 304, 206, 404, 405): the built-in file handler
  * (route data: a const char * root directory that outlives the server). It keeps a per-worker

@@ -139,7 +139,7 @@ TT_API tt_server *tt_req_server(const tt_req *req)
 {
     return req->conn->w->srv;
 }
-TT_API int tt_req_aborted(const tt_req *req)
+TT_API int(tt_req_aborted)(const tt_req *req)
 {
     return req->conn->state == TT_CONN_CLOSED;
 }

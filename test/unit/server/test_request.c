@@ -16,8 +16,10 @@ static void method_echo(tt_req *req, tt_res *res, void *data)
 {
     (void)data;
     char out[64];
+    /* tt_req_aborted(res): the source-compatibility macro sends a response to tt_res_aborted */
     int n = snprintf(out, sizeof out, "id=%d same=%d aborted=%d", (int)tt_req_method_id(req),
-                     tt_res_req(res) == req, tt_res_aborted(res));
+                     tt_res_req(res) == req,
+                     tt_res_aborted(res) + tt_req_aborted(res) + tt_req_aborted(req));
     tt_res_send(res, 200, "text/plain", out, (size_t)n);
 }
 
