@@ -2,12 +2,13 @@
  *
  * The decoder is a byte-granular state machine (sizes and extensions are never rescanned);
  * data bytes are moved down over the framing with memmove. The trailer section is parsed
- * line by line with the head parser's strictness; a partial trailer section stays
- * unconsumed (its accepted lines are remembered by offset). */
+ * line by line with the head's field-line grammar (field_line.h); a partial trailer section
+ * stays unconsumed (its accepted lines are remembered by offset). */
 #include <string.h>
 
 #include "common/api.h"
 #include "http1/chars.h"
+#include "http1/scan.h"
 #include "tether/http1.h"
 
 enum {
@@ -89,77 +90,48 @@ static int forbidden_trailer(const char *n, size_t len)
     return 0;
 }
 
-/* Parse trailer lines in t[tpos, tn). Returns 1 done (*endp = section length), 0 need more,
- * or -1 (d->error). */
+/* Parse trailer lines in t[tpos, tn) with the head's field-line grammar (a cut line is parsed
+ * again from its start next time). Returns 1 done (*endp = section length), 0 need more, or -1
+ * (d->error). */
 static int parse_trailers(tt_http1_chunked_decoder *d, const char *t, size_t tn, size_t *endp)
 {
     size_t maxt = d->max_trailer ? d->max_trailer : DEFAULT_MAX_TRAILER;
     size_t end = tn < maxt ? tn : maxt;
-    size_t pos = d->tpos;
+    int (*line)(const char *, size_t, size_t, tt__fline *) = tt__http1_scan_ops()->field_line;
+    tt__fline fl = {.phase = TT__FL_START, .pos = d->tpos};
     for (;;) {
-        size_t ls = pos;
-        if (pos >= end) goto more;
-        if (t[pos] == '\r') {
-            if (pos + 1 >= end) goto more;
-            if (t[pos + 1] != '\n') goto eol;
-            *endp = pos + 2;
+        int rc = line(t, end, SIZE_MAX, &fl);
+        if (rc == TT__FL_END) {
+            *endp = fl.pos;
             return 1;
         }
-        if (t[pos] == '\n') goto eol;
-        if (TT__IS(t[pos], TT__C_OWS)) goto bad;
-        while (pos < end && TT__IS(t[pos], TT__C_TCHAR))
-            pos++;
-        if (pos >= end) goto more_line;
-        if (t[pos] != ':' || pos == ls) goto bad;
-        size_t ne = pos++;
-        while (pos < end && TT__IS(t[pos], TT__C_OWS))
-            pos++;
-        size_t vs = pos;
-        while (pos < end && TT__IS(t[pos], TT__C_VALUE | TT__C_OWS))
-            pos++;
-        if (pos >= end) goto more_line;
-        if (t[pos] != '\r') {
-            if (t[pos] == '\n') goto eol;
-            goto bad;
+        if (rc == TT__FL_MORE) {
+            if (end < maxt) return 0; /* d->tpos: the cut line's start */
+            d->error = TT_HTTP1_E_TRAILER_TOO_LARGE;
+            return -1;
         }
-        if (pos + 1 >= end) goto more_line;
-        if (t[pos + 1] != '\n') goto eol;
-        size_t ve = pos;
-        while (ve > vs && TT__IS(t[ve - 1], TT__C_OWS))
-            ve--;
-        pos += 2;
-        if (forbidden_trailer(t + ls, ne - ls)) goto bad;
+        if (rc != TT__FL_FIELD) {
+            d->error = rc == TT_HTTP1_E_EOL ? TT_HTTP1_E_CHUNK_EOL : TT_HTTP1_E_TRAILER;
+            return -1;
+        }
+        if (forbidden_trailer(t + fl.name, fl.name_end - fl.name)) {
+            d->error = TT_HTTP1_E_TRAILER;
+            return -1;
+        }
         if (d->trailers) {
             if (d->num_trailers >= d->max_trailers) {
                 d->error = TT_HTTP1_E_TRAILER_TOO_LARGE;
                 return -1;
             }
             tt_header *h = &d->trailers[d->num_trailers];
-            h->name = t + ls;
-            h->name_len = ne - ls;
-            h->value = t + vs;
-            h->value_len = ve - vs;
+            h->name = t + fl.name;
+            h->name_len = fl.name_end - fl.name;
+            h->value = t + fl.value;
+            h->value_len = fl.value_end - fl.value;
         }
         d->num_trailers++;
-        d->tpos = pos;
-        continue;
-    more_line:
-        pos = ls;
-        /* fall through */
-    more:
-        d->tpos = pos;
-        if (end == maxt) {
-            d->error = TT_HTTP1_E_TRAILER_TOO_LARGE;
-            return -1;
-        }
-        return 0;
+        d->tpos = fl.pos;
     }
-eol:
-    d->error = TT_HTTP1_E_CHUNK_EOL;
-    return -1;
-bad:
-    d->error = TT_HTTP1_E_TRAILER;
-    return -1;
 }
 
 TT_API long tt_http1_chunked_decode(tt_http1_chunked_decoder *d, char *buf, size_t len,

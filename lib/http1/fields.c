@@ -1,0 +1,84 @@
+/* fields.c — a head's field section: field lines up to the empty line (RFC 9112 §5). Each line
+ * goes through the shared field-line grammar (field_line.h, at the CPU level chosen in scan.c);
+ * this file stores the fields, applies their semantics (framing.c) and keeps a line that is cut
+ * by the end of the input as offsets in the parser, to resume exactly there. */
+#include "common/api.h"
+#include "http1/chars.h"
+#include "http1/head.h"
+#include "tether/http1.h"
+
+TT_API const tt_header *tt_http1_find_header(const tt_header *h, size_t n, const char *name,
+                                             size_t name_len)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (h[i].name_len != name_len) continue;
+        size_t k = 0;
+        while (k < name_len &&
+               tt__http1_lower[(uint8_t)h[i].name[k]] == tt__http1_lower[(uint8_t)name[k]])
+            k++;
+        if (k == name_len) return &h[i];
+    }
+    return NULL;
+}
+
+/* Where the previous call stopped: the field line's phase and offsets. A name already scanned
+ * sits in hdr[nhdr] (rebased by the driver when the buffer moved). */
+static void load(const tt__head *h, tt__fline *fl)
+{
+    const tt_http1_parser *p = h->p;
+    fl->phase = (tt__fl_phase)(p->state - S_FIELD);
+    fl->pos = p->pos;
+    fl->name = fl->value = p->tok;
+    fl->name_end = 0;
+    fl->value_end = p->tok2;
+    if (fl->phase >= TT__FL_OWS) {
+        const tt_header *f = &h->hdr[p->nhdr];
+        fl->name = (size_t)(f->name - h->buf);
+        fl->name_end = fl->name + f->name_len;
+    }
+}
+
+/* Keep a cut field line for the next call. */
+static int save(tt__head *h, const tt__fline *fl)
+{
+    tt_http1_parser *p = h->p;
+    if (fl->phase >= TT__FL_OWS) {
+        tt_header *f = &h->hdr[p->nhdr];
+        f->name = h->buf + fl->name;
+        f->name_len = fl->name_end - fl->name;
+    }
+    p->tok = fl->phase == TT__FL_NAME ? fl->name : fl->value;
+    p->tok2 = fl->value_end;
+    return tt__head_more(h, fl->pos, S_FIELD + (uint32_t)fl->phase);
+}
+
+int tt__http1_fields(tt__head *h)
+{
+    tt_http1_parser *p = h->p;
+    const char *buf = h->buf;
+    int (*line)(const char *, size_t, size_t, tt__fline *) = h->scan->field_line;
+    tt__fline fl;
+    load(h, &fl);
+    for (;;) {
+        size_t room = h->max_fields > p->nhdr ? h->max_fields - p->nhdr : 0;
+        int rc = line(buf, h->end, room, &fl);
+        if (rc == TT__FL_FIELD) {
+            tt_header *f = &h->hdr[p->nhdr++];
+            f->name = buf + fl.name;
+            f->name_len = fl.name_end - fl.name;
+            f->value = buf + fl.value;
+            f->value_len = fl.value_end - fl.value;
+            if (f->name_len < 32 && (TT__SEMANTIC_LENGTHS >> f->name_len & 1)) {
+                tt_http1_error e = tt__http1_field_semantics(h, f);
+                if (e) return tt__head_fail(h, fl.pos, e);
+            }
+            continue;
+        }
+        if (rc == TT__FL_END) {
+            p->pos = fl.pos;
+            return TT__HEAD_DONE;
+        }
+        if (rc == TT__FL_MORE) return save(h, &fl);
+        return tt__head_fail(h, fl.pos, (tt_http1_error)rc);
+    }
+}

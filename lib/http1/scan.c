@@ -1,0 +1,256 @@
+/* scan.c — the HTTP/1.1 parser's byte-class scanners at three CPU levels, chosen once at run time.
+ *
+ * A scanner returns the first byte of b[pos, end) outside its class. The scalar level walks the
+ * 256-entry class table; the SSE4.2 and AVX2 levels test 16 or 32 bytes at a time and take the
+ * first outside byte from the mask (no per-byte branch). They never read past end: the last
+ * partial block is the one that ends at end, its bytes before pos masked off. The library is
+ * built for baseline x86-64: the vector code is compiled per function with target attributes
+ * and only called when __builtin_cpu_supports says so; elsewhere only the scalar level exists.
+ * Every level decides the same thing (the class tables are exact; test_simd checks every byte
+ * value at every lane at every level). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "http1/chars.h"
+#include "http1/scan.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#define TT_SIMD_X86 1
+#include <immintrin.h>
+#define TT_SSE42 __attribute__((target("sse4.2")))
+#define TT_AVX2  __attribute__((target("avx2")))
+#else
+#define TT_SIMD_X86 0
+#endif
+
+/* ---- scalar ---- */
+
+static inline size_t scan_class(const char *b, size_t pos, size_t end, uint8_t cls)
+{
+    const uint8_t *u = (const uint8_t *)b;
+    while (pos + 4 <= end && (tt__http1_cls[u[pos]] & cls) && (tt__http1_cls[u[pos + 1]] & cls) &&
+           (tt__http1_cls[u[pos + 2]] & cls) && (tt__http1_cls[u[pos + 3]] & cls))
+        pos += 4;
+    while (pos < end && (tt__http1_cls[u[pos]] & cls))
+        pos++;
+    return pos;
+}
+static inline size_t tchar_scalar(const char *b, size_t pos, size_t end)
+{
+    return scan_class(b, pos, end, TT__C_TCHAR);
+}
+static inline size_t target_scalar(const char *b, size_t pos, size_t end)
+{
+    return scan_class(b, pos, end, TT__C_TARGET);
+}
+static inline size_t value_scalar(const char *b, size_t pos, size_t end)
+{
+    return scan_class(b, pos, end, TT__C_VALUE | TT__C_OWS);
+}
+
+#define TT_FL_FN         field_line_scalar
+#define TT_FL_ATTR       /* portable */
+#define TT_FL_TCHAR(...) tchar_scalar(__VA_ARGS__)
+#define TT_FL_VALUE(...) value_scalar(__VA_ARGS__)
+#include "http1/field_line.h"
+
+static const tt__http1_scan ops_scalar = {TT__SIMD_SCALAR, tchar_scalar, target_scalar,
+                                          value_scalar, field_line_scalar};
+
+#if TT_SIMD_X86
+/* tchar as a nibble lookup: a byte x is a tchar iff lo[x & 15] & hi[x >> 4] (each bit of the two
+ * tables stands for one high nibble's set of allowed low nibbles). */
+static const uint8_t tchar_lo[16] = {0x3a, 0x3f, 0x3e, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f,
+                                     0x3e, 0x3e, 0x3d, 0x15, 0x34, 0x15, 0x3d, 0x1c};
+static const uint8_t tchar_hi[16] = {0, 0, 0x01, 0x02, 0x04, 0x08, 0x10, 0x20,
+                                     0, 0, 0,    0,    0,    0,    0,    0};
+
+/* ---- SSE4.2 (16 bytes; pshufb is SSSE3) ---- */
+
+/* Bit i set: byte i is not a tchar / not VCHAR / not a value byte (field-vchar, SP, HTAB). */
+TT_SSE42 static inline unsigned out_tchar_16(const char *p)
+{
+    const __m128i lo = _mm_loadu_si128((const __m128i *)(const void *)tchar_lo);
+    const __m128i hi = _mm_loadu_si128((const __m128i *)(const void *)tchar_hi);
+    const __m128i nib = _mm_set1_epi8(0x0f);
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i a = _mm_shuffle_epi8(lo, _mm_and_si128(x, nib));
+    __m128i c = _mm_shuffle_epi8(hi, _mm_and_si128(_mm_srli_epi16(x, 4), nib));
+    return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(a, c), _mm_setzero_si128()));
+}
+TT_SSE42 static inline unsigned out_target_16(const char *p)
+{
+    /* signed: x < 0x21 is 0x00-0x20 and 0x80-0xff; then DEL */
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i bad = _mm_or_si128(_mm_cmpgt_epi8(_mm_set1_epi8(0x21), x),
+                               _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f)));
+    return (unsigned)_mm_movemask_epi8(bad);
+}
+TT_SSE42 static inline unsigned out_value_16(const char *p)
+{
+    /* CTLs (x <= 0x1f unsigned) but HTAB, and DEL */
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1f)), x);
+    ctl = _mm_andnot_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8(0x09)), ctl);
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(ctl, _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f))));
+}
+
+/* The block loop of one scanner of width W with mask function OUT; below W bytes in all: SMALL. */
+#define SCAN_BLOCKS(W, OUT, SMALL)                                                                 \
+    do {                                                                                           \
+        while (pos + (W) <= end) {                                                                 \
+            unsigned m_ = OUT(b + pos);                                                            \
+            if (m_) return pos + (size_t)__builtin_ctz(m_);                                        \
+            pos += (W);                                                                            \
+        }                                                                                          \
+        if (pos >= end) return end;                                                                \
+        if (end < (W)) return SMALL(b, pos, end);                                                  \
+        unsigned t_ = OUT(b + end - (W)) >> ((W) - (end - pos));                                   \
+        return t_ ? pos + (size_t)__builtin_ctz(t_) : end;                                         \
+    } while (0)
+
+TT_SSE42 static inline size_t tchar_sse42(const char *b, size_t pos, size_t end)
+{
+    SCAN_BLOCKS(16, out_tchar_16, tchar_scalar);
+}
+TT_SSE42 static inline size_t target_sse42(const char *b, size_t pos, size_t end)
+{
+    SCAN_BLOCKS(16, out_target_16, target_scalar);
+}
+TT_SSE42 static inline size_t value_sse42(const char *b, size_t pos, size_t end)
+{
+    SCAN_BLOCKS(16, out_value_16, value_scalar);
+}
+
+#define TT_FL_FN         field_line_sse42
+#define TT_FL_ATTR       TT_SSE42
+#define TT_FL_TCHAR(...) tchar_sse42(__VA_ARGS__)
+#define TT_FL_VALUE(...) value_sse42(__VA_ARGS__)
+#include "http1/field_line.h"
+
+static const tt__http1_scan ops_sse42 = {TT__SIMD_SSE42, tchar_sse42, target_sse42, value_sse42,
+                                         field_line_sse42};
+
+/* ---- AVX2 (32 bytes) ---- */
+
+TT_AVX2 static inline unsigned out_tchar_32(const char *p)
+{
+    const __m256i lo = _mm256_broadcastsi128_si256(
+        _mm_loadu_si128((const __m128i *)(const void *)tchar_lo));
+    const __m256i hi = _mm256_broadcastsi128_si256(
+        _mm_loadu_si128((const __m128i *)(const void *)tchar_hi));
+    const __m256i nib = _mm256_set1_epi8(0x0f);
+    __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    __m256i a = _mm256_shuffle_epi8(lo, _mm256_and_si256(x, nib));
+    __m256i c = _mm256_shuffle_epi8(hi, _mm256_and_si256(_mm256_srli_epi16(x, 4), nib));
+    return (unsigned)_mm256_movemask_epi8(
+        _mm256_cmpeq_epi8(_mm256_and_si256(a, c), _mm256_setzero_si256()));
+}
+TT_AVX2 static inline unsigned out_target_32(const char *p)
+{
+    __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    __m256i bad = _mm256_or_si256(_mm256_cmpgt_epi8(_mm256_set1_epi8(0x21), x),
+                                  _mm256_cmpeq_epi8(x, _mm256_set1_epi8(0x7f)));
+    return (unsigned)_mm256_movemask_epi8(bad);
+}
+TT_AVX2 static inline unsigned out_value_32(const char *p)
+{
+    __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    __m256i ctl = _mm256_cmpeq_epi8(_mm256_min_epu8(x, _mm256_set1_epi8(0x1f)), x);
+    ctl = _mm256_andnot_si256(_mm256_cmpeq_epi8(x, _mm256_set1_epi8(0x09)), ctl);
+    return (unsigned)_mm256_movemask_epi8(
+        _mm256_or_si256(ctl, _mm256_cmpeq_epi8(x, _mm256_set1_epi8(0x7f))));
+}
+
+TT_AVX2 static inline size_t tchar_avx2(const char *b, size_t pos, size_t end)
+{
+    SCAN_BLOCKS(32, out_tchar_32, tchar_sse42);
+}
+TT_AVX2 static inline size_t target_avx2(const char *b, size_t pos, size_t end)
+{
+    SCAN_BLOCKS(32, out_target_32, target_sse42);
+}
+TT_AVX2 static inline size_t value_avx2(const char *b, size_t pos, size_t end)
+{
+    SCAN_BLOCKS(32, out_value_32, value_sse42);
+}
+
+#define TT_FL_FN         field_line_avx2
+#define TT_FL_ATTR       TT_AVX2
+#define TT_FL_TCHAR(...) tchar_avx2(__VA_ARGS__)
+#define TT_FL_VALUE(...) value_avx2(__VA_ARGS__)
+#include "http1/field_line.h"
+
+static const tt__http1_scan ops_avx2 = {TT__SIMD_AVX2, tchar_avx2, target_avx2, value_avx2,
+                                        field_line_avx2};
+#endif /* TT_SIMD_X86 */
+
+/* ---- the level in effect ---- */
+
+static const tt__http1_scan *const levels[] = {
+    &ops_scalar,
+#if TT_SIMD_X86
+    &ops_sse42,
+    &ops_avx2,
+#endif
+};
+static const char *const level_names[] = {"scalar", "sse4.2", "avx2"};
+
+static const tt__http1_scan *current; /* set once (benign race: every writer stores the same) */
+
+
+int tt__http1_simd_best(void)
+{
+    static int best = -1;
+    int b = __atomic_load_n(&best, __ATOMIC_RELAXED);
+    if (b >= 0) return b;
+    b = TT__SIMD_SCALAR;
+#if TT_SIMD_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2"))
+        b = TT__SIMD_AVX2;
+    else if (__builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("ssse3"))
+        b = TT__SIMD_SSE42;
+#endif
+    __atomic_store_n(&best, b, __ATOMIC_RELAXED);
+    return b;
+}
+
+/* TETHER_HTTP1_SIMD=scalar|sse4.2|avx2 caps the automatic choice (read when choosing). */
+static int env_cap(void)
+{
+    const char *e = getenv("TETHER_HTTP1_SIMD");
+    for (int l = 0; e && l < (int)(sizeof(level_names) / sizeof(level_names[0])); l++)
+        if (!strcmp(e, level_names[l])) return l;
+    return TT__SIMD_AVX2;
+}
+
+static const tt__http1_scan *choose(int level)
+{
+    int best = tt__http1_simd_best();
+    if (level < 0 || level > best) level = best;
+    const tt__http1_scan *s = levels[level];
+    __atomic_store_n(&current, s, __ATOMIC_RELEASE);
+    return s;
+}
+
+const tt__http1_scan *tt__http1_scan_ops(void)
+{
+    const tt__http1_scan *s = __atomic_load_n(&current, __ATOMIC_ACQUIRE);
+    return s ? s : choose(env_cap());
+}
+
+int tt__http1_simd_force(int level)
+{
+    return choose(level < 0 ? env_cap() : level)->level;
+}
+
+int tt__http1_simd_level(void)
+{
+    return tt__http1_scan_ops()->level;
+}
+
+const char *tt__http1_simd_name(int level)
+{
+    return level >= 0 && level <= TT__SIMD_AVX2 ? level_names[level] : "unknown";
+}
