@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 enum {
     TT__C_TCHAR = 1,  /* tchar: field names, methods, tokens */
@@ -14,6 +15,7 @@ enum {
     TT__C_DIGIT = 16, /* DIGIT */
     TT__C_OWS = 32,   /* SP / HTAB */
     TT__C_HOST = 64,  /* uri-host[:port] characters (reg-name, IP-literal brackets, ':') */
+    TT__C_REGNAME = 128, /* reg-name / IPv4 characters: TT__C_HOST without '[', ']', ':' */
 };
 
 extern const uint8_t tt__http1_cls[256];
@@ -30,5 +32,24 @@ static inline int tt__ieq(const char *a, size_t n, const char *b, size_t bn)
     return 1;
 }
 #define TT__IEQ(a, n, lit) tt__ieq((a), (n), lit, sizeof(lit) - 1)
+
+/* Case-insensitive compare of n bytes of a validated name or value (no CTL but HTAB) with the
+ * lower-case literal b made of letters, digits and '-': a byte OR 0x20 equals such a literal
+ * byte only if it is that byte or its upper case (the other candidates are CTLs), so eight
+ * bytes are compared at a time. */
+static inline int tt__ieq_fast(const char *a, const char *b, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if ((x | UINT64_C(0x2020202020202020)) != y) return 0;
+    }
+    for (; i < n; i++)
+        if ((uint8_t)(a[i] | 0x20) != (uint8_t)b[i]) return 0;
+    return 1;
+}
+#define TT__IEQ_FAST(a, n, lit) ((n) == sizeof(lit) - 1 && tt__ieq_fast((a), lit, sizeof(lit) - 1))
 
 #endif

@@ -1,8 +1,12 @@
 /* field_line.h — internal template: the field-line grammar (RFC 9112 §5, RFC 9110 §5.5), shared by
  * request heads, response heads and chunked trailer sections. Written once; scan.c includes it
  * once per CPU level with these defined, so that level's scanners are inlined:
- *   TT_FL_FN        the function's name          TT_FL_ATTR   its attributes (target)
+ *   TT_FL_FN        the line function's name     TT_FL_ATTR   its attributes (target)
+ *   TT_FL_SECTION   the run function's name      TT_FL_WINDOW the window function's name
+ *   TT_FL_REQUEST   the request-line function's name
  *   TT_FL_TCHAR(b, pos, end)  first non-tchar    TT_FL_VALUE(b, pos, end)  first non-value byte
+ *   TT_FL_TARGET(b, pos, end) first non-VCHAR
+ *   TT_FL_MASKS(p)            bit i: p[i] (i < 64) is not a value byte (absent: no windows)
  * field-line = field-name ":" OWS field-value OWS CRLF; a line that starts with SP/HTAB is
  * obs-fold (rejected), CR and LF are only valid as CRLF, a value holds no CTL but HTAB. */
 #include "http1/chars.h"
@@ -79,7 +83,90 @@ more:
     return TT__FL_MORE;
 }
 
+#ifdef TT_FL_MASKS
+/* The first non-value byte in [from, end), or end. The window (64 bytes, never past end; end >=
+ * 64) only moves forward, so its mask does not depend on where lines start and the CPU computes
+ * it ahead. */
+TT_FL_ATTR static inline size_t TT_FL_WINDOW(const char *b, size_t end, tt__fwin *w, size_t from)
+{
+    for (;;) {
+        size_t off = from - w->base;
+        if (off < 64) {
+            uint64_t m = w->nv >> off;
+            if (m) return from + (size_t)__builtin_ctzll(m);
+            from = w->base + 64;
+        }
+        if (from >= end) return end;
+        w->base = from + 64 <= end ? from : end - 64;
+        w->nv = TT_FL_MASKS(b + w->base);
+    }
+}
+#else
+/* Without masks (the scalar level): the value scanner from `from`. */
+TT_FL_ATTR static inline size_t TT_FL_WINDOW(const char *b, size_t end, tt__fwin *w, size_t from)
+{
+    (void)w;
+    return TT_FL_VALUE(b, from, end);
+}
+#endif
+
+/* A run of plain field lines (name ":" OWS value CRLF, all of it before end) from b[pos],
+ * stored in out[0, room) with OWS removed. Returns how many; *next is the first line not taken
+ * (the empty line, a cut line, anything unusual or erroneous: TT_FL_FN decides it). */
+TT_FL_ATTR static size_t TT_FL_SECTION(const char *b, size_t pos, size_t end, tt_header *out,
+                                       size_t room, size_t *next)
+{
+    size_t n = 0;
+    tt__fwin w = {0, 0};
+#ifdef TT_FL_MASKS
+    if (end < 64 || pos >= end) { /* too short for a window: line by line */
+        *next = pos;
+        return 0;
+    }
+    w.base = pos + 64 <= end ? pos : end - 64;
+    w.nv = TT_FL_MASKS(b + w.base);
+#endif
+    while (n < room && pos < end && TT__IS(b[pos], TT__C_TCHAR)) {
+        /* The value's end is searched from the line's start in the window (tchars, ':' and OWS
+         * are value bytes; every non-value byte is a non-tchar), so that the next line's start
+         * depends on this one's only through that search; the name's end is a search of its
+         * own, off that chain. */
+        size_t ne = TT_FL_TCHAR(b, pos + 1, end);
+        size_t ve = TT_FL_WINDOW(b, end, &w, pos);
+        if (ve + 1 >= end || b[ne] != ':' || b[ve] != '\r' || b[ve + 1] != '\n') break;
+        size_t v = ne + 1;
+        while (TT__IS(b[v], TT__C_OWS))
+            v++;
+        size_t vt = ve;
+        while (vt > v && TT__IS(b[vt - 1], TT__C_OWS))
+            vt--;
+        out[n].name = b + pos;
+        out[n].name_len = ne - pos;
+        out[n].value = b + v;
+        out[n].value_len = vt - v;
+        n++;
+        pos = ve + 2;
+    }
+    *next = pos;
+    return n;
+}
+
+/* The start of a request line at b[pos]: *method_end = the first non-tchar; when it is a SP,
+ * returns the first non-VCHAR after it (the end of the target), else *method_end. */
+TT_FL_ATTR static size_t TT_FL_REQUEST(const char *b, size_t pos, size_t lend, size_t *method_end)
+{
+    size_t me = TT_FL_TCHAR(b, pos, lend);
+    *method_end = me;
+    if (me >= lend || b[me] != ' ') return me;
+    return TT_FL_TARGET(b, me + 1, lend);
+}
+
 #undef TT_FL_FN
+#undef TT_FL_REQUEST
+#undef TT_FL_TARGET
+#undef TT_FL_SECTION
+#undef TT_FL_WINDOW
 #undef TT_FL_ATTR
 #undef TT_FL_TCHAR
 #undef TT_FL_VALUE
+#undef TT_FL_MASKS

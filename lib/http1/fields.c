@@ -52,6 +52,39 @@ static int save(tt__head *h, const tt__fline *fl)
     return tt__head_more(h, fl->pos, S_FIELD + (uint32_t)fl->phase);
 }
 
+/* Accept field f (hdr[nhdr]) whose line ends at line_end: count it and apply its semantics. */
+static int accept(tt__head *h, const tt_header *f, size_t line_end)
+{
+    h->p->nhdr++;
+    if (f->name_len < 32 && (TT__SEMANTIC_LENGTHS >> f->name_len & 1)) {
+        tt_http1_error e = tt__http1_field_semantics(h, f);
+        if (e) return tt__head_fail(h, line_end, e);
+    }
+    return TT__HEAD_DONE;
+}
+
+/* A run of plain, complete lines taken at once by the level's section scanner, accepted in
+ * order (a field's error wins over anything after it, as line by line). fl->pos moves past it. */
+static int run(tt__head *h, tt__fline *fl)
+{
+    tt_http1_parser *p = h->p;
+    tt_header *out = &h->hdr[p->nhdr];
+    size_t next, k = h->scan->section(h->buf, fl->pos, h->end, out, h->max_fields - p->nhdr, &next);
+    for (size_t i = 0; i < k; i++) {
+        size_t n = out[i].name_len;
+        if (n < 32 && (TT__SEMANTIC_LENGTHS >> n & 1)) {
+            tt_http1_error e = tt__http1_field_semantics(h, &out[i]);
+            if (e) {
+                p->nhdr += (uint32_t)i + 1;
+                return tt__head_fail(h, i + 1 < k ? (size_t)(out[i + 1].name - h->buf) : next, e);
+            }
+        }
+    }
+    p->nhdr += (uint32_t)k;
+    fl->pos = next;
+    return TT__HEAD_DONE;
+}
+
 int tt__http1_fields(tt__head *h)
 {
     tt_http1_parser *p = h->p;
@@ -60,18 +93,17 @@ int tt__http1_fields(tt__head *h)
     tt__fline fl;
     load(h, &fl);
     for (;;) {
+        if (fl.phase == TT__FL_START && p->nhdr < h->max_fields && run(h, &fl) != TT__HEAD_DONE)
+            return TT__HEAD_FAIL;
         size_t room = h->max_fields > p->nhdr ? h->max_fields - p->nhdr : 0;
         int rc = line(buf, h->end, room, &fl);
         if (rc == TT__FL_FIELD) {
-            tt_header *f = &h->hdr[p->nhdr++];
+            tt_header *f = &h->hdr[p->nhdr];
             f->name = buf + fl.name;
             f->name_len = fl.name_end - fl.name;
             f->value = buf + fl.value;
             f->value_len = fl.value_end - fl.value;
-            if (f->name_len < 32 && (TT__SEMANTIC_LENGTHS >> f->name_len & 1)) {
-                tt_http1_error e = tt__http1_field_semantics(h, f);
-                if (e) return tt__head_fail(h, fl.pos, e);
-            }
+            if (accept(h, f, fl.pos) != TT__HEAD_DONE) return TT__HEAD_FAIL;
             continue;
         }
         if (rc == TT__FL_END) {

@@ -54,10 +54,8 @@ int tt__http1_valid_host(const char *v, size_t n, int need_port)
         if (i == n || i == 1) return 0;
         i++;
     } else {
-        while (i < n && v[i] != ':') {
-            if (!TT__IS(v[i], TT__C_HOST) || v[i] == '[' || v[i] == ']') return 0;
+        while (i < n && TT__IS(v[i], TT__C_REGNAME))
             i++;
-        }
         if (i == 0 && need_port) return 0;
     }
     if (i == n) return !need_port;
@@ -103,6 +101,14 @@ static int is_token(const char *e, size_t n)
 
 static void conn_tokens(const char *v, size_t n, uint32_t *flags)
 {
+    if (TT__IEQ_FAST(v, n, "keep-alive")) { /* the usual values, without the list walk */
+        *flags |= TT_HTTP1_F_CONN_KEEPALIVE;
+        return;
+    }
+    if (TT__IEQ_FAST(v, n, "close")) {
+        *flags |= TT_HTTP1_F_CONN_CLOSE;
+        return;
+    }
     size_t i = 0;
     const char *e;
     size_t en;
@@ -150,7 +156,7 @@ tt_http1_error tt__http1_field_semantics(tt__head *hd, const tt_header *h)
     const char *nm = h->name;
     switch (h->name_len) {
     case 4:
-        if (!(p->flags & PF_RESPONSE) && TT__IEQ(nm, 4, "host")) {
+        if (!(p->flags & PF_RESPONSE) && tt__ieq_fast(nm, "host", 4)) {
             if (p->flags & PF_HOST) return TT_HTTP1_E_HOST_DUPLICATE;
             p->flags |= PF_HOST;
             if (!tt__http1_valid_host(h->value, h->value_len, 0)) return TT_HTTP1_E_HOST_INVALID;
@@ -159,24 +165,24 @@ tt_http1_error tt__http1_field_semantics(tt__head *hd, const tt_header *h)
         }
         break;
     case 6:
-        if (TT__IEQ(nm, 6, "expect")) {
-            if (TT__IEQ(h->value, h->value_len, "100-continue"))
+        if (tt__ieq_fast(nm, "expect", 6)) {
+            if (TT__IEQ_FAST(h->value, h->value_len, "100-continue"))
                 *flags |= TT_HTTP1_F_EXPECT_CONTINUE;
             else
                 *flags |= TT_HTTP1_F_EXPECT_OTHER;
         }
         break;
     case 7:
-        if (TT__IEQ(nm, 7, "upgrade") && h->value_len) p->flags |= PF_UPGRADE_HDR;
+        if (tt__ieq_fast(nm, "upgrade", 7) && h->value_len) p->flags |= PF_UPGRADE_HDR;
         break;
     case 10:
-        if (TT__IEQ(nm, 10, "connection"))
+        if (tt__ieq_fast(nm, "connection", 10))
             conn_tokens(h->value, h->value_len, flags);
-        else if (TT__IEQ(nm, 10, "keep-alive"))
+        else if (tt__ieq_fast(nm, "keep-alive", 10))
             *flags |= TT_HTTP1_F_KEEPALIVE_HDR;
         break;
     case 14:
-        if (TT__IEQ(nm, 14, "content-length")) {
+        if (tt__ieq_fast(nm, "content-length", 14)) {
             uint64_t x;
             int rc = tt__http1_parse_content_length(h->value, h->value_len, &x);
             if (rc == -2) return TT_HTTP1_E_CONTENT_LENGTH_CONFLICT;
@@ -187,7 +193,7 @@ tt_http1_error tt__http1_field_semantics(tt__head *hd, const tt_header *h)
         }
         break;
     case 17:
-        if (TT__IEQ(nm, 17, "transfer-encoding")) {
+        if (tt__ieq_fast(nm, "transfer-encoding", 17)) {
             *flags |= TT_HTTP1_F_HAS_TE;
             te_codings(h->value, h->value_len, &p->flags);
         }

@@ -121,7 +121,6 @@ static void begin(tt__head *h)
 static void setup(tt__head *h, tt_http1_parser *p, const char *buf, size_t len,
                   tt_http1_request *rq, tt_http1_response *rs)
 {
-    memset(h, 0, sizeof(*h));
     h->p = p;
     h->buf = buf;
     h->rq = rq;
@@ -131,6 +130,9 @@ static void setup(tt__head *h, tt_http1_parser *p, const char *buf, size_t len,
     h->cl = rq ? &rq->content_length : &rs->content_length;
     h->host = rq ? &rq->host : &h->no_host;
     h->host_len = rq ? &rq->host_len : &h->no_host_len;
+    h->no_host = NULL;
+    h->no_host_len = 0;
+    h->err = TT_HTTP1_OK;
     const tt_http1_limits *l = &p->limits;
     h->max_head = l->max_head ? l->max_head : TT_HTTP1_DEFAULT_MAX_HEAD;
     h->max_line = l->max_request_line ? l->max_request_line : TT_HTTP1_DEFAULT_MAX_REQUEST_LINE;

@@ -36,12 +36,11 @@ TT_API tt_http1_method tt_http1_method_id(const char *m, size_t n)
     return TT_HTTP1_M_OTHER;
 }
 
-/* S_METHOD: method = token, ended by SP. */
-static int method(tt__head *h)
+/* S_METHOD: method = token, ended by SP (at pos, found by the scanner). */
+static int method(tt__head *h, size_t pos)
 {
     tt_http1_parser *p = h->p;
     tt_http1_request *rq = h->rq;
-    size_t pos = h->scan->tchar(h->buf, p->pos, h->lend);
     if (pos >= h->lend) return tt__head_more(h, pos, S_METHOD);
     if (h->buf[pos] != ' ' || pos == p->tok) return tt__head_fail(h, pos, TT_HTTP1_E_METHOD);
     rq->method = h->buf + p->tok;
@@ -93,12 +92,11 @@ static tt_http1_error target_form(tt_http1_request *rq, const char *t, size_t tn
     return TT_HTTP1_OK;
 }
 
-/* S_TARGET: request-target = VCHARs, ended by SP. */
-static int target(tt__head *h)
+/* S_TARGET: request-target = VCHARs, ended by SP (at pos, found by the scanner). */
+static int target(tt__head *h, size_t pos)
 {
     tt_http1_parser *p = h->p;
     const char *buf = h->buf;
-    size_t pos = h->scan->target(buf, p->pos, h->lend);
     if (pos >= h->lend) return tt__head_more(h, pos, S_TARGET);
     if (buf[pos] != ' ')
         return tt__head_fail(h, pos,
@@ -140,14 +138,20 @@ static int version(tt__head *h)
 
 int tt__http1_request_line(tt__head *h)
 {
+    tt_http1_parser *p = h->p;
     int rc = TT__HEAD_DONE;
-    switch (h->p->state) {
+    size_t me, te;
+    switch (p->state) {
     case S_METHOD:
-        rc = method(h);
+        te = h->scan->request_line(h->buf, p->pos, h->lend, &me);
+        rc = method(h, me);
         if (rc != TT__HEAD_DONE) return rc;
-        /* fall through */
+        rc = target(h, te);
+        if (rc != TT__HEAD_DONE) return rc;
+        rc = version(h);
+        break;
     case S_TARGET:
-        rc = target(h);
+        rc = target(h, h->scan->target(h->buf, p->pos, h->lend));
         if (rc != TT__HEAD_DONE) return rc;
         /* fall through */
     case S_VERSION: rc = version(h); break;

@@ -49,13 +49,17 @@ static inline size_t value_scalar(const char *b, size_t pos, size_t end)
 }
 
 #define TT_FL_FN         field_line_scalar
+#define TT_FL_SECTION    section_scalar
+#define TT_FL_REQUEST    request_line_scalar
+#define TT_FL_TARGET(...) target_scalar(__VA_ARGS__)
+#define TT_FL_WINDOW     window_scalar
 #define TT_FL_ATTR       /* portable */
 #define TT_FL_TCHAR(...) tchar_scalar(__VA_ARGS__)
 #define TT_FL_VALUE(...) value_scalar(__VA_ARGS__)
 #include "http1/field_line.h"
 
-static const tt__http1_scan ops_scalar = {TT__SIMD_SCALAR, tchar_scalar, target_scalar,
-                                          value_scalar, field_line_scalar};
+static const tt__http1_scan ops_scalar = {TT__SIMD_SCALAR,   tchar_scalar,      target_scalar,
+                                          value_scalar,      field_line_scalar, request_line_scalar, section_scalar};
 
 #if TT_SIMD_X86
 /* tchar as a nibble lookup: a byte x is a tchar iff lo[x & 15] & hi[x >> 4] (each bit of the two
@@ -122,14 +126,25 @@ TT_SSE42 static inline size_t value_sse42(const char *b, size_t pos, size_t end)
     SCAN_BLOCKS(16, out_value_16, value_scalar);
 }
 
+TT_SSE42 static inline uint64_t window_mask_sse42(const char *p)
+{
+    return (uint64_t)out_value_16(p) | (uint64_t)out_value_16(p + 16) << 16 |
+           (uint64_t)out_value_16(p + 32) << 32 | (uint64_t)out_value_16(p + 48) << 48;
+}
+
 #define TT_FL_FN         field_line_sse42
+#define TT_FL_SECTION    section_sse42
+#define TT_FL_REQUEST    request_line_sse42
+#define TT_FL_TARGET(...) target_sse42(__VA_ARGS__)
+#define TT_FL_WINDOW     window_sse42
 #define TT_FL_ATTR       TT_SSE42
 #define TT_FL_TCHAR(...) tchar_sse42(__VA_ARGS__)
 #define TT_FL_VALUE(...) value_sse42(__VA_ARGS__)
+#define TT_FL_MASKS(...) window_mask_sse42(__VA_ARGS__)
 #include "http1/field_line.h"
 
-static const tt__http1_scan ops_sse42 = {TT__SIMD_SSE42, tchar_sse42, target_sse42, value_sse42,
-                                         field_line_sse42};
+static const tt__http1_scan ops_sse42 = {TT__SIMD_SSE42, tchar_sse42,      target_sse42,
+                                         value_sse42,    field_line_sse42, request_line_sse42, section_sse42};
 
 /* ---- AVX2 (32 bytes) ---- */
 
@@ -175,14 +190,24 @@ TT_AVX2 static inline size_t value_avx2(const char *b, size_t pos, size_t end)
     SCAN_BLOCKS(32, out_value_32, value_sse42);
 }
 
+TT_AVX2 static inline uint64_t window_mask_avx2(const char *p)
+{
+    return (uint64_t)out_value_32(p) | (uint64_t)out_value_32(p + 32) << 32;
+}
+
 #define TT_FL_FN         field_line_avx2
+#define TT_FL_SECTION    section_avx2
+#define TT_FL_REQUEST    request_line_avx2
+#define TT_FL_TARGET(...) target_avx2(__VA_ARGS__)
+#define TT_FL_WINDOW     window_avx2
 #define TT_FL_ATTR       TT_AVX2
 #define TT_FL_TCHAR(...) tchar_avx2(__VA_ARGS__)
 #define TT_FL_VALUE(...) value_avx2(__VA_ARGS__)
+#define TT_FL_MASKS(...) window_mask_avx2(__VA_ARGS__)
 #include "http1/field_line.h"
 
-static const tt__http1_scan ops_avx2 = {TT__SIMD_AVX2, tchar_avx2, target_avx2, value_avx2,
-                                        field_line_avx2};
+static const tt__http1_scan ops_avx2 = {TT__SIMD_AVX2, tchar_avx2,      target_avx2,
+                                        value_avx2,    field_line_avx2, request_line_avx2, section_avx2};
 #endif /* TT_SIMD_X86 */
 
 /* ---- the level in effect ---- */

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tether/http1.h"
+
 /* CPU levels, lowest first. */
 enum { TT__SIMD_SCALAR = 0, TT__SIMD_SSE42 = 1, TT__SIMD_AVX2 = 2 };
 
@@ -27,6 +29,13 @@ typedef struct tt__fline {
     size_t name, name_end;  /* field name [name, name_end) */
     size_t value, value_end; /* field value [value, value_end), OWS removed when complete */
 } tt__fline;
+
+/* A 64-byte window of a field section: bit i of nv: byte base + i is not a value byte (not
+ * field-vchar, SP or HTAB). */
+typedef struct tt__fwin {
+    size_t base;
+    uint64_t nv;
+} tt__fwin;
 
 /* tt__http1_scan.field_line results (a positive result is a tt_http1_error). */
 enum {
@@ -50,6 +59,14 @@ typedef struct tt__http1_scan {
      * after its first byte). Returns TT__FL_FIELD, TT__FL_END, TT__FL_MORE or the error, with
      * fl->pos at the offending byte. */
     int (*field_line)(const char *b, size_t end, size_t room, tt__fline *fl);
+    /* Take a run of plain, complete field lines from b[pos] (the fast path of a field section):
+     * stored in out[0, room), OWS removed; returns how many, *next = the first line not taken,
+     * which field_line then decides. Bytes are validated exactly as field_line does. */
+    /* The start of a request line at b[pos]: *method_end = the method's end (first non-tchar);
+     * when that is a SP, returns the target's end (first non-VCHAR after it). */
+    size_t (*request_line)(const char *b, size_t pos, size_t lend, size_t *method_end);
+    size_t (*section)(const char *b, size_t pos, size_t end, tt_header *out, size_t room,
+                      size_t *next);
 } tt__http1_scan;
 
 /* The scanners of the level in effect (chosen on first use: the best the CPU supports, capped
