@@ -39,14 +39,27 @@ static inline int tt__ieq(const char *a, size_t n, const char *b, size_t bn)
  * bytes are compared at a time. */
 static inline int tt__ieq_fast(const char *a, const char *b, size_t n)
 {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t x, y;
-        memcpy(&x, a + i, 8);
-        memcpy(&y, b + i, 8);
-        if ((x | UINT64_C(0x2020202020202020)) != y) return 0;
+    uint64_t x, y;
+    uint32_t u, v;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if ((x | UINT64_C(0x2020202020202020)) != y) return 0;
+        }
+        memcpy(&x, a + n - 8, 8); /* the last 8 bytes (overlapping the loop's) */
+        memcpy(&y, b + n - 8, 8);
+        return (x | UINT64_C(0x2020202020202020)) == y;
     }
-    for (; i < n; i++)
+    if (n >= 4) {
+        memcpy(&u, a, 4);
+        memcpy(&v, b, 4);
+        if ((u | 0x20202020u) != v) return 0;
+        memcpy(&u, a + n - 4, 4);
+        memcpy(&v, b + n - 4, 4);
+        return (u | 0x20202020u) == v;
+    }
+    for (size_t i = 0; i < n; i++)
         if ((uint8_t)(a[i] | 0x20) != (uint8_t)b[i]) return 0;
     return 1;
 }

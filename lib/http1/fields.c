@@ -56,7 +56,7 @@ static int save(tt__head *h, const tt__fline *fl)
 static int accept(tt__head *h, const tt_header *f, size_t line_end)
 {
     h->p->nhdr++;
-    if (f->name_len < 32 && (TT__SEMANTIC_LENGTHS >> f->name_len & 1)) {
+    if (tt__http1_semantic_name(f->name, f->name_len)) {
         tt_http1_error e = tt__http1_field_semantics(h, f);
         if (e) return tt__head_fail(h, line_end, e);
     }
@@ -71,8 +71,7 @@ static int run(tt__head *h, tt__fline *fl)
     tt_header *out = &h->hdr[p->nhdr];
     size_t next, k = h->scan->section(h->buf, fl->pos, h->end, out, h->max_fields - p->nhdr, &next);
     for (size_t i = 0; i < k; i++) {
-        size_t n = out[i].name_len;
-        if (n < 32 && (TT__SEMANTIC_LENGTHS >> n & 1)) {
+        if (tt__http1_semantic_name(out[i].name, out[i].name_len)) {
             tt_http1_error e = tt__http1_field_semantics(h, &out[i]);
             if (e) {
                 p->nhdr += (uint32_t)i + 1;

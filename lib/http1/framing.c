@@ -54,6 +54,9 @@ int tt__http1_valid_host(const char *v, size_t n, int need_port)
         if (i == n || i == 1) return 0;
         i++;
     } else {
+        while (i + 4 <= n && TT__IS(v[i], TT__C_REGNAME) && TT__IS(v[i + 1], TT__C_REGNAME) &&
+               TT__IS(v[i + 2], TT__C_REGNAME) && TT__IS(v[i + 3], TT__C_REGNAME))
+            i += 4;
         while (i < n && TT__IS(v[i], TT__C_REGNAME))
             i++;
         if (i == 0 && need_port) return 0;

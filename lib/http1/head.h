@@ -112,9 +112,17 @@ int tt__http1_request_line(tt__head *h);
 int tt__http1_status_line(tt__head *h);
 /* fields.c: the field section, up to and including the empty line. */
 int tt__http1_fields(tt__head *h);
-/* Field-name lengths that tt__http1_field_semantics acts on (bit n: a name of n bytes). */
-#define TT__SEMANTIC_LENGTHS                                                                       \
-    ((1u << 4) | (1u << 6) | (1u << 7) | (1u << 10) | (1u << 14) | (1u << 17))
+/* Whether tt__http1_field_semantics acts on a field named n (len bytes): a quick filter on the
+ * length and the first letter (Host, Expect, Upgrade, Connection, Keep-Alive, Content-Length,
+ * Transfer-Encoding); the names themselves are compared there. */
+static inline int tt__http1_semantic_name(const char *n, size_t len)
+{
+    static const char first[18][2] = {[4] = {'h', 'h'},  [6] = {'e', 'e'},  [7] = {'u', 'u'},
+                                      [10] = {'c', 'k'}, [14] = {'c', 'c'}, [17] = {'t', 't'}};
+    if (len >= 18) return 0;
+    char c = (char)(n[0] | 0x20);
+    return c == first[len][0] || c == first[len][1];
+}
 
 /* framing.c: apply one accepted field (Host, Content-Length, Transfer-Encoding, Connection,
  * Expect, Upgrade, Keep-Alive). TT_HTTP1_OK or the error. */
