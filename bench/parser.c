@@ -7,7 +7,8 @@
  * response head. Each cell is the best of R runs of N parses, the parsers interleaved run by run;
  * the table gives ns per message, ns per byte and tether's time over each picohttpparser build.
  *
- *   build/bench/parser [N [R]]      default N = 300000, R = 7
+ *   build/bench/parser [N [R]]      default N = 10000, R = 101 (many short runs: the best one
+ *                                    is the one no other process interrupted)
  *   build/bench/parser --once N [pico|browser|curl|response]   N parses, no timing (callgrind:
  *     valgrind --tool=callgrind build/bench/parser --once 10000 pico, then divide the inclusive
  *     instruction count of tt_http1_parse_* by 10000) */
@@ -214,8 +215,8 @@ static int once(long k, const char *only)
 int main(int argc, char **argv)
 {
     if (argc >= 3 && !strcmp(argv[1], "--once")) return once(atol(argv[2]), argc > 3 ? argv[3] : "");
-    long n = argc > 1 ? atol(argv[1]) : 300000;
-    int runs = argc > 2 ? atoi(argv[2]) : 7;
+    long n = argc > 1 ? atol(argv[1]) : 10000;
+    int runs = argc > 2 ? atoi(argv[2]) : 101;
     if (n <= 0 || runs <= 0) {
         fprintf(stderr, "usage: %s [N [RUNS]] | --once N [message]\n", argv[0]);
         return 2;

@@ -6,7 +6,8 @@
  *   TT_FL_REQUEST   the request-line function's name
  *   TT_FL_TCHAR(b, pos, end)  first non-tchar    TT_FL_VALUE(b, pos, end)  first non-value byte
  *   TT_FL_TARGET(b, pos, end) first non-VCHAR
- *   TT_FL_MASKS(p)            bit i: p[i] (i < 64) is not a value byte (absent: no windows)
+ *   TT_FL_MASKS(p)            bit i set if p[i] (i < 64) is not a value byte (may also be set
+ *                             for HTAB: such a line is left to TT_FL_FN); absent: no windows
  * field-line = field-name ":" OWS field-value OWS CRLF; a line that starts with SP/HTAB is
  * obs-fold (rejected), CR and LF are only valid as CRLF, a value holds no CTL but HTAB. */
 #include "http1/chars.h"
@@ -84,7 +85,7 @@ more:
 }
 
 #ifdef TT_FL_MASKS
-/* The first non-value byte in [from, end), or end. The window (64 bytes, never past end; end >=
+/* The first window stop (a non-value byte, or HTAB) in [from, end), or end. The window (64 bytes, never past end; end >=
  * 64) only moves forward, so its mask does not depend on where lines start and the CPU computes
  * it ahead. */
 TT_FL_ATTR static inline size_t TT_FL_WINDOW(const char *b, size_t end, tt__fwin *w, size_t from)

@@ -92,8 +92,13 @@ int tt__http1_fields(tt__head *h)
     tt__fline fl;
     load(h, &fl);
     for (;;) {
-        if (fl.phase == TT__FL_START && p->nhdr < h->max_fields && run(h, &fl) != TT__HEAD_DONE)
-            return TT__HEAD_FAIL;
+        if (fl.phase == TT__FL_START && p->nhdr < h->max_fields) {
+            if (run(h, &fl) != TT__HEAD_DONE) return TT__HEAD_FAIL;
+            if (fl.pos + 1 < h->end && buf[fl.pos] == '\r' && buf[fl.pos + 1] == '\n') {
+                p->pos = fl.pos + 2; /* the empty line: the usual end, without a line call */
+                return TT__HEAD_DONE;
+            }
+        }
         size_t room = h->max_fields > p->nhdr ? h->max_fields - p->nhdr : 0;
         int rc = line(buf, h->end, room, &fl);
         if (rc == TT__FL_FIELD) {

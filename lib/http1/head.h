@@ -90,6 +90,12 @@ static inline int tt__head_more(tt__head *h, size_t pos, uint32_t state)
  * malformed, -2 when well formed but not HTTP/1.0 or 1.1. */
 static inline int tt__http1_version(const char *v)
 {
+    uint64_t x, v11, v10;
+    memcpy(&x, v, 8);
+    memcpy(&v11, "HTTP/1.1", 8);
+    memcpy(&v10, "HTTP/1.0", 8);
+    if (x == v11) return 1; /* the usual ones at once */
+    if (x == v10) return 0;
     if (memcmp(v, "HTTP/", 5) || !TT__IS(v[5], TT__C_DIGIT) || v[6] != '.' ||
         !TT__IS(v[7], TT__C_DIGIT))
         return -1;

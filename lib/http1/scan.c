@@ -126,10 +126,18 @@ TT_SSE42 static inline size_t value_sse42(const char *b, size_t pos, size_t end)
     SCAN_BLOCKS(16, out_value_16, value_scalar);
 }
 
+/* A window's stops: every non-value byte, and HTAB (a value with a HTAB is left to the line
+ * parser): x < 0x20 is x + 0x60 (unsigned, saturated) without its top bit; then DEL. */
+TT_SSE42 static inline unsigned stop_16(const char *p)
+{
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+    unsigned ge20 = (unsigned)_mm_movemask_epi8(_mm_adds_epu8(x, _mm_set1_epi8(0x60)));
+    return (~ge20 & 0xffffu) | (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f)));
+}
 TT_SSE42 static inline uint64_t window_mask_sse42(const char *p)
 {
-    return (uint64_t)out_value_16(p) | (uint64_t)out_value_16(p + 16) << 16 |
-           (uint64_t)out_value_16(p + 32) << 32 | (uint64_t)out_value_16(p + 48) << 48;
+    return (uint64_t)stop_16(p) | (uint64_t)stop_16(p + 16) << 16 | (uint64_t)stop_16(p + 32) << 32 |
+           (uint64_t)stop_16(p + 48) << 48;
 }
 
 #define TT_FL_FN         field_line_sse42
@@ -190,9 +198,15 @@ TT_AVX2 static inline size_t value_avx2(const char *b, size_t pos, size_t end)
     SCAN_BLOCKS(32, out_value_32, value_sse42);
 }
 
+TT_AVX2 static inline uint32_t stop_32(const char *p)
+{
+    __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    uint32_t ge20 = (uint32_t)_mm256_movemask_epi8(_mm256_adds_epu8(x, _mm256_set1_epi8(0x60)));
+    return ~ge20 | (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, _mm256_set1_epi8(0x7f)));
+}
 TT_AVX2 static inline uint64_t window_mask_avx2(const char *p)
 {
-    return (uint64_t)out_value_32(p) | (uint64_t)out_value_32(p + 32) << 32;
+    return (uint64_t)stop_32(p) | (uint64_t)stop_32(p + 32) << 32;
 }
 
 #define TT_FL_FN         field_line_avx2

@@ -30,8 +30,8 @@ typedef struct tt__fline {
     size_t value, value_end; /* field value [value, value_end), OWS removed when complete */
 } tt__fline;
 
-/* A 64-byte window of a field section: bit i of nv: byte base + i is not a value byte (not
- * field-vchar, SP or HTAB). */
+/* A 64-byte window of a field section: bit i of nv set: byte base + i is not a value byte (not
+ * field-vchar, SP or HTAB), or is a HTAB (the SIMD levels stop there too). */
 typedef struct tt__fwin {
     size_t base;
     uint64_t nv;
