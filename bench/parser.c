@@ -214,7 +214,8 @@ static int once(long k, const char *only)
 
 int main(int argc, char **argv)
 {
-    if (argc >= 3 && !strcmp(argv[1], "--once")) return once(atol(argv[2]), argc > 3 ? argv[3] : "");
+    if (argc >= 3 && !strcmp(argv[1], "--once"))
+        return once(atol(argv[2]), argc > 3 ? argv[3] : "");
     long n = argc > 1 ? atol(argv[1]) : 10000;
     int runs = argc > 2 ? atoi(argv[2]) : 101;
     if (n <= 0 || runs <= 0) {

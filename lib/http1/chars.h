@@ -8,13 +8,13 @@
 #include <string.h>
 
 enum {
-    TT__C_TCHAR = 1,  /* tchar: field names, methods, tokens */
-    TT__C_VALUE = 2,  /* field-vchar: VCHAR / obs-text (no SP, HTAB, CTL, DEL) */
-    TT__C_TARGET = 4, /* VCHAR: allowed in the request-target */
-    TT__C_HEX = 8,    /* HEXDIG */
-    TT__C_DIGIT = 16, /* DIGIT */
-    TT__C_OWS = 32,   /* SP / HTAB */
-    TT__C_HOST = 64,  /* uri-host[:port] characters (reg-name, IP-literal brackets, ':') */
+    TT__C_TCHAR = 1,     /* tchar: field names, methods, tokens */
+    TT__C_VALUE = 2,     /* field-vchar: VCHAR / obs-text (no SP, HTAB, CTL, DEL) */
+    TT__C_TARGET = 4,    /* VCHAR: allowed in the request-target */
+    TT__C_HEX = 8,       /* HEXDIG */
+    TT__C_DIGIT = 16,    /* DIGIT */
+    TT__C_OWS = 32,      /* SP / HTAB */
+    TT__C_HOST = 64,     /* uri-host[:port] characters (reg-name, IP-literal brackets, ':') */
     TT__C_REGNAME = 128, /* reg-name / IPv4 characters: TT__C_HOST without '[', ']', ':' */
 };
 

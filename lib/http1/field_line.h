@@ -85,9 +85,9 @@ more:
 }
 
 #ifdef TT_FL_MASKS
-/* The first window stop (a non-value byte, or HTAB) in [from, end), or end. The window (64 bytes, never past end; end >=
- * 64) only moves forward, so its mask does not depend on where lines start and the CPU computes
- * it ahead. */
+/* The first window stop (a non-value byte, or HTAB) in [from, end), or end. The window (64 bytes,
+ * never past end; end >= 64) only moves forward, so its mask does not depend on where lines start
+ * and the CPU computes it ahead. */
 TT_FL_ATTR static inline size_t TT_FL_WINDOW(const char *b, size_t end, tt__fwin *w, size_t from)
 {
     for (;;) {

@@ -205,7 +205,6 @@ tt_http1_error tt__http1_field_semantics(tt__head *hd, const tt_header *h)
     return TT_HTTP1_OK;
 }
 
-
 /* Persistence before the body decision (RFC 9112 §9.3): HTTP/1.1 unless "close"; HTTP/1.0
  * only with "keep-alive" (and no "close"). */
 static int keep_alive(int minor, uint32_t f)
@@ -252,8 +251,7 @@ tt_http1_error tt__http1_request_framing(tt__head *h)
 
 /* A response's body (RFC 9112 §6.3, in its order); clears *keep where the body or the status
  * ends the connection. */
-static tt_http1_error response_body(tt__head *h, tt_http1_method req_method, uint32_t *f,
-                                    int *keep)
+static tt_http1_error response_body(tt__head *h, tt_http1_method req_method, uint32_t *f, int *keep)
 {
     const tt_http1_parser *p = h->p;
     tt_http1_response *rs = h->rs;

@@ -52,12 +52,12 @@ enum { TT__HEAD_DONE = 1, TT__HEAD_MORE = -2, TT__HEAD_FAIL = -1 };
 typedef struct tt__head {
     tt_http1_parser *p;
     const char *buf;
-    size_t end;        /* bytes that may be examined: min(len, max_head) */
-    size_t lend;       /* bound while in the start line: min(end, max_request_line) */
-    size_t max_line;   /* limits.max_request_line (or its default) */
-    size_t max_head;   /* limits.max_head (or its default) */
-    size_t max_fields; /* min(limits.max_headers, caller's capacity) */
-    tt_http1_request *rq; /* the request being parsed, or NULL */
+    size_t end;            /* bytes that may be examined: min(len, max_head) */
+    size_t lend;           /* bound while in the start line: min(end, max_request_line) */
+    size_t max_line;       /* limits.max_request_line (or its default) */
+    size_t max_head;       /* limits.max_head (or its default) */
+    size_t max_fields;     /* min(limits.max_headers, caller's capacity) */
+    tt_http1_request *rq;  /* the request being parsed, or NULL */
     tt_http1_response *rs; /* the response being parsed, or NULL */
     tt_header *hdr;
     uint32_t *flags; /* the message's TT_HTTP1_F_* */

@@ -191,8 +191,8 @@ static int run(tt__head *h, tt_http1_method req_method)
     if (rc == TT__HEAD_DONE && p->state == S_LINE_LF) rc = line_lf(h);
     if (rc == TT__HEAD_DONE) rc = tt__http1_fields(h);
     if (rc != TT__HEAD_DONE) return rc;
-    tt_http1_error e = h->rq ? tt__http1_request_framing(h)
-                             : tt__http1_response_framing(h, req_method);
+    tt_http1_error e =
+        h->rq ? tt__http1_request_framing(h) : tt__http1_response_framing(h, req_method);
     return e ? tt__head_fail(h, p->pos, e) : TT__HEAD_DONE;
 }
 

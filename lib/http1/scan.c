@@ -48,18 +48,19 @@ static inline size_t value_scalar(const char *b, size_t pos, size_t end)
     return scan_class(b, pos, end, TT__C_VALUE | TT__C_OWS);
 }
 
-#define TT_FL_FN         field_line_scalar
-#define TT_FL_SECTION    section_scalar
-#define TT_FL_REQUEST    request_line_scalar
+#define TT_FL_FN          field_line_scalar
+#define TT_FL_SECTION     section_scalar
+#define TT_FL_REQUEST     request_line_scalar
 #define TT_FL_TARGET(...) target_scalar(__VA_ARGS__)
-#define TT_FL_WINDOW     window_scalar
-#define TT_FL_ATTR       /* portable */
-#define TT_FL_TCHAR(...) tchar_scalar(__VA_ARGS__)
-#define TT_FL_VALUE(...) value_scalar(__VA_ARGS__)
+#define TT_FL_WINDOW      window_scalar
+#define TT_FL_ATTR        /* portable */
+#define TT_FL_TCHAR(...)  tchar_scalar(__VA_ARGS__)
+#define TT_FL_VALUE(...)  value_scalar(__VA_ARGS__)
 #include "http1/field_line.h"
 
-static const tt__http1_scan ops_scalar = {TT__SIMD_SCALAR,   tchar_scalar,      target_scalar,
-                                          value_scalar,      field_line_scalar, request_line_scalar, section_scalar};
+static const tt__http1_scan ops_scalar = {TT__SIMD_SCALAR, tchar_scalar,      target_scalar,
+                                          value_scalar,    field_line_scalar, request_line_scalar,
+                                          section_scalar};
 
 #if TT_SIMD_X86
 /* tchar as a nibble lookup: a byte x is a tchar iff lo[x & 15] & hi[x >> 4] (each bit of the two
@@ -136,32 +137,33 @@ TT_SSE42 static inline unsigned stop_16(const char *p)
 }
 TT_SSE42 static inline uint64_t window_mask_sse42(const char *p)
 {
-    return (uint64_t)stop_16(p) | (uint64_t)stop_16(p + 16) << 16 | (uint64_t)stop_16(p + 32) << 32 |
-           (uint64_t)stop_16(p + 48) << 48;
+    return (uint64_t)stop_16(p) | (uint64_t)stop_16(p + 16) << 16 |
+           (uint64_t)stop_16(p + 32) << 32 | (uint64_t)stop_16(p + 48) << 48;
 }
 
-#define TT_FL_FN         field_line_sse42
-#define TT_FL_SECTION    section_sse42
-#define TT_FL_REQUEST    request_line_sse42
+#define TT_FL_FN          field_line_sse42
+#define TT_FL_SECTION     section_sse42
+#define TT_FL_REQUEST     request_line_sse42
 #define TT_FL_TARGET(...) target_sse42(__VA_ARGS__)
-#define TT_FL_WINDOW     window_sse42
-#define TT_FL_ATTR       TT_SSE42
-#define TT_FL_TCHAR(...) tchar_sse42(__VA_ARGS__)
-#define TT_FL_VALUE(...) value_sse42(__VA_ARGS__)
-#define TT_FL_MASKS(...) window_mask_sse42(__VA_ARGS__)
+#define TT_FL_WINDOW      window_sse42
+#define TT_FL_ATTR        TT_SSE42
+#define TT_FL_TCHAR(...)  tchar_sse42(__VA_ARGS__)
+#define TT_FL_VALUE(...)  value_sse42(__VA_ARGS__)
+#define TT_FL_MASKS(...)  window_mask_sse42(__VA_ARGS__)
 #include "http1/field_line.h"
 
 static const tt__http1_scan ops_sse42 = {TT__SIMD_SSE42, tchar_sse42,      target_sse42,
-                                         value_sse42,    field_line_sse42, request_line_sse42, section_sse42};
+                                         value_sse42,    field_line_sse42, request_line_sse42,
+                                         section_sse42};
 
 /* ---- AVX2 (32 bytes) ---- */
 
 TT_AVX2 static inline unsigned out_tchar_32(const char *p)
 {
-    const __m256i lo = _mm256_broadcastsi128_si256(
-        _mm_loadu_si128((const __m128i *)(const void *)tchar_lo));
-    const __m256i hi = _mm256_broadcastsi128_si256(
-        _mm_loadu_si128((const __m128i *)(const void *)tchar_hi));
+    const __m256i lo =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)tchar_lo));
+    const __m256i hi =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)tchar_hi));
     const __m256i nib = _mm256_set1_epi8(0x0f);
     __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)p);
     __m256i a = _mm256_shuffle_epi8(lo, _mm256_and_si256(x, nib));
@@ -209,19 +211,19 @@ TT_AVX2 static inline uint64_t window_mask_avx2(const char *p)
     return (uint64_t)stop_32(p) | (uint64_t)stop_32(p + 32) << 32;
 }
 
-#define TT_FL_FN         field_line_avx2
-#define TT_FL_SECTION    section_avx2
-#define TT_FL_REQUEST    request_line_avx2
+#define TT_FL_FN          field_line_avx2
+#define TT_FL_SECTION     section_avx2
+#define TT_FL_REQUEST     request_line_avx2
 #define TT_FL_TARGET(...) target_avx2(__VA_ARGS__)
-#define TT_FL_WINDOW     window_avx2
-#define TT_FL_ATTR       TT_AVX2
-#define TT_FL_TCHAR(...) tchar_avx2(__VA_ARGS__)
-#define TT_FL_VALUE(...) value_avx2(__VA_ARGS__)
-#define TT_FL_MASKS(...) window_mask_avx2(__VA_ARGS__)
+#define TT_FL_WINDOW      window_avx2
+#define TT_FL_ATTR        TT_AVX2
+#define TT_FL_TCHAR(...)  tchar_avx2(__VA_ARGS__)
+#define TT_FL_VALUE(...)  value_avx2(__VA_ARGS__)
+#define TT_FL_MASKS(...)  window_mask_avx2(__VA_ARGS__)
 #include "http1/field_line.h"
 
-static const tt__http1_scan ops_avx2 = {TT__SIMD_AVX2, tchar_avx2,      target_avx2,
-                                        value_avx2,    field_line_avx2, request_line_avx2, section_avx2};
+static const tt__http1_scan ops_avx2 = {TT__SIMD_AVX2,   tchar_avx2,        target_avx2, value_avx2,
+                                        field_line_avx2, request_line_avx2, section_avx2};
 #endif /* TT_SIMD_X86 */
 
 /* ---- the level in effect ---- */
@@ -236,7 +238,6 @@ static const tt__http1_scan *const levels[] = {
 static const char *const level_names[] = {"scalar", "sse4.2", "avx2"};
 
 static const tt__http1_scan *current; /* set once (benign race: every writer stores the same) */
-
 
 int tt__http1_simd_best(void)
 {

@@ -15,18 +15,19 @@ enum { TT__SIMD_SCALAR = 0, TT__SIMD_SSE42 = 1, TT__SIMD_AVX2 = 2 };
 /* Where a field line stands (RFC 9112 §5): the phase to continue from and the offsets (into the
  * message buffer) found so far. A field line's parse is resumable: only offsets are kept. */
 typedef enum tt__fl_phase {
-    TT__FL_START = 0, /* at the first byte of a field line or of the empty line ending the section */
-    TT__FL_END_LF,    /* CR of the empty line seen */
-    TT__FL_NAME,      /* in the name (name is set) */
-    TT__FL_OWS,       /* after the colon (name, name_end set) */
-    TT__FL_VALUE,     /* in the value (value set) */
-    TT__FL_VALUE_LF,  /* CR after the value seen (value_end set) */
+    TT__FL_START =
+        0,           /* at the first byte of a field line or of the empty line ending the section */
+    TT__FL_END_LF,   /* CR of the empty line seen */
+    TT__FL_NAME,     /* in the name (name is set) */
+    TT__FL_OWS,      /* after the colon (name, name_end set) */
+    TT__FL_VALUE,    /* in the value (value set) */
+    TT__FL_VALUE_LF, /* CR after the value seen (value_end set) */
 } tt__fl_phase;
 
 typedef struct tt__fline {
     tt__fl_phase phase;
-    size_t pos;             /* next byte to examine */
-    size_t name, name_end;  /* field name [name, name_end) */
+    size_t pos;              /* next byte to examine */
+    size_t name, name_end;   /* field name [name, name_end) */
     size_t value, value_end; /* field value [value, value_end), OWS removed when complete */
 } tt__fline;
 
@@ -50,10 +51,10 @@ typedef size_t (*tt__scan_fn)(const char *b, size_t pos, size_t end);
 
 /* One CPU level's scanners. */
 typedef struct tt__http1_scan {
-    int level;           /* TT__SIMD_* */
-    tt__scan_fn tchar;   /* tchar: methods, field names, tokens */
-    tt__scan_fn target;  /* VCHAR (0x21-0x7E): request-target */
-    tt__scan_fn value;   /* field-vchar, SP, HTAB: field values, reason phrase */
+    int level;          /* TT__SIMD_* */
+    tt__scan_fn tchar;  /* tchar: methods, field names, tokens */
+    tt__scan_fn target; /* VCHAR (0x21-0x7E): request-target */
+    tt__scan_fn value;  /* field-vchar, SP, HTAB: field values, reason phrase */
     /* Continue the field line fl in b[0, end): the head's and the trailers' one grammar. room
      * is how many more fields may be stored (0: a new field line is TOO_MANY_HEADERS, checked
      * after its first byte). Returns TT__FL_FIELD, TT__FL_END, TT__FL_MORE or the error, with
