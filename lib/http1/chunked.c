@@ -134,6 +134,97 @@ static int parse_trailers(tt_http1_chunked_decoder *d, const char *t, size_t tn,
     }
 }
 
+/* One byte of a chunk extension (RFC 9112 §7.1.1): chunk-ext = *( BWS ";" BWS ext-name
+ * [ BWS "=" BWS ext-val ] ), ext-val = token / quoted-string (no BWS accepted). Moves *state. */
+static tt_http1_error ext_byte(uint32_t *state, uint8_t c)
+{
+    switch (*state) {
+    case C_EXT_NAME_START:
+        if (!TT__IS(c, TT__C_TCHAR)) return TT_HTTP1_E_CHUNK_EXT;
+        *state = C_EXT_NAME;
+        return TT_HTTP1_OK;
+    case C_EXT_NAME:
+        if (TT__IS(c, TT__C_TCHAR)) return TT_HTTP1_OK;
+        if (c == '=')
+            *state = C_EXT_VAL_START;
+        else if (c == ';')
+            *state = C_EXT_NAME_START;
+        else if (c == '\r')
+            *state = C_SIZE_LF;
+        else if (c == '\n')
+            return TT_HTTP1_E_CHUNK_EOL;
+        else
+            return TT_HTTP1_E_CHUNK_EXT;
+        return TT_HTTP1_OK;
+    case C_EXT_VAL_START:
+        if (c == '"')
+            *state = C_EXT_QUOTED;
+        else if (TT__IS(c, TT__C_TCHAR))
+            *state = C_EXT_TOKEN;
+        else
+            return TT_HTTP1_E_CHUNK_EXT;
+        return TT_HTTP1_OK;
+    case C_EXT_TOKEN:
+        if (TT__IS(c, TT__C_TCHAR)) return TT_HTTP1_OK;
+        if (c == ';')
+            *state = C_EXT_NAME_START;
+        else if (c == '\r')
+            *state = C_SIZE_LF;
+        else if (c == '\n')
+            return TT_HTTP1_E_CHUNK_EOL;
+        else
+            return TT_HTTP1_E_CHUNK_EXT;
+        return TT_HTTP1_OK;
+    case C_EXT_QUOTED:
+        /* qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text */
+        if (c == '"')
+            *state = C_EXT_AFTER_Q;
+        else if (c == '\\')
+            *state = C_EXT_QP;
+        else if (!TT__IS(c, TT__C_VALUE | TT__C_OWS))
+            return TT_HTTP1_E_CHUNK_EXT;
+        return TT_HTTP1_OK;
+    case C_EXT_QP:
+        if (!TT__IS(c, TT__C_VALUE | TT__C_OWS)) return TT_HTTP1_E_CHUNK_EXT;
+        *state = C_EXT_QUOTED;
+        return TT_HTTP1_OK;
+    case C_EXT_AFTER_Q:
+        if (c == ';')
+            *state = C_EXT_NAME_START;
+        else if (c == '\r')
+            *state = C_SIZE_LF;
+        else if (c == '\n')
+            return TT_HTTP1_E_CHUNK_EOL;
+        else
+            return TT_HTTP1_E_CHUNK_EXT;
+        return TT_HTTP1_OK;
+    }
+    return TT_HTTP1_OK;
+}
+
+/* The trailer section from buf[r]: rebase the trailers kept from the previous call, parse on.
+ * Returns the input consumed (r when the section is still partial, which stays unconsumed) or
+ * -1. */
+static long trailer_section(tt_http1_chunked_decoder *d, char *buf, size_t r, size_t len)
+{
+    const char *t = buf + r;
+    if (d->tpos && d->trailers && (uintptr_t)t != d->tbase) {
+        uintptr_t delta = (uintptr_t)t - d->tbase;
+        for (size_t i = 0; i < d->num_trailers && i < d->max_trailers; i++) {
+            d->trailers[i].name = (const char *)((uintptr_t)d->trailers[i].name + delta);
+            d->trailers[i].value = (const char *)((uintptr_t)d->trailers[i].value + delta);
+        }
+    }
+    d->tbase = (uintptr_t)t;
+    size_t tend;
+    int rc = parse_trailers(d, t, len - r, &tend);
+    if (rc < 0) return -1;
+    if (rc == 0) return (long)r;
+    d->state = C_DONE;
+    d->done = 1;
+    return (long)(r + tend);
+}
+
 TT_API long tt_http1_chunked_decode(tt_http1_chunked_decoder *d, char *buf, size_t len,
                                     size_t *out_len)
 {
@@ -172,64 +263,19 @@ TT_API long tt_http1_chunked_decode(tt_http1_chunked_decoder *d, char *buf, size
             if (c == '\n') goto bad_eol;
             goto bad_size; /* whitespace, sign, "0x", anything else */
         case C_EXT_NAME_START:
-            if (!TT__IS(c, TT__C_TCHAR)) goto bad_ext;
-            d->state = C_EXT_NAME;
-            break;
         case C_EXT_NAME:
-            if (TT__IS(c, TT__C_TCHAR)) break;
-            if (c == '=')
-                d->state = C_EXT_VAL_START;
-            else if (c == ';')
-                d->state = C_EXT_NAME_START;
-            else if (c == '\r')
-                d->state = C_SIZE_LF;
-            else if (c == '\n')
-                goto bad_eol;
-            else
-                goto bad_ext;
-            break;
         case C_EXT_VAL_START:
-            if (c == '"')
-                d->state = C_EXT_QUOTED;
-            else if (TT__IS(c, TT__C_TCHAR))
-                d->state = C_EXT_TOKEN;
-            else
-                goto bad_ext;
-            break;
         case C_EXT_TOKEN:
-            if (TT__IS(c, TT__C_TCHAR)) break;
-            if (c == ';')
-                d->state = C_EXT_NAME_START;
-            else if (c == '\r')
-                d->state = C_SIZE_LF;
-            else if (c == '\n')
-                goto bad_eol;
-            else
-                goto bad_ext;
-            break;
         case C_EXT_QUOTED:
-            /* qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text */
-            if (c == '"')
-                d->state = C_EXT_AFTER_Q;
-            else if (c == '\\')
-                d->state = C_EXT_QP;
-            else if (!TT__IS(c, TT__C_VALUE | TT__C_OWS))
-                goto bad_ext;
-            break;
         case C_EXT_QP:
-            if (!TT__IS(c, TT__C_VALUE | TT__C_OWS)) goto bad_ext;
-            d->state = C_EXT_QUOTED;
+        case C_EXT_AFTER_Q: {
+            tt_http1_error e = ext_byte(&d->state, c);
+            if (e) {
+                d->error = e;
+                return -1;
+            }
             break;
-        case C_EXT_AFTER_Q:
-            if (c == ';')
-                d->state = C_EXT_NAME_START;
-            else if (c == '\r')
-                d->state = C_SIZE_LF;
-            else if (c == '\n')
-                goto bad_eol;
-            else
-                goto bad_ext;
-            break;
+        }
         case C_SIZE_LF:
             if (c != '\n') goto bad_eol;
             r++;
@@ -269,25 +315,9 @@ TT_API long tt_http1_chunked_decode(tt_http1_chunked_decoder *d, char *buf, size
     *out_len = w;
     return (long)r;
 
-trailer : {
-    const char *t = buf + r;
-    if (d->tpos && d->trailers && (uintptr_t)t != d->tbase) {
-        uintptr_t delta = (uintptr_t)t - d->tbase;
-        for (size_t i = 0; i < d->num_trailers && i < d->max_trailers; i++) {
-            d->trailers[i].name = (const char *)((uintptr_t)d->trailers[i].name + delta);
-            d->trailers[i].value = (const char *)((uintptr_t)d->trailers[i].value + delta);
-        }
-    }
-    d->tbase = (uintptr_t)t;
-    size_t tend;
-    int rc = parse_trailers(d, t, len - r, &tend);
+trailer:
     *out_len = w;
-    if (rc < 0) return -1;
-    if (rc == 0) return (long)r; /* the partial trailer section stays unconsumed */
-    d->state = C_DONE;
-    d->done = 1;
-    return (long)(r + tend);
-}
+    return trailer_section(d, buf, r, len);
 done:
     *out_len = w;
     return (long)r;
