@@ -134,6 +134,18 @@ static int parse_trailers(tt_http1_chunked_decoder *d, const char *t, size_t tn,
     }
 }
 
+/* After an extension name or value: ";" starts the next one, CR ends the line. */
+static tt_http1_error ext_end(uint32_t *state, uint8_t c)
+{
+    if (c == ';')
+        *state = C_EXT_NAME_START;
+    else if (c == '\r')
+        *state = C_SIZE_LF;
+    else
+        return c == '\n' ? TT_HTTP1_E_CHUNK_EOL : TT_HTTP1_E_CHUNK_EXT;
+    return TT_HTTP1_OK;
+}
+
 /* One byte of a chunk extension (RFC 9112 §7.1.1): chunk-ext = *( BWS ";" BWS ext-name
  * [ BWS "=" BWS ext-val ] ), ext-val = token / quoted-string (no BWS accepted). Moves *state. */
 static tt_http1_error ext_byte(uint32_t *state, uint8_t c)
@@ -145,16 +157,8 @@ static tt_http1_error ext_byte(uint32_t *state, uint8_t c)
         return TT_HTTP1_OK;
     case C_EXT_NAME:
         if (TT__IS(c, TT__C_TCHAR)) return TT_HTTP1_OK;
-        if (c == '=')
-            *state = C_EXT_VAL_START;
-        else if (c == ';')
-            *state = C_EXT_NAME_START;
-        else if (c == '\r')
-            *state = C_SIZE_LF;
-        else if (c == '\n')
-            return TT_HTTP1_E_CHUNK_EOL;
-        else
-            return TT_HTTP1_E_CHUNK_EXT;
+        if (c != '=') return ext_end(state, c);
+        *state = C_EXT_VAL_START;
         return TT_HTTP1_OK;
     case C_EXT_VAL_START:
         if (c == '"')
@@ -166,15 +170,7 @@ static tt_http1_error ext_byte(uint32_t *state, uint8_t c)
         return TT_HTTP1_OK;
     case C_EXT_TOKEN:
         if (TT__IS(c, TT__C_TCHAR)) return TT_HTTP1_OK;
-        if (c == ';')
-            *state = C_EXT_NAME_START;
-        else if (c == '\r')
-            *state = C_SIZE_LF;
-        else if (c == '\n')
-            return TT_HTTP1_E_CHUNK_EOL;
-        else
-            return TT_HTTP1_E_CHUNK_EXT;
-        return TT_HTTP1_OK;
+        return ext_end(state, c);
     case C_EXT_QUOTED:
         /* qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text */
         if (c == '"')
@@ -188,16 +184,7 @@ static tt_http1_error ext_byte(uint32_t *state, uint8_t c)
         if (!TT__IS(c, TT__C_VALUE | TT__C_OWS)) return TT_HTTP1_E_CHUNK_EXT;
         *state = C_EXT_QUOTED;
         return TT_HTTP1_OK;
-    case C_EXT_AFTER_Q:
-        if (c == ';')
-            *state = C_EXT_NAME_START;
-        else if (c == '\r')
-            *state = C_SIZE_LF;
-        else if (c == '\n')
-            return TT_HTTP1_E_CHUNK_EOL;
-        else
-            return TT_HTTP1_E_CHUNK_EXT;
-        return TT_HTTP1_OK;
+    case C_EXT_AFTER_Q: return ext_end(state, c);
     }
     return TT_HTTP1_OK;
 }

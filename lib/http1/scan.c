@@ -114,18 +114,22 @@ TT_SSE42 static inline unsigned out_value_16(const char *p)
         return t_ ? pos + (size_t)__builtin_ctz(t_) : end;                                         \
     } while (0)
 
-TT_SSE42 static inline size_t tchar_sse42(const char *b, size_t pos, size_t end)
-{
-    SCAN_BLOCKS(16, out_tchar_16, tchar_scalar);
-}
-TT_SSE42 static inline size_t target_sse42(const char *b, size_t pos, size_t end)
-{
-    SCAN_BLOCKS(16, out_target_16, target_scalar);
-}
-TT_SSE42 static inline size_t value_sse42(const char *b, size_t pos, size_t end)
-{
-    SCAN_BLOCKS(16, out_value_16, value_scalar);
-}
+/* A level's three scanners (ATTR, name suffix L, block width W; below W bytes: level SMALL). */
+#define SCANNERS(ATTR, L, W, SMALL)                                                                \
+    ATTR static inline size_t tchar_##L(const char *b, size_t pos, size_t end)                     \
+    {                                                                                              \
+        SCAN_BLOCKS(W, out_tchar_##W, tchar_##SMALL);                                              \
+    }                                                                                              \
+    ATTR static inline size_t target_##L(const char *b, size_t pos, size_t end)                    \
+    {                                                                                              \
+        SCAN_BLOCKS(W, out_target_##W, target_##SMALL);                                            \
+    }                                                                                              \
+    ATTR static inline size_t value_##L(const char *b, size_t pos, size_t end)                     \
+    {                                                                                              \
+        SCAN_BLOCKS(W, out_value_##W, value_##SMALL);                                              \
+    }
+
+SCANNERS(TT_SSE42, sse42, 16, scalar)
 
 /* A window's stops: every non-value byte, and HTAB (a value with a HTAB is left to the line
  * parser): x < 0x20 is x + 0x60 (unsigned, saturated) without its top bit; then DEL. */
@@ -187,18 +191,7 @@ TT_AVX2 static inline unsigned out_value_32(const char *p)
         _mm256_or_si256(ctl, _mm256_cmpeq_epi8(x, _mm256_set1_epi8(0x7f))));
 }
 
-TT_AVX2 static inline size_t tchar_avx2(const char *b, size_t pos, size_t end)
-{
-    SCAN_BLOCKS(32, out_tchar_32, tchar_sse42);
-}
-TT_AVX2 static inline size_t target_avx2(const char *b, size_t pos, size_t end)
-{
-    SCAN_BLOCKS(32, out_target_32, target_sse42);
-}
-TT_AVX2 static inline size_t value_avx2(const char *b, size_t pos, size_t end)
-{
-    SCAN_BLOCKS(32, out_value_32, value_sse42);
-}
+SCANNERS(TT_AVX2, avx2, 32, sse42)
 
 TT_AVX2 static inline uint32_t stop_32(const char *p)
 {
