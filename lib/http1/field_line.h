@@ -134,12 +134,17 @@ TT_FL_ATTR static size_t TT_FL_SECTION(const char *b, size_t pos, size_t end, tt
          * own, off that chain. */
         size_t ne = TT_FL_TCHAR(b, pos + 1, end);
         size_t ve = TT_FL_WINDOW(b, end, &w, pos);
-        if (ve + 1 >= end || b[ne] != ':' || b[ve] != '\r' || b[ve + 1] != '\n') break;
+        if (ve + 1 >= end || b[ne] != ':') break; /* ne <= ve: a non-value byte is no tchar */
+        uint16_t crlf, want;
+        memcpy(&crlf, b + ve, 2);
+        memcpy(&want, "\r\n", 2);
+        if (crlf != want) break;
         size_t v = ne + 1;
-        while (TT__IS(b[v], TT__C_OWS))
+        v += b[v] == ' '; /* the usual single SP, without a branch */
+        while (b[v] == ' ' || b[v] == '\t')
             v++;
         size_t vt = ve;
-        while (vt > v && TT__IS(b[vt - 1], TT__C_OWS))
+        while (vt > v && (b[vt - 1] == ' ' || b[vt - 1] == '\t'))
             vt--;
         out[n].name = b + pos;
         out[n].name_len = ne - pos;

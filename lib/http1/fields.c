@@ -28,8 +28,9 @@ static void load(const tt__head *h, tt__fline *fl)
     const tt_http1_parser *p = h->p;
     fl->phase = (tt__fl_phase)(p->state - S_FIELD);
     fl->pos = p->pos;
+    fl->name = fl->name_end = fl->value = fl->value_end = 0;
+    if (fl->phase == TT__FL_START || fl->phase == TT__FL_END_LF) return; /* the usual case */
     fl->name = fl->value = p->tok;
-    fl->name_end = 0;
     fl->value_end = p->tok2;
     if (fl->phase >= TT__FL_OWS) {
         const tt_header *f = &h->hdr[p->nhdr];
