@@ -5,7 +5,7 @@
  *   TT_FL_SECTION   the run function's name      TT_FL_WINDOW the window function's name
  *   TT_FL_REQUEST   the request-line function's name
  *   TT_FL_TCHAR(b, pos, end)  first non-tchar    TT_FL_VALUE(b, pos, end)  first non-value byte
- *   TT_FL_TARGET(b, pos, end) first non-VCHAR
+ *   TT_FL_TARGET(b, pos, end) first non-VCHAR   TT_FL_LINE_MASKS(p, &nt, &ng) see TT_FL_REQUEST
  *   TT_FL_MASKS(p)            bit i set if p[i] (i < 64) is not a value byte (may also be set
  *                             for HTAB: such a line is left to TT_FL_FN); absent: no windows
  * field-line = field-name ":" OWS field-value OWS CRLF; a line that starts with SP/HTAB is
@@ -158,9 +158,24 @@ TT_FL_ATTR static size_t TT_FL_SECTION(const char *b, size_t pos, size_t end, tt
 }
 
 /* The start of a request line at b[pos]: *method_end = the first non-tchar; when it is a SP,
- * returns the first non-VCHAR after it (the end of the target), else *method_end. */
+ * returns the first non-VCHAR after it (the end of the target), else *method_end. With
+ * TT_FL_LINE_MASKS(p, &nt, &ng) (bit i: p[i] is not a tchar / not VCHAR, i < 64), both ends
+ * come from one 64-byte window when they are in it: neither search waits for the other's load. */
 TT_FL_ATTR static size_t TT_FL_REQUEST(const char *b, size_t pos, size_t lend, size_t *method_end)
 {
+#ifdef TT_FL_LINE_MASKS
+    if (pos + 64 <= lend) {
+        uint64_t nt, ng;
+        TT_FL_LINE_MASKS(b + pos, &nt, &ng);
+        size_t k = (size_t)__builtin_ctzll(nt | UINT64_C(1) << 63); /* the method's end */
+        if (k < 63) {
+            *method_end = pos + k;
+            if (b[pos + k] != ' ') return pos + k;
+            uint64_t m = ng >> (k + 1);
+            return m ? pos + k + 1 + (size_t)__builtin_ctzll(m) : TT_FL_TARGET(b, pos + 64, lend);
+        }
+    }
+#endif
     size_t me = TT_FL_TCHAR(b, pos, lend);
     *method_end = me;
     if (me >= lend || b[me] != ' ') return me;
@@ -170,6 +185,7 @@ TT_FL_ATTR static size_t TT_FL_REQUEST(const char *b, size_t pos, size_t lend, s
 #undef TT_FL_FN
 #undef TT_FL_REQUEST
 #undef TT_FL_TARGET
+#undef TT_FL_LINE_MASKS
 #undef TT_FL_SECTION
 #undef TT_FL_WINDOW
 #undef TT_FL_ATTR

@@ -139,6 +139,15 @@ TT_SSE42 static inline unsigned stop_16(const char *p)
     unsigned ge20 = (unsigned)_mm_movemask_epi8(_mm_adds_epu8(x, _mm_set1_epi8(0x60)));
     return (~ge20 & 0xffffu) | (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f)));
 }
+/* A request line's first 64 bytes: not-tchar and not-VCHAR masks. */
+TT_SSE42 static inline void line_masks_sse42(const char *p, uint64_t *nt, uint64_t *ng)
+{
+    *nt = *ng = 0;
+    for (int i = 0; i < 64; i += 16) {
+        *nt |= (uint64_t)out_tchar_16(p + i) << i;
+        *ng |= (uint64_t)out_target_16(p + i) << i;
+    }
+}
 TT_SSE42 static inline uint64_t window_mask_sse42(const char *p)
 {
     return (uint64_t)stop_16(p) | (uint64_t)stop_16(p + 16) << 16 |
@@ -148,6 +157,7 @@ TT_SSE42 static inline uint64_t window_mask_sse42(const char *p)
 #define TT_FL_FN          field_line_sse42
 #define TT_FL_SECTION     section_sse42
 #define TT_FL_REQUEST     request_line_sse42
+#define TT_FL_LINE_MASKS  line_masks_sse42
 #define TT_FL_TARGET(...) target_sse42(__VA_ARGS__)
 #define TT_FL_WINDOW      window_sse42
 #define TT_FL_ATTR        TT_SSE42
@@ -199,6 +209,11 @@ TT_AVX2 static inline uint32_t stop_32(const char *p)
     uint32_t ge20 = (uint32_t)_mm256_movemask_epi8(_mm256_adds_epu8(x, _mm256_set1_epi8(0x60)));
     return ~ge20 | (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, _mm256_set1_epi8(0x7f)));
 }
+TT_AVX2 static inline void line_masks_avx2(const char *p, uint64_t *nt, uint64_t *ng)
+{
+    *nt = (uint64_t)out_tchar_32(p) | (uint64_t)out_tchar_32(p + 32) << 32;
+    *ng = (uint64_t)out_target_32(p) | (uint64_t)out_target_32(p + 32) << 32;
+}
 TT_AVX2 static inline uint64_t window_mask_avx2(const char *p)
 {
     return (uint64_t)stop_32(p) | (uint64_t)stop_32(p + 32) << 32;
@@ -207,6 +222,7 @@ TT_AVX2 static inline uint64_t window_mask_avx2(const char *p)
 #define TT_FL_FN          field_line_avx2
 #define TT_FL_SECTION     section_avx2
 #define TT_FL_REQUEST     request_line_avx2
+#define TT_FL_LINE_MASKS  line_masks_avx2
 #define TT_FL_TARGET(...) target_avx2(__VA_ARGS__)
 #define TT_FL_WINDOW      window_avx2
 #define TT_FL_ATTR        TT_AVX2
