@@ -275,3 +275,23 @@ Test(simd, field_sections_agree)
             all_levels(buf, n, 0, 1, TT_HTTP1_OK, what);
         }
 }
+
+Test(simd, bad_byte_at_every_position_of_a_method)
+{
+    static const unsigned char bad[] = {'(', '"', 0x7f, 0x80, 0x00, '\r', '\n', '\t', '/'};
+    char buf[300], what[64];
+    for (size_t len = 1; len <= 90; len++)
+        for (size_t k = 0; k < len; k++)
+            for (size_t bi = 0; bi < sizeof(bad); bi++) {
+                memset(buf, 'M', len);
+                buf[k] = (char)bad[bi];
+                size_t n = len + (size_t)sprintf(buf + len, " /%.*s HTTP/1.1\r\nHost: a\r\n\r\n",
+                                                 (int)(k % 70),
+                                                 "tttttttttttttttttttttttttttttt"
+                                                 "tttttttttttttttttttttttttttttt"
+                                                 "tttttttttt");
+                snprintf(what, sizeof(what), "method len %zu byte 0x%02x at %zu", len, bad[bi], k);
+                int eol = k == 0 && (bad[bi] == '\r' || bad[bi] == '\n'); /* before the line */
+                all_levels(buf, n, 0, -1, eol ? TT_HTTP1_E_EOL : TT_HTTP1_E_METHOD, what);
+            }
+}
