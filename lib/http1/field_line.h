@@ -140,7 +140,7 @@ TT_FL_ATTR static size_t TT_FL_SECTION(const char *b, size_t pos, size_t end, tt
         memcpy(&want, "\r\n", 2);
         if (crlf != want) break;
         size_t v = ne + 1;
-        v += b[v] == ' '; /* the usual single SP, without a branch */
+        if (b[v] == ' ') v++; /* the usual single SP (a predicted branch, not a data dependency) */
         while (b[v] == ' ' || b[v] == '\t')
             v++;
         size_t vt = ve;
