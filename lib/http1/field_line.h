@@ -102,13 +102,6 @@ TT_FL_ATTR static inline size_t TT_FL_WINDOW(const char *b, size_t end, tt__fwin
         w->nv = TT_FL_MASKS(b + w->base);
     }
 }
-#else
-/* Without masks (the scalar level): the value scanner from `from`. */
-TT_FL_ATTR static inline size_t TT_FL_WINDOW(const char *b, size_t end, tt__fwin *w, size_t from)
-{
-    (void)w;
-    return TT_FL_VALUE(b, from, end);
-}
 #endif
 
 /* A run of plain field lines (name ":" OWS value CRLF, all of it before end) from b[pos],
@@ -118,8 +111,8 @@ TT_FL_ATTR static size_t TT_FL_SECTION(const char *b, size_t pos, size_t end, tt
                                        size_t room, size_t *next)
 {
     size_t n = 0;
-    tt__fwin w = {0, 0};
 #ifdef TT_FL_MASKS
+    tt__fwin w;
     if (end < 64 || pos >= end) { /* too short for a window: line by line */
         *next = pos;
         return 0;
@@ -133,7 +126,11 @@ TT_FL_ATTR static size_t TT_FL_SECTION(const char *b, size_t pos, size_t end, tt
          * depends on this one's only through that search; the name's end is a search of its
          * own, off that chain. */
         size_t ne = TT_FL_TCHAR(b, pos + 1, end);
+#ifdef TT_FL_MASKS
         size_t ve = TT_FL_WINDOW(b, end, &w, pos);
+#else
+        size_t ve = ne < end ? TT_FL_VALUE(b, ne, end) : end; /* scalar: from the colon on */
+#endif
         if (ve + 1 >= end || b[ne] != ':') break; /* ne <= ve: a non-value byte is no tchar */
         uint16_t crlf, want;
         memcpy(&crlf, b + ve, 2);

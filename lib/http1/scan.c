@@ -52,7 +52,6 @@ static inline size_t value_scalar(const char *b, size_t pos, size_t end)
 #define TT_FL_SECTION     section_scalar
 #define TT_FL_REQUEST     request_line_scalar
 #define TT_FL_TARGET(...) target_scalar(__VA_ARGS__)
-#define TT_FL_WINDOW      window_scalar
 #define TT_FL_ATTR        /* portable */
 #define TT_FL_TCHAR(...)  tchar_scalar(__VA_ARGS__)
 #define TT_FL_VALUE(...)  value_scalar(__VA_ARGS__)
