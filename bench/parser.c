@@ -4,8 +4,9 @@
  * lower level it supports) and through picohttpparser built twice by the Makefile: -O2 -msse4.2
  * (x86-64 only) and plain -O2 (its symbols renamed phr_*_plain). Messages: the 703-byte request
  * of picohttpparser's own bench.c, a browser-like request (570 B), a curl-like request and a
- * response head. Each cell is the best of R runs of N parses, the parsers interleaved run by run;
- * the table gives ns per message, ns per byte and tether's time over each picohttpparser build.
+ * response head, and a tiny request as wrk sends (51 B). Each cell is the best of R runs of N
+ * parses, the parsers interleaved run by run; the table gives ns per message, ns per byte and
+ * tether's time over each picohttpparser build.
  *
  *   build/bench/parser [N [R]]      default N = 10000, R = 101 (many short runs: the best one
  *                                    is the one no other process interrupted)
@@ -73,6 +74,8 @@ static const char browser[] =
 static const char curl[] = "GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
                            "User-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n";
 
+static const char tiny[] = "GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
+
 static const char response[] = "HTTP/1.1 200 OK\r\nServer: nginx/1.24.0\r\n"
                                "Date: Sun, 22 Nov 2026 04:00:00 GMT\r\n"
                                "Content-Type: text/html\r\nContent-Length: 612\r\n"
@@ -89,6 +92,7 @@ static const struct msg {
     {"pico", pico, sizeof(pico) - 1, 0},
     {"browser", browser, sizeof(browser) - 1, 0},
     {"curl", curl, sizeof(curl) - 1, 0},
+    {"tiny", tiny, sizeof(tiny) - 1, 0},
     {"response", response, sizeof(response) - 1, 1},
 };
 #define NMSGS (sizeof(msgs) / sizeof(msgs[0]))

@@ -5,7 +5,7 @@
  *   TT_FL_SECTION   the run function's name      TT_FL_WINDOW the window function's name
  *   TT_FL_REQUEST   the request-line function's name
  *   TT_FL_TCHAR(b, pos, end)  first non-tchar    TT_FL_VALUE(b, pos, end)  first non-value byte
- *   TT_FL_TARGET(b, pos, end) first non-VCHAR   TT_FL_LINE_MASKS(p, &nt, &ng) see TT_FL_REQUEST
+ *   TT_FL_TARGET(b, pos, end) first non-VCHAR   TT_FL_LINE_MASKS(p, w, &nt, &ng) see TT_FL_REQUEST
  *   TT_FL_MASKS(p)            bit i set if p[i] (i < 64) is not a value byte (may also be set
  *                             for HTAB: such a line is left to TT_FL_FN); absent: no windows
  * field-line = field-name ":" OWS field-value OWS CRLF; a line that starts with SP/HTAB is
@@ -112,13 +112,12 @@ TT_FL_ATTR static size_t TT_FL_SECTION(const char *b, size_t pos, size_t end, tt
 {
     size_t n = 0;
 #ifdef TT_FL_MASKS
-    tt__fwin w;
-    if (end < 64 || pos >= end) { /* too short for a window: line by line */
-        *next = pos;
-        return 0;
+    tt__fwin w = {0, 0};
+    int win = end >= 64 && pos < end; /* else too short for a window: direct scans */
+    if (win) {
+        w.base = pos + 64 <= end ? pos : end - 64;
+        w.nv = TT_FL_MASKS(b + w.base);
     }
-    w.base = pos + 64 <= end ? pos : end - 64;
-    w.nv = TT_FL_MASKS(b + w.base);
 #endif
     while (n < room && pos < end && TT__IS(b[pos], TT__C_TCHAR)) {
         /* The value's end is searched from the line's start in the window (tchars, ':' and OWS
@@ -126,11 +125,13 @@ TT_FL_ATTR static size_t TT_FL_SECTION(const char *b, size_t pos, size_t end, tt
          * depends on this one's only through that search; the name's end is a search of its
          * own, off that chain. */
         size_t ne = TT_FL_TCHAR(b, pos + 1, end);
+        size_t ve;
 #ifdef TT_FL_MASKS
-        size_t ve = TT_FL_WINDOW(b, end, &w, pos);
-#else
-        size_t ve = ne < end ? TT_FL_VALUE(b, ne, end) : end; /* scalar: from the colon on */
+        if (win)
+            ve = TT_FL_WINDOW(b, end, &w, pos);
+        else
 #endif
+            ve = ne < end ? TT_FL_VALUE(b, ne, end) : end; /* from the colon on */
         if (ve + 1 >= end || b[ne] != ':') break; /* ne <= ve: a non-value byte is no tchar */
         uint16_t crlf, want;
         memcpy(&crlf, b + ve, 2);
@@ -156,20 +157,21 @@ TT_FL_ATTR static size_t TT_FL_SECTION(const char *b, size_t pos, size_t end, tt
 
 /* The start of a request line at b[pos]: *method_end = the first non-tchar; when it is a SP,
  * returns the first non-VCHAR after it (the end of the target), else *method_end. With
- * TT_FL_LINE_MASKS(p, &nt, &ng) (bit i: p[i] is not a tchar / not VCHAR, i < 64), both ends
- * come from one 64-byte window when they are in it: neither search waits for the other's load. */
+ * TT_FL_LINE_MASKS(p, w, &nt, &ng) (bit i: p[i] is not a tchar / not VCHAR, i < w, w 32 or 64),
+ * both ends come from one window when they are in it: neither search waits for the other's load. */
 TT_FL_ATTR static size_t TT_FL_REQUEST(const char *b, size_t pos, size_t lend, size_t *method_end)
 {
 #ifdef TT_FL_LINE_MASKS
-    if (pos + 64 <= lend) {
+    size_t w = pos + 64 <= lend ? 64 : pos + 32 <= lend ? 32 : 0; /* the window's size */
+    if (w) {
         uint64_t nt, ng;
-        TT_FL_LINE_MASKS(b + pos, &nt, &ng);
-        size_t k = (size_t)__builtin_ctzll(nt | UINT64_C(1) << 63); /* the method's end */
-        if (k < 63) {
+        TT_FL_LINE_MASKS(b + pos, w, &nt, &ng);
+        size_t k = (size_t)__builtin_ctzll(nt | UINT64_C(1) << (w - 1)); /* the method's end */
+        if (k < w - 1) {
             *method_end = pos + k;
             if (b[pos + k] != ' ') return pos + k;
             uint64_t m = ng >> (k + 1);
-            return m ? pos + k + 1 + (size_t)__builtin_ctzll(m) : TT_FL_TARGET(b, pos + 64, lend);
+            return m ? pos + k + 1 + (size_t)__builtin_ctzll(m) : TT_FL_TARGET(b, pos + w, lend);
         }
     }
 #endif

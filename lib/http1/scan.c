@@ -138,11 +138,11 @@ TT_SSE42 static inline unsigned stop_16(const char *p)
     unsigned ge20 = (unsigned)_mm_movemask_epi8(_mm_adds_epu8(x, _mm_set1_epi8(0x60)));
     return (~ge20 & 0xffffu) | (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f)));
 }
-/* A request line's first 64 bytes: not-tchar and not-VCHAR masks. */
-TT_SSE42 static inline void line_masks_sse42(const char *p, uint64_t *nt, uint64_t *ng)
+/* A request line's first w (32 or 64) bytes: not-tchar and not-VCHAR masks. */
+TT_SSE42 static inline void line_masks_sse42(const char *p, size_t w, uint64_t *nt, uint64_t *ng)
 {
     *nt = *ng = 0;
-    for (int i = 0; i < 64; i += 16) {
+    for (size_t i = 0; i < w; i += 16) {
         *nt |= (uint64_t)out_tchar_16(p + i) << i;
         *ng |= (uint64_t)out_target_16(p + i) << i;
     }
@@ -208,10 +208,14 @@ TT_AVX2 static inline uint32_t stop_32(const char *p)
     uint32_t ge20 = (uint32_t)_mm256_movemask_epi8(_mm256_adds_epu8(x, _mm256_set1_epi8(0x60)));
     return ~ge20 | (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, _mm256_set1_epi8(0x7f)));
 }
-TT_AVX2 static inline void line_masks_avx2(const char *p, uint64_t *nt, uint64_t *ng)
+TT_AVX2 static inline void line_masks_avx2(const char *p, size_t w, uint64_t *nt, uint64_t *ng)
 {
-    *nt = (uint64_t)out_tchar_32(p) | (uint64_t)out_tchar_32(p + 32) << 32;
-    *ng = (uint64_t)out_target_32(p) | (uint64_t)out_target_32(p + 32) << 32;
+    *nt = out_tchar_32(p);
+    *ng = out_target_32(p);
+    if (w == 64) {
+        *nt |= (uint64_t)out_tchar_32(p + 32) << 32;
+        *ng |= (uint64_t)out_target_32(p + 32) << 32;
+    }
 }
 TT_AVX2 static inline uint64_t window_mask_avx2(const char *p)
 {
@@ -245,7 +249,8 @@ static const tt__http1_scan *const levels[] = {
 };
 static const char *const level_names[] = {"scalar", "sse4.2", "avx2"};
 
-static const tt__http1_scan *current; /* set once (benign race: every writer stores the same) */
+/* Set on first use (racing first uses store the same) or by tt__http1_simd_force. */
+const tt__http1_scan *tt__http1_scan_current;
 
 int tt__http1_simd_best(void)
 {
@@ -278,14 +283,13 @@ static const tt__http1_scan *choose(int level)
     int best = tt__http1_simd_best();
     if (level < 0 || level > best) level = best;
     const tt__http1_scan *s = levels[level];
-    __atomic_store_n(&current, s, __ATOMIC_RELEASE);
+    __atomic_store_n(&tt__http1_scan_current, s, __ATOMIC_RELEASE);
     return s;
 }
 
-const tt__http1_scan *tt__http1_scan_ops(void)
+const tt__http1_scan *tt__http1_scan_choose(void)
 {
-    const tt__http1_scan *s = __atomic_load_n(&current, __ATOMIC_ACQUIRE);
-    return s ? s : choose(env_cap());
+    return choose(env_cap());
 }
 
 int tt__http1_simd_force(int level)

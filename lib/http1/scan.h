@@ -72,7 +72,13 @@ typedef struct tt__http1_scan {
 
 /* The scanners of the level in effect (chosen on first use: the best the CPU supports, capped
  * by the environment variable TETHER_HTTP1_SIMD=scalar|sse4.2|avx2, or tt__http1_simd_force). */
-const tt__http1_scan *tt__http1_scan_ops(void);
+extern const tt__http1_scan *tt__http1_scan_current;
+const tt__http1_scan *tt__http1_scan_choose(void);
+static inline const tt__http1_scan *tt__http1_scan_ops(void)
+{
+    const tt__http1_scan *s = __atomic_load_n(&tt__http1_scan_current, __ATOMIC_ACQUIRE);
+    return s ? s : tt__http1_scan_choose();
+}
 
 /* Force a level for tests and benchmarks (-1: automatic); capped at what the CPU supports.
  * Process-wide; not meant to race with parsing. Returns the level now in effect. */
