@@ -92,8 +92,9 @@ static tt_http1_error target_form(tt_http1_request *rq, const char *t, size_t tn
     return TT_HTTP1_OK;
 }
 
-/* S_TARGET: request-target = VCHARs, ended by SP (at pos, found by the scanner). */
-static int target(tt__head *h, size_t pos)
+/* S_TARGET: request-target = VCHARs from start (p->tok), ended by SP (at pos, found by the
+ * scanner). */
+static int target(tt__head *h, size_t start, size_t pos)
 {
     tt_http1_parser *p = h->p;
     const char *buf = h->buf;
@@ -102,9 +103,9 @@ static int target(tt__head *h, size_t pos)
         return tt__head_fail(h, pos,
                              buf[pos] == '\r' || buf[pos] == '\n' ? TT_HTTP1_E_REQUEST_LINE
                                                                   : TT_HTTP1_E_TARGET);
-    if (pos == p->tok) return tt__head_fail(h, pos, TT_HTTP1_E_REQUEST_LINE);
-    h->rq->target = buf + p->tok;
-    h->rq->target_len = pos - p->tok;
+    if (pos == start) return tt__head_fail(h, pos, TT_HTTP1_E_REQUEST_LINE);
+    h->rq->target = buf + start;
+    h->rq->target_len = pos - start;
     tt_http1_error e = target_form(h->rq, h->rq->target, h->rq->target_len);
     if (e) return tt__head_fail(h, pos, e);
     p->tok = p->pos = pos + 1;
@@ -112,12 +113,13 @@ static int target(tt__head *h, size_t pos)
     return TT__HEAD_DONE;
 }
 
-/* S_VERSION: HTTP-version CR (the LF is the driver's). A well-formed version other than 1.0/1.1
- * is answered 505 as soon as its 8 bytes are there; an early byte error does not wait. */
-static int version(tt__head *h)
+/* S_VERSION: HTTP-version CR at pos (the LF is the driver's). A well-formed version other
+ * than 1.0/1.1 is answered 505 as soon as its 8 bytes are there; an early byte error does not wait.
+ */
+static int version(tt__head *h, size_t pos)
 {
     tt_http1_parser *p = h->p;
-    size_t pos = p->pos, n = h->lend - pos;
+    size_t n = h->lend - pos;
     const char *v = h->buf + pos;
     if (n < 9) {
         if (n == 8 && tt__http1_version(v) == -2)
@@ -146,15 +148,15 @@ int tt__http1_request_line(tt__head *h)
         te = h->scan->request_line(h->buf, p->pos, h->lend, &me);
         rc = method(h, me);
         if (rc != TT__HEAD_DONE) return rc;
-        rc = target(h, te);
+        rc = target(h, me + 1, te); /* the positions in registers, not through p */
         if (rc != TT__HEAD_DONE) return rc;
-        rc = version(h);
+        rc = version(h, te + 1);
         break;
     case S_TARGET:
-        rc = target(h, h->scan->target(h->buf, p->pos, h->lend));
+        rc = target(h, p->tok, h->scan->target(h->buf, p->pos, h->lend));
         if (rc != TT__HEAD_DONE) return rc;
         /* fall through */
-    case S_VERSION: rc = version(h); break;
+    case S_VERSION: rc = version(h, p->pos); break;
     }
     return rc;
 }
