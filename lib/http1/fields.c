@@ -23,11 +23,11 @@ TT_API const tt_header *tt_http1_find_header(const tt_header *h, size_t n, const
 
 /* Where the previous call stopped: the field line's phase and offsets. A name already scanned
  * sits in hdr[nhdr] (rebased by the driver when the buffer moved). */
-static void load(const tt__head *h, tt__fline *fl)
+static void load(const tt__head *h, tt__fline *fl, size_t pos)
 {
     const tt_http1_parser *p = h->p;
     fl->phase = (tt__fl_phase)(p->state - S_FIELD);
-    fl->pos = p->pos;
+    fl->pos = pos;
     fl->name = fl->name_end = fl->value = fl->value_end = 0;
     if (fl->phase == TT__FL_START || fl->phase == TT__FL_END_LF) return; /* the usual case */
     fl->name = fl->value = p->tok;
@@ -85,19 +85,19 @@ static int run(tt__head *h, tt__fline *fl)
     return TT__HEAD_DONE;
 }
 
-int tt__http1_fields(tt__head *h)
+ptrdiff_t tt__http1_fields(tt__head *h, size_t pos)
 {
     tt_http1_parser *p = h->p;
     const char *buf = h->buf;
     int (*line)(const char *, size_t, size_t, tt__fline *) = h->scan->field_line;
     tt__fline fl;
-    load(h, &fl);
+    load(h, &fl, pos);
     for (;;) {
         if (fl.phase == TT__FL_START && p->nhdr < h->max_fields) {
             if (run(h, &fl) != TT__HEAD_DONE) return TT__HEAD_FAIL;
             if (fl.pos + 1 < h->end && buf[fl.pos] == '\r' && buf[fl.pos + 1] == '\n') {
                 p->pos = fl.pos + 2; /* the empty line: the usual end, without a line call */
-                return TT__HEAD_DONE;
+                return (ptrdiff_t)fl.pos + 2;
             }
         }
         size_t room = h->max_fields > p->nhdr ? h->max_fields - p->nhdr : 0;
@@ -113,7 +113,7 @@ int tt__http1_fields(tt__head *h)
         }
         if (rc == TT__FL_END) {
             p->pos = fl.pos;
-            return TT__HEAD_DONE;
+            return (ptrdiff_t)fl.pos;
         }
         if (rc == TT__FL_MORE) return save(h, &fl);
         return tt__head_fail(h, fl.pos, (tt_http1_error)rc);

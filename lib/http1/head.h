@@ -44,8 +44,9 @@ enum {
     PF_UPGRADE_HDR = 1u << 6,
 };
 
-/* Part results: TT__HEAD_DONE (this part is complete; p->pos is where the next one starts),
- * TT__HEAD_MORE (p->pos/state say where to resume), TT__HEAD_FAIL (h->err says why). */
+/* Part results: a part returns the position where the next part starts (>= 0), or
+ * TT__HEAD_MORE (p->pos/state say where to resume), or TT__HEAD_FAIL (h->err says why). The
+ * parts' own steps return TT__HEAD_DONE when they are complete. */
 enum { TT__HEAD_DONE = 1, TT__HEAD_MORE = -2, TT__HEAD_FAIL = -1 };
 
 /* One parse call's view: the buffer, its bounds, where the results go. */
@@ -112,12 +113,14 @@ static inline int tt__http1_version_prefix(const char *v, size_t n)
     return 1;
 }
 
-/* request_line.c: from S_METHOD through the CR ending the line (state S_LINE_LF when done). */
-int tt__http1_request_line(tt__head *h);
-/* status_line.c: from S_SL_VERSION through the CR ending the line (state S_LINE_LF). */
-int tt__http1_status_line(tt__head *h);
-/* fields.c: the field section, up to and including the empty line. */
-int tt__http1_fields(tt__head *h);
+/* request_line.c: from S_METHOD (at pos) through the CR ending the line (state S_LINE_LF when
+ * done; returns the position after the CR). */
+ptrdiff_t tt__http1_request_line(tt__head *h, size_t pos);
+/* status_line.c: from S_SL_VERSION (at pos) through the CR ending the line (state S_LINE_LF). */
+ptrdiff_t tt__http1_status_line(tt__head *h, size_t pos);
+/* fields.c: the field section from pos, up to and including the empty line (returns the
+ * position after it: the head's length). */
+ptrdiff_t tt__http1_fields(tt__head *h, size_t pos);
 /* Whether tt__http1_field_semantics acts on a field named n (len bytes): a quick filter on the
  * length and the first letter (Host, Expect, Upgrade, Connection, Keep-Alive, Content-Length,
  * Transfer-Encoding); the names themselves are compared there. */

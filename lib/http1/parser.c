@@ -146,11 +146,10 @@ static void setup(tt__head *h, tt_http1_parser *p, const char *buf, size_t len,
 }
 
 /* S_START / S_START_LF: empty lines before the start line are ignored (RFC 9112 §2.2). */
-static int start(tt__head *h)
+static ptrdiff_t start(tt__head *h, size_t pos)
 {
     tt_http1_parser *p = h->p;
     const char *buf = h->buf;
-    size_t pos = p->pos;
     for (;;) {
         if (p->state == S_START_LF) {
             if (pos >= h->lend) return tt__head_more(h, pos, S_START_LF);
@@ -166,34 +165,34 @@ static int start(tt__head *h)
     if (buf[pos] == '\n') return tt__head_fail(h, pos, TT_HTTP1_E_EOL);
     p->tok = p->pos = pos;
     p->state = h->rq ? S_METHOD : S_SL_VERSION;
-    return TT__HEAD_DONE;
+    return (ptrdiff_t)pos;
 }
 
 /* S_LINE_LF: the LF ending the start line. */
-static int line_lf(tt__head *h)
+static ptrdiff_t line_lf(tt__head *h, size_t pos)
 {
-    tt_http1_parser *p = h->p;
-    if (p->pos >= h->lend) return tt__head_more(h, p->pos, S_LINE_LF);
-    if (h->buf[p->pos] != '\n') return tt__head_fail(h, p->pos, TT_HTTP1_E_EOL);
-    p->pos++;
-    p->state = S_FIELD;
-    return TT__HEAD_DONE;
+    if (pos >= h->lend) return tt__head_more(h, pos, S_LINE_LF);
+    if (h->buf[pos] != '\n') return tt__head_fail(h, pos, TT_HTTP1_E_EOL);
+    h->p->pos = pos + 1;
+    h->p->state = S_FIELD;
+    return (ptrdiff_t)pos + 1;
 }
 
-/* Run the parts from where the previous call stopped. */
-static int run(tt__head *h, tt_http1_method req_method)
+/* Run the parts from where the previous call stopped; each hands the next its position. The
+ * head's length, or TT__HEAD_MORE / TT__HEAD_FAIL. */
+static ptrdiff_t run(tt__head *h, tt_http1_method req_method)
 {
     tt_http1_parser *p = h->p;
-    int rc = TT__HEAD_DONE;
-    if (p->state <= S_START_LF) rc = start(h);
-    if (rc == TT__HEAD_DONE && p->state < S_LINE_LF)
-        rc = h->rq ? tt__http1_request_line(h) : tt__http1_status_line(h);
-    if (rc == TT__HEAD_DONE && p->state == S_LINE_LF) rc = line_lf(h);
-    if (rc == TT__HEAD_DONE) rc = tt__http1_fields(h);
-    if (rc != TT__HEAD_DONE) return rc;
+    ptrdiff_t r = (ptrdiff_t)p->pos;
+    if (p->state <= S_START_LF) r = start(h, (size_t)r);
+    if (r >= 0 && p->state < S_LINE_LF)
+        r = h->rq ? tt__http1_request_line(h, (size_t)r) : tt__http1_status_line(h, (size_t)r);
+    if (r >= 0 && p->state == S_LINE_LF) r = line_lf(h, (size_t)r);
+    if (r >= 0) r = tt__http1_fields(h, (size_t)r);
+    if (r < 0) return r;
     tt_http1_error e =
         h->rq ? tt__http1_request_framing(h) : tt__http1_response_framing(h, req_method);
-    return e ? tt__head_fail(h, p->pos, e) : TT__HEAD_DONE;
+    return e ? tt__head_fail(h, (size_t)r, e) : r;
 }
 
 /* The shared head parse. Request results go to rq, response results to rs (one is NULL). */
@@ -204,18 +203,17 @@ static int parse_head(tt_http1_parser *p, const char *buf, size_t len, tt_http1_
     tt__head h;
     setup(&h, p, buf, len, rq, rs);
     begin(&h);
-    int rc = run(&h, req_method);
+    ptrdiff_t r = run(&h, req_method);
     size_t *num = rq ? &rq->num_headers : &rs->num_headers;
     *num = p->nhdr;
-    if (rc == TT__HEAD_DONE) {
-        int n = (int)p->pos;
+    if (r >= 0) {
         p->state = S_START;
         p->pos = 0;
         p->nhdr = 0;
         p->flags = 0;
-        return n;
+        return (int)r;
     }
-    if (rc == TT__HEAD_MORE) {
+    if (r == TT__HEAD_MORE) {
         /* the limit is reached and the line/head is not complete: it can only get longer */
         if (p->state <= S_LINE_LF && h.lend == h.max_line)
             h.err = rq ? TT_HTTP1_E_URI_TOO_LONG : TT_HTTP1_E_HEAD_TOO_LARGE;

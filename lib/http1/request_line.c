@@ -36,15 +36,15 @@ TT_API tt_http1_method tt_http1_method_id(const char *m, size_t n)
     return TT_HTTP1_M_OTHER;
 }
 
-/* S_METHOD: method = token, ended by SP (at pos, found by the scanner). */
-static int method(tt__head *h, size_t pos)
+/* S_METHOD: method = token from start, ended by SP (at pos, found by the scanner). */
+static int method(tt__head *h, size_t start, size_t pos)
 {
     tt_http1_parser *p = h->p;
     tt_http1_request *rq = h->rq;
     if (pos >= h->lend) return tt__head_more(h, pos, S_METHOD);
-    if (h->buf[pos] != ' ' || pos == p->tok) return tt__head_fail(h, pos, TT_HTTP1_E_METHOD);
-    rq->method = h->buf + p->tok;
-    rq->method_len = pos - p->tok;
+    if (h->buf[pos] != ' ' || pos == start) return tt__head_fail(h, pos, TT_HTTP1_E_METHOD);
+    rq->method = h->buf + start;
+    rq->method_len = pos - start;
     rq->method_id = tt_http1_method_id(rq->method, rq->method_len);
     p->tok = p->pos = pos + 1;
     p->state = S_TARGET;
@@ -116,7 +116,7 @@ static int target(tt__head *h, size_t start, size_t pos)
 /* S_VERSION: HTTP-version CR at pos (the LF is the driver's). A well-formed version other
  * than 1.0/1.1 is answered 505 as soon as its 8 bytes are there; an early byte error does not wait.
  */
-static int version(tt__head *h, size_t pos)
+static ptrdiff_t version(tt__head *h, size_t pos)
 {
     tt_http1_parser *p = h->p;
     size_t n = h->lend - pos;
@@ -135,28 +135,28 @@ static int version(tt__head *h, size_t pos)
     h->rq->minor_version = minor;
     p->pos = pos + 9;
     p->state = S_LINE_LF;
-    return TT__HEAD_DONE;
+    return (ptrdiff_t)pos + 9;
 }
 
-int tt__http1_request_line(tt__head *h)
+ptrdiff_t tt__http1_request_line(tt__head *h, size_t pos)
 {
     tt_http1_parser *p = h->p;
-    int rc = TT__HEAD_DONE;
+    int rc;
     size_t me, te;
     switch (p->state) {
     case S_METHOD:
-        te = h->scan->request_line(h->buf, p->pos, h->lend, &me);
-        rc = method(h, me);
+        te = h->scan->request_line(h->buf, pos, h->lend, &me);
+        rc = method(h, p->tok, me); /* the method's start: pos, or before it when resumed */
         if (rc != TT__HEAD_DONE) return rc;
-        rc = target(h, me + 1, te); /* the positions in registers, not through p */
+        rc = target(h, me + 1, te);
         if (rc != TT__HEAD_DONE) return rc;
-        rc = version(h, te + 1);
-        break;
+        return version(h, te + 1);
     case S_TARGET:
-        rc = target(h, p->tok, h->scan->target(h->buf, p->pos, h->lend));
+        te = h->scan->target(h->buf, pos, h->lend);
+        rc = target(h, p->tok, te);
         if (rc != TT__HEAD_DONE) return rc;
-        /* fall through */
-    case S_VERSION: rc = version(h, p->pos); break;
+        return version(h, te + 1);
+    case S_VERSION: return version(h, pos);
     }
-    return rc;
+    return (ptrdiff_t)pos;
 }

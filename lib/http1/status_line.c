@@ -6,10 +6,10 @@
 #include "tether/http1.h"
 
 /* S_SL_VERSION: HTTP-version SP. */
-static int version(tt__head *h)
+static ptrdiff_t version(tt__head *h, size_t pos)
 {
     tt_http1_parser *p = h->p;
-    size_t pos = p->pos, n = h->lend - pos;
+    size_t n = h->lend - pos;
     const char *v = h->buf + pos;
     if (n < 9) {
         if (!tt__http1_version_prefix(v, n)) return tt__head_fail(h, pos, TT_HTTP1_E_VERSION);
@@ -22,15 +22,15 @@ static int version(tt__head *h)
     h->rs->minor_version = minor;
     p->pos = pos + 9;
     p->state = S_SL_STATUS;
-    return TT__HEAD_DONE;
+    return (ptrdiff_t)pos + 9;
 }
 
 /* S_SL_STATUS: 3DIGIT (100-999), then SP, or CR for an empty reason. */
-static int status(tt__head *h)
+static ptrdiff_t status(tt__head *h, size_t pos)
 {
     tt_http1_parser *p = h->p;
     tt_http1_response *rs = h->rs;
-    size_t pos = p->pos, n = h->lend - pos;
+    size_t n = h->lend - pos;
     const char *v = h->buf + pos;
     if (n < 4) {
         for (size_t k = 0; k < n && k < 3; k++)
@@ -47,44 +47,45 @@ static int status(tt__head *h)
         rs->reason_len = 0;
         p->pos = pos + 4;
         p->state = S_LINE_LF;
-        return TT__HEAD_DONE;
+        return (ptrdiff_t)pos + 4;
     }
     if (v[3] != ' ')
         return tt__head_fail(h, pos, v[3] == '\n' ? TT_HTTP1_E_EOL : TT_HTTP1_E_STATUS_LINE);
     p->tok = p->pos = pos + 4;
     p->state = S_SL_REASON;
-    return TT__HEAD_DONE;
+    return (ptrdiff_t)pos + 4;
 }
 
-/* S_SL_REASON: reason-phrase = *( HTAB / SP / VCHAR / obs-text ), then CR. */
-static int reason(tt__head *h)
+/* S_SL_REASON: reason-phrase = *( HTAB / SP / VCHAR / obs-text ) from start, scanned on from
+ * `from`, then CR. */
+static ptrdiff_t reason(tt__head *h, size_t start, size_t from)
 {
     tt_http1_parser *p = h->p;
     const char *buf = h->buf;
-    size_t pos = h->scan->value(buf, p->pos, h->lend);
+    size_t pos = h->scan->value(buf, from, h->lend);
     if (pos >= h->lend) return tt__head_more(h, pos, S_SL_REASON);
     if (buf[pos] != '\r')
         return tt__head_fail(h, pos, buf[pos] == '\n' ? TT_HTTP1_E_EOL : TT_HTTP1_E_STATUS_LINE);
-    h->rs->reason = buf + p->tok;
-    h->rs->reason_len = pos - p->tok;
+    h->rs->reason = buf + start;
+    h->rs->reason_len = pos - start;
     p->pos = pos + 1;
     p->state = S_LINE_LF;
-    return TT__HEAD_DONE;
+    return (ptrdiff_t)pos + 1;
 }
 
-int tt__http1_status_line(tt__head *h)
+ptrdiff_t tt__http1_status_line(tt__head *h, size_t pos)
 {
-    int rc = TT__HEAD_DONE;
+    ptrdiff_t r = (ptrdiff_t)pos;
     switch (h->p->state) {
     case S_SL_VERSION:
-        rc = version(h);
-        if (rc != TT__HEAD_DONE) return rc;
+        r = version(h, pos);
+        if (r < 0) return r;
         /* fall through */
     case S_SL_STATUS:
-        rc = status(h);
-        if (rc != TT__HEAD_DONE || h->p->state == S_LINE_LF) return rc;
-        /* fall through */
-    case S_SL_REASON: rc = reason(h); break;
+        r = status(h, (size_t)r);
+        if (r < 0 || h->p->state == S_LINE_LF) return r;
+        return reason(h, (size_t)r, (size_t)r);
+    case S_SL_REASON: return reason(h, h->p->tok, pos);
     }
-    return rc;
+    return r;
 }
