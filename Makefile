@@ -100,6 +100,23 @@ $(BUILD)/bench/%: bench/%.c $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -o $@ $< $(STATIC) $(ALLLDFLAGS) $(LDLIBS) $(BENCH_LIBS_$*)
 BENCH_LIBS_clientbench := -lcurl
+# bench/parser links picohttpparser (bench/peers/picohttpparser, MIT) built twice by its own rules:
+# plain -O2 (symbols renamed phr_*_plain) and -O2 -msse4.2 (x86-64 only; weak in bench/parser.c).
+PICO_SRC := bench/peers/picohttpparser/picohttpparser.c
+PICO_OBJ := $(BUILD)/obj/bench/pico-O2.o
+ifeq ($(shell uname -m),x86_64)
+PICO_OBJ += $(BUILD)/obj/bench/pico-sse4.2.o
+endif
+$(BUILD)/obj/bench/pico-O2.o: $(PICO_SRC) $(FLAGSTAMP)
+	@mkdir -p $(dir $@)
+	$(CC) -O2 $(foreach f,request response headers,-Dphr_parse_$(f)=phr_parse_$(f)_plain) \
+		-Dphr_decode_chunked=phr_decode_chunked_plain \
+		-Dphr_decode_chunked_is_in_data=phr_decode_chunked_is_in_data_plain -c $< -o $@
+$(BUILD)/obj/bench/pico-sse4.2.o: $(PICO_SRC) $(FLAGSTAMP)
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -msse4.2 -c $< -o $@
+$(BUILD)/bench/parser: $(PICO_OBJ)
+BENCH_LIBS_parser := $(PICO_OBJ)
 
 examples: $(EXAMPLE_BIN)
 benchbin: $(filter-out $(BUILD)/bench/clientbench,$(BENCH_BIN))

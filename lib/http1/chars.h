@@ -5,15 +5,17 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 enum {
-    TT__C_TCHAR = 1,  /* tchar: field names, methods, tokens */
-    TT__C_VALUE = 2,  /* field-vchar: VCHAR / obs-text (no SP, HTAB, CTL, DEL) */
-    TT__C_TARGET = 4, /* VCHAR: allowed in the request-target */
-    TT__C_HEX = 8,    /* HEXDIG */
-    TT__C_DIGIT = 16, /* DIGIT */
-    TT__C_OWS = 32,   /* SP / HTAB */
-    TT__C_HOST = 64,  /* uri-host[:port] characters (reg-name, IP-literal brackets, ':') */
+    TT__C_TCHAR = 1,     /* tchar: field names, methods, tokens */
+    TT__C_VALUE = 2,     /* field-vchar: VCHAR / obs-text (no SP, HTAB, CTL, DEL) */
+    TT__C_TARGET = 4,    /* VCHAR: allowed in the request-target */
+    TT__C_HEX = 8,       /* HEXDIG */
+    TT__C_DIGIT = 16,    /* DIGIT */
+    TT__C_OWS = 32,      /* SP / HTAB */
+    TT__C_HOST = 64,     /* uri-host[:port] characters (reg-name, IP-literal brackets, ':') */
+    TT__C_REGNAME = 128, /* reg-name / IPv4 characters: TT__C_HOST without '[', ']', ':' */
 };
 
 extern const uint8_t tt__http1_cls[256];
@@ -31,50 +33,36 @@ static inline int tt__ieq(const char *a, size_t n, const char *b, size_t bn)
 }
 #define TT__IEQ(a, n, lit) tt__ieq((a), (n), lit, sizeof(lit) - 1)
 
-/* SIMD skips (SSE2, always present on x86-64): return the offset of the first byte in
- * b[pos, end) that may not be a plain value / target byte, scanning whole 16-byte blocks only
- * (never reading past end); the scalar table loop finishes the job. */
-#if defined(__SSE2__)
-#include <emmintrin.h>
-/* Field-value bytes 0x20-0x7E and 0x80-0xFF (HTAB, CTLs and DEL stop the block scan). */
-static inline size_t tt__skip_value(const char *b, size_t pos, size_t end)
+/* Case-insensitive compare of n bytes of a validated name or value (no CTL but HTAB) with the
+ * lower-case literal b made of letters, digits and '-': a byte OR 0x20 equals such a literal
+ * byte only if it is that byte or its upper case (the other candidates are CTLs), so eight
+ * bytes are compared at a time. */
+static inline int tt__ieq_fast(const char *a, const char *b, size_t n)
 {
-    const __m128i lim = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f);
-    while (pos + 16 <= end) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(b + pos));
-        __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(x, lim), x);
-        int m = _mm_movemask_epi8(_mm_or_si128(ctl, _mm_cmpeq_epi8(x, del)));
-        if (m) return pos + (size_t)__builtin_ctz((unsigned)m);
-        pos += 16;
+    uint64_t x, y;
+    uint32_t u, v;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if ((x | UINT64_C(0x2020202020202020)) != y) return 0;
+        }
+        memcpy(&x, a + n - 8, 8); /* the last 8 bytes (overlapping the loop's) */
+        memcpy(&y, b + n - 8, 8);
+        return (x | UINT64_C(0x2020202020202020)) == y;
     }
-    return pos;
-}
-/* Request-target bytes 0x21-0x7E. */
-static inline size_t tt__skip_target(const char *b, size_t pos, size_t end)
-{
-    const __m128i lim = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
-    while (pos + 16 <= end) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(b + pos));
-        __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(x, lim), x);
-        int m = _mm_movemask_epi8(_mm_or_si128(ctl, _mm_cmpeq_epi8(x, del))) | _mm_movemask_epi8(x);
-        if (m) return pos + (size_t)__builtin_ctz((unsigned)m);
-        pos += 16;
+    if (n >= 4) {
+        memcpy(&u, a, 4);
+        memcpy(&v, b, 4);
+        if ((u | 0x20202020u) != v) return 0;
+        memcpy(&u, a + n - 4, 4);
+        memcpy(&v, b + n - 4, 4);
+        return (u | 0x20202020u) == v;
     }
-    return pos;
+    for (size_t i = 0; i < n; i++)
+        if ((uint8_t)(a[i] | 0x20) != (uint8_t)b[i]) return 0;
+    return 1;
 }
-#else
-static inline size_t tt__skip_value(const char *b, size_t pos, size_t end)
-{
-    (void)b;
-    (void)end;
-    return pos;
-}
-static inline size_t tt__skip_target(const char *b, size_t pos, size_t end)
-{
-    (void)b;
-    (void)end;
-    return pos;
-}
-#endif
+#define TT__IEQ_FAST(a, n, lit) ((n) == sizeof(lit) - 1 && tt__ieq_fast((a), lit, sizeof(lit) - 1))
 
 #endif

@@ -2,12 +2,13 @@
  *
  * The decoder is a byte-granular state machine (sizes and extensions are never rescanned);
  * data bytes are moved down over the framing with memmove. The trailer section is parsed
- * line by line with the head parser's strictness; a partial trailer section stays
- * unconsumed (its accepted lines are remembered by offset). */
+ * line by line with the head's field-line grammar (field_line.h); a partial trailer section
+ * stays unconsumed (its accepted lines are remembered by offset). */
 #include <string.h>
 
 #include "common/api.h"
 #include "http1/chars.h"
+#include "http1/scan.h"
 #include "tether/http1.h"
 
 enum {
@@ -89,77 +90,126 @@ static int forbidden_trailer(const char *n, size_t len)
     return 0;
 }
 
-/* Parse trailer lines in t[tpos, tn). Returns 1 done (*endp = section length), 0 need more,
- * or -1 (d->error). */
+/* Parse trailer lines in t[tpos, tn) with the head's field-line grammar (a cut line is parsed
+ * again from its start next time). Returns 1 done (*endp = section length), 0 need more, or -1
+ * (d->error). */
 static int parse_trailers(tt_http1_chunked_decoder *d, const char *t, size_t tn, size_t *endp)
 {
     size_t maxt = d->max_trailer ? d->max_trailer : DEFAULT_MAX_TRAILER;
     size_t end = tn < maxt ? tn : maxt;
-    size_t pos = d->tpos;
+    int (*line)(const char *, size_t, size_t, tt__fline *) = tt__http1_scan_ops()->field_line;
+    tt__fline fl = {.phase = TT__FL_START, .pos = d->tpos};
     for (;;) {
-        size_t ls = pos;
-        if (pos >= end) goto more;
-        if (t[pos] == '\r') {
-            if (pos + 1 >= end) goto more;
-            if (t[pos + 1] != '\n') goto eol;
-            *endp = pos + 2;
+        int rc = line(t, end, SIZE_MAX, &fl);
+        if (rc == TT__FL_END) {
+            *endp = fl.pos;
             return 1;
         }
-        if (t[pos] == '\n') goto eol;
-        if (TT__IS(t[pos], TT__C_OWS)) goto bad;
-        while (pos < end && TT__IS(t[pos], TT__C_TCHAR))
-            pos++;
-        if (pos >= end) goto more_line;
-        if (t[pos] != ':' || pos == ls) goto bad;
-        size_t ne = pos++;
-        while (pos < end && TT__IS(t[pos], TT__C_OWS))
-            pos++;
-        size_t vs = pos;
-        while (pos < end && TT__IS(t[pos], TT__C_VALUE | TT__C_OWS))
-            pos++;
-        if (pos >= end) goto more_line;
-        if (t[pos] != '\r') {
-            if (t[pos] == '\n') goto eol;
-            goto bad;
+        if (rc == TT__FL_MORE) {
+            if (end < maxt) return 0; /* d->tpos: the cut line's start */
+            d->error = TT_HTTP1_E_TRAILER_TOO_LARGE;
+            return -1;
         }
-        if (pos + 1 >= end) goto more_line;
-        if (t[pos + 1] != '\n') goto eol;
-        size_t ve = pos;
-        while (ve > vs && TT__IS(t[ve - 1], TT__C_OWS))
-            ve--;
-        pos += 2;
-        if (forbidden_trailer(t + ls, ne - ls)) goto bad;
+        if (rc != TT__FL_FIELD) {
+            d->error = rc == TT_HTTP1_E_EOL ? TT_HTTP1_E_CHUNK_EOL : TT_HTTP1_E_TRAILER;
+            return -1;
+        }
+        if (forbidden_trailer(t + fl.name, fl.name_end - fl.name)) {
+            d->error = TT_HTTP1_E_TRAILER;
+            return -1;
+        }
         if (d->trailers) {
             if (d->num_trailers >= d->max_trailers) {
                 d->error = TT_HTTP1_E_TRAILER_TOO_LARGE;
                 return -1;
             }
             tt_header *h = &d->trailers[d->num_trailers];
-            h->name = t + ls;
-            h->name_len = ne - ls;
-            h->value = t + vs;
-            h->value_len = ve - vs;
+            h->name = t + fl.name;
+            h->name_len = fl.name_end - fl.name;
+            h->value = t + fl.value;
+            h->value_len = fl.value_end - fl.value;
         }
         d->num_trailers++;
-        d->tpos = pos;
-        continue;
-    more_line:
-        pos = ls;
-        /* fall through */
-    more:
-        d->tpos = pos;
-        if (end == maxt) {
-            d->error = TT_HTTP1_E_TRAILER_TOO_LARGE;
-            return -1;
-        }
-        return 0;
+        d->tpos = fl.pos;
     }
-eol:
-    d->error = TT_HTTP1_E_CHUNK_EOL;
-    return -1;
-bad:
-    d->error = TT_HTTP1_E_TRAILER;
-    return -1;
+}
+
+/* After an extension name or value: ";" starts the next one, CR ends the line. */
+static tt_http1_error ext_end(uint32_t *state, uint8_t c)
+{
+    if (c == ';')
+        *state = C_EXT_NAME_START;
+    else if (c == '\r')
+        *state = C_SIZE_LF;
+    else
+        return c == '\n' ? TT_HTTP1_E_CHUNK_EOL : TT_HTTP1_E_CHUNK_EXT;
+    return TT_HTTP1_OK;
+}
+
+/* One byte of a chunk extension (RFC 9112 §7.1.1): chunk-ext = *( BWS ";" BWS ext-name
+ * [ BWS "=" BWS ext-val ] ), ext-val = token / quoted-string (no BWS accepted). Moves *state. */
+static tt_http1_error ext_byte(uint32_t *state, uint8_t c)
+{
+    switch (*state) {
+    case C_EXT_NAME_START:
+        if (!TT__IS(c, TT__C_TCHAR)) return TT_HTTP1_E_CHUNK_EXT;
+        *state = C_EXT_NAME;
+        return TT_HTTP1_OK;
+    case C_EXT_NAME:
+        if (TT__IS(c, TT__C_TCHAR)) return TT_HTTP1_OK;
+        if (c != '=') return ext_end(state, c);
+        *state = C_EXT_VAL_START;
+        return TT_HTTP1_OK;
+    case C_EXT_VAL_START:
+        if (c == '"')
+            *state = C_EXT_QUOTED;
+        else if (TT__IS(c, TT__C_TCHAR))
+            *state = C_EXT_TOKEN;
+        else
+            return TT_HTTP1_E_CHUNK_EXT;
+        return TT_HTTP1_OK;
+    case C_EXT_TOKEN:
+        if (TT__IS(c, TT__C_TCHAR)) return TT_HTTP1_OK;
+        return ext_end(state, c);
+    case C_EXT_QUOTED:
+        /* qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text */
+        if (c == '"')
+            *state = C_EXT_AFTER_Q;
+        else if (c == '\\')
+            *state = C_EXT_QP;
+        else if (!TT__IS(c, TT__C_VALUE | TT__C_OWS))
+            return TT_HTTP1_E_CHUNK_EXT;
+        return TT_HTTP1_OK;
+    case C_EXT_QP:
+        if (!TT__IS(c, TT__C_VALUE | TT__C_OWS)) return TT_HTTP1_E_CHUNK_EXT;
+        *state = C_EXT_QUOTED;
+        return TT_HTTP1_OK;
+    case C_EXT_AFTER_Q: return ext_end(state, c);
+    }
+    return TT_HTTP1_OK;
+}
+
+/* The trailer section from buf[r]: rebase the trailers kept from the previous call, parse on.
+ * Returns the input consumed (r when the section is still partial, which stays unconsumed) or
+ * -1. */
+static long trailer_section(tt_http1_chunked_decoder *d, char *buf, size_t r, size_t len)
+{
+    const char *t = buf + r;
+    if (d->tpos && d->trailers && (uintptr_t)t != d->tbase) {
+        uintptr_t delta = (uintptr_t)t - d->tbase;
+        for (size_t i = 0; i < d->num_trailers && i < d->max_trailers; i++) {
+            d->trailers[i].name = (const char *)((uintptr_t)d->trailers[i].name + delta);
+            d->trailers[i].value = (const char *)((uintptr_t)d->trailers[i].value + delta);
+        }
+    }
+    d->tbase = (uintptr_t)t;
+    size_t tend;
+    int rc = parse_trailers(d, t, len - r, &tend);
+    if (rc < 0) return -1;
+    if (rc == 0) return (long)r;
+    d->state = C_DONE;
+    d->done = 1;
+    return (long)(r + tend);
 }
 
 TT_API long tt_http1_chunked_decode(tt_http1_chunked_decoder *d, char *buf, size_t len,
@@ -200,64 +250,19 @@ TT_API long tt_http1_chunked_decode(tt_http1_chunked_decoder *d, char *buf, size
             if (c == '\n') goto bad_eol;
             goto bad_size; /* whitespace, sign, "0x", anything else */
         case C_EXT_NAME_START:
-            if (!TT__IS(c, TT__C_TCHAR)) goto bad_ext;
-            d->state = C_EXT_NAME;
-            break;
         case C_EXT_NAME:
-            if (TT__IS(c, TT__C_TCHAR)) break;
-            if (c == '=')
-                d->state = C_EXT_VAL_START;
-            else if (c == ';')
-                d->state = C_EXT_NAME_START;
-            else if (c == '\r')
-                d->state = C_SIZE_LF;
-            else if (c == '\n')
-                goto bad_eol;
-            else
-                goto bad_ext;
-            break;
         case C_EXT_VAL_START:
-            if (c == '"')
-                d->state = C_EXT_QUOTED;
-            else if (TT__IS(c, TT__C_TCHAR))
-                d->state = C_EXT_TOKEN;
-            else
-                goto bad_ext;
-            break;
         case C_EXT_TOKEN:
-            if (TT__IS(c, TT__C_TCHAR)) break;
-            if (c == ';')
-                d->state = C_EXT_NAME_START;
-            else if (c == '\r')
-                d->state = C_SIZE_LF;
-            else if (c == '\n')
-                goto bad_eol;
-            else
-                goto bad_ext;
-            break;
         case C_EXT_QUOTED:
-            /* qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text */
-            if (c == '"')
-                d->state = C_EXT_AFTER_Q;
-            else if (c == '\\')
-                d->state = C_EXT_QP;
-            else if (!TT__IS(c, TT__C_VALUE | TT__C_OWS))
-                goto bad_ext;
-            break;
         case C_EXT_QP:
-            if (!TT__IS(c, TT__C_VALUE | TT__C_OWS)) goto bad_ext;
-            d->state = C_EXT_QUOTED;
+        case C_EXT_AFTER_Q: {
+            tt_http1_error e = ext_byte(&d->state, c);
+            if (e) {
+                d->error = e;
+                return -1;
+            }
             break;
-        case C_EXT_AFTER_Q:
-            if (c == ';')
-                d->state = C_EXT_NAME_START;
-            else if (c == '\r')
-                d->state = C_SIZE_LF;
-            else if (c == '\n')
-                goto bad_eol;
-            else
-                goto bad_ext;
-            break;
+        }
         case C_SIZE_LF:
             if (c != '\n') goto bad_eol;
             r++;
@@ -297,25 +302,9 @@ TT_API long tt_http1_chunked_decode(tt_http1_chunked_decoder *d, char *buf, size
     *out_len = w;
     return (long)r;
 
-trailer : {
-    const char *t = buf + r;
-    if (d->tpos && d->trailers && (uintptr_t)t != d->tbase) {
-        uintptr_t delta = (uintptr_t)t - d->tbase;
-        for (size_t i = 0; i < d->num_trailers && i < d->max_trailers; i++) {
-            d->trailers[i].name = (const char *)((uintptr_t)d->trailers[i].name + delta);
-            d->trailers[i].value = (const char *)((uintptr_t)d->trailers[i].value + delta);
-        }
-    }
-    d->tbase = (uintptr_t)t;
-    size_t tend;
-    int rc = parse_trailers(d, t, len - r, &tend);
+trailer:
     *out_len = w;
-    if (rc < 0) return -1;
-    if (rc == 0) return (long)r; /* the partial trailer section stays unconsumed */
-    d->state = C_DONE;
-    d->done = 1;
-    return (long)(r + tend);
-}
+    return trailer_section(d, buf, r, len);
 done:
     *out_len = w;
     return (long)r;
