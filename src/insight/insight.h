@@ -14,8 +14,9 @@
 extern const char tt_insight_dashboard_html[];
 
 /* Replace the allow list with comma-separated CIDRs ("10.0.0.0/8,::1"); NULL: loopback only
- * (127.0.0.0/8 and ::1). 0 or -EINVAL. */
-int tt_insight_parse_allow(const char *list);
+ * (127.0.0.0/8 and ::1). 0 or -EINVAL; then *bad (if not NULL) gets the offset in list of the
+ * element refused. */
+int tt_insight_parse_allow(const char *list, size_t *bad);
 
 /* TCP states in the order the JSON and the tables list them (the kernel's numbering). */
 extern const int tt_insight_tcp_order[];
