@@ -274,8 +274,10 @@ static void send_json(tt_res *res, tt_json *j)
 static int json_indent(const tt_req *req)
 {
     size_t qlen = 0;
-    const char *q = tt_req_query(req, &qlen), *end = q + qlen;
-    while (q && q < end) {
+    const char *q = tt_req_query(req, &qlen);
+    if (!q) return 0;
+    const char *end = q + qlen;
+    while (q < end) {
         const char *amp = memchr(q, '&', (size_t)(end - q));
         size_t n = amp ? (size_t)(amp - q) : (size_t)(end - q);
         if ((n == 6 || (n > 6 && q[6] == '=')) && !memcmp(q, "pretty", 6))
