@@ -111,6 +111,7 @@ static void conn_io(tt_loop *loop, tt_io *io, unsigned events);
 static int server_closed_first(conn *c)
 {
     if (c->peer_ended || tt_stream_peer_fin(&c->s)) return 1;
+    if (c->connecting) return 0; /* given up before the handshake finished: ours */
     char b[1];
     ssize_t n = tt_stream_read(&c->s, b, sizeof b); /* bytes first: the server still sends */
     return n == 0 || (n < 0 && n != -EAGAIN);
