@@ -16,7 +16,6 @@ def fetch(srv, path, host=None, http10=False):
     try:
         if http10:
             s.sendall(b"GET %s HTTP/1.0\r\n\r\n" % path.encode())
-            s.shutdown(socket.SHUT_WR)
         else:
             h = host if host is not None else "%s:%d" % (srv.host, srv.port)
             s.sendall(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
