@@ -45,7 +45,10 @@ typedef struct bench_result {
     double duration_s;
     tt_hdr *hist; /* owned: free() it */
     int keepalive;
-    unsigned tw_server, tw_client; /* --compare: TIME_WAIT created during the run */
+    uint64_t closed_server_first;  /* connections whose FIN (or reset) bench read before closing */
+    uint64_t closed_client_first;  /* connections bench closed before the server did */
+    unsigned tw_server, tw_client; /* --compare: TIME_WAIT on the port 0.2 s after the run, net
+                                      of those before it (a snapshot, not all the run made) */
 } bench_result;
 
 /* Set once Ctrl-C (or SIGTERM) stopped a run early. */

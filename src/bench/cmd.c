@@ -265,7 +265,7 @@ static int bench_options(int argc, char **argv, bench_cfg *cfg, bench_req *q, in
          "expected body length for --verify", NULL},
         {"compare", 0, TT_OPT_FLAG, NULL, 0, 0, &cfg->compare,
          "run the load twice, keep-alive then a new connection per request, side by side with "
-         "ratios and TIME_WAIT by side",
+         "ratios, who closed each connection first, and the TIME_WAIT left after each run",
          NULL},
         {"json", 0, TT_OPT_FLAG, NULL, 0, 0, &cfg->json, "print one JSON object instead of text",
          NULL},

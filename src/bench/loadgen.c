@@ -43,6 +43,8 @@ typedef struct conn {
     int connecting;
     int parked; /* no more work */
     int close_after;
+    int opened;        /* counted in conns_opened: its close is counted as server or client first */
+    int peer_ended;    /* the read side saw the server's FIN or reset */
     int waiting_rate;  /* timer is pacing (--rate) */
     int waiting_retry; /* timer is a back-off after a failed connect */
     int reused;        /* the current batch went out on a connection that answered before */
@@ -78,6 +80,7 @@ struct worker {
     uint64_t t_start, t_end;
     tt_hdr *hist;
     uint64_t bytes, non2xx, conns_opened, resent, err[E_N], status_class[6];
+    uint64_t closed_server_first, closed_client_first;
     _Atomic uint64_t done, errors; /* progress display reads these */
     _Atomic int finished;
 };
@@ -103,9 +106,27 @@ static void conn_next(conn *c);
 static void conn_send(conn *c);
 static void conn_io(tt_loop *loop, tt_io *io, unsigned events);
 
-/* Close the connection (we close first: TIME_WAIT lands here, on the client). */
+/* Did the server close first? Yes when its FIN (or a reset) was already seen; else one read
+ * settles it: a FIN that arrived since the last readiness edge reads as end of stream. */
+static int server_closed_first(conn *c)
+{
+    if (c->peer_ended || tt_stream_peer_fin(&c->s)) return 1;
+    if (c->connecting) return 0; /* given up before the handshake finished: ours */
+    char b[1];
+    ssize_t n = tt_stream_read(&c->s, b, sizeof b); /* bytes first: the server still sends */
+    return n == 0 || (n < 0 && n != -EAGAIN);
+}
+
+/* Close the connection, counting which side closed first (the side that gets TIME_WAIT). */
 static void conn_close_fd(conn *c)
 {
+    if (c->opened && tt_stream_fd(&c->s) >= 0) {
+        if (server_closed_first(c))
+            c->w->closed_server_first++;
+        else
+            c->w->closed_client_first++;
+    }
+    c->opened = c->peer_ended = 0;
     tt_stream_close(&c->s, c->w->loop, 0);
     c->connecting = 0;
     c->start = c->len = 0;
@@ -219,6 +240,7 @@ static int conn_write(conn *c)
         if (n == -EAGAIN) return 0;
         if (n == -ECONNREFUSED) {
             c->w->conns_opened--; /* the connect failed: it never opened */
+            c->opened = 0;
             conn_fail(c, E_CONNECT);
         } else if (c->reused && !c->answered) {
             conn_resend(c); /* the server closed the idle connection as we reused it */
@@ -256,6 +278,7 @@ static void conn_connect(conn *c)
     }
     c->connecting = 1;
     w->conns_opened++;
+    c->opened = 1;
     parser_reset(c);
 }
 
@@ -448,6 +471,7 @@ static void conn_batch_done(conn *c)
 static void conn_ended(conn *c, ssize_t n)
 {
     worker *w = c->w;
+    c->peer_ended = 1;
     if (n == 0 && c->inflight > 0 && c->rstate == R_CLOSE) {
         conn_response(c, now_us()); /* a close-delimited body is complete */
         c->close_after = 1;
@@ -460,6 +484,7 @@ static void conn_ended(conn *c, ssize_t n)
     if (c->inflight > 0) {
         if (n == -ECONNREFUSED) {
             w->conns_opened--;
+            c->opened = 0;
             conn_fail(c, E_CONNECT);
         } else if (c->reused && !c->answered) {
             conn_resend(c); /* an idle close raced with our reuse: nothing was answered */
@@ -515,6 +540,7 @@ static void conn_io(tt_loop *loop, tt_io *io, unsigned events)
             if (rc == -EINPROGRESS) return;
             if (rc < 0) {
                 c->w->conns_opened--; /* it never opened */
+                c->opened = 0;
                 conn_fail(c, E_CONNECT);
                 return;
             }
@@ -675,6 +701,8 @@ static void merge_results(bench_result *res, const worker *ws, int started, uint
         res->bytes += w->bytes;
         res->non2xx += w->non2xx;
         res->conns_opened += w->conns_opened;
+        res->closed_server_first += w->closed_server_first;
+        res->closed_client_first += w->closed_client_first;
         res->resent += w->resent;
         for (int k = 0; k < E_N; k++) {
             res->err[k] += w->err[k];

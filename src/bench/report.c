@@ -1,5 +1,6 @@
 /* report.c — what `tether bench` prints: the text report of one run, the --compare table of
  * two runs side by side, and the JSON of either through the library's writer (tt_json). */
+#include <netinet/in.h>
 #include <stdio.h>
 
 #include "bench.h"
@@ -84,7 +85,9 @@ void bench_print_text(const bench_cfg *cfg, const bench_result *r)
     fmt_bytes(a, sizeof a, (double)r->bytes / r->duration_s);
     printf("  transfer/s    %s\n", a);
     print_latency(r->hist);
-    printf("  connections   %llu opened\n", (unsigned long long)r->conns_opened);
+    printf("  connections   %llu opened; closed first by the server %llu, by the client %llu\n",
+           (unsigned long long)r->conns_opened, (unsigned long long)r->closed_server_first,
+           (unsigned long long)r->closed_client_first);
     if (r->resent)
         printf("  resent        %llu (unanswered when a response closed the connection; sent "
                "again on a new one)\n",
@@ -128,6 +131,10 @@ static void json_run(tt_json *j, const bench_cfg *cfg, const bench_result *r)
     tt_json_uint(j, "max", h->max);
     tt_json_end(j);
     tt_json_uint(j, "connections_opened", r->conns_opened);
+    tt_json_object(j, "closed_first");
+    tt_json_uint(j, "server", r->closed_server_first);
+    tt_json_uint(j, "client", r->closed_client_first);
+    tt_json_end(j);
     tt_json_uint(j, "resent", r->resent);
     tt_json_uint(j, "errors", r->errors);
     tt_json_object(j, "errors_by_kind");
@@ -144,6 +151,7 @@ static void json_run(tt_json *j, const bench_cfg *cfg, const bench_result *r)
         tt_json_object(j, "time_wait");
         tt_json_uint(j, "server", r->tw_server);
         tt_json_uint(j, "client", r->tw_client);
+        tt_json_str(j, "snapshot", "after_run"); /* not every TIME_WAIT the run made */
         tt_json_end(j);
     }
 }
@@ -195,6 +203,29 @@ void bench_print_compare_json(const bench_cfg *cfg, const bench_result *ka, cons
     json_print(&j);
 }
 
+/* Does the kernel recycle TIME_WAIT ports for connections to addr (tcp_tw_reuse 1, or 2 and a
+ * loopback address)? */
+static int tw_recycled(const tt_addr *addr)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_tw_reuse", "r");
+    int v = 0;
+    if (!f) return 0;
+    if (fscanf(f, "%d", &v) != 1) v = 0;
+    fclose(f);
+    if (v == 1) return 1;
+    if (v != 2) return 0;
+    if (addr->ss.ss_family == AF_INET) {
+        const unsigned char *a =
+            (const unsigned char *)&((const struct sockaddr_in *)&addr->ss)->sin_addr;
+        return a[0] == 127;
+    }
+    if (addr->ss.ss_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)&addr->ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a6) || (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+    }
+    return 0;
+}
+
 void bench_print_compare(const bench_cfg *cfg, const bench_result *ka, const bench_result *nc)
 {
     char a[32], b[32];
@@ -207,31 +238,50 @@ void bench_print_compare(const bench_cfg *cfg, const bench_result *ka, const ben
         printf("%lld requests per run\n\n", cfg->nreq);
     else
         printf("%.1fs per run\n\n", cfg->duration_s);
-    printf("  %-24s %16s %16s %10s\n", "", "keep-alive", "new connection", "ratio");
-    printf("  %-24s %16llu %16llu\n", "requests", (unsigned long long)ka->requests,
+    printf("  %-30s %16s %16s %10s\n", "", "keep-alive", "new connection", "ratio");
+    printf("  %-30s %16llu %16llu\n", "requests", (unsigned long long)ka->requests,
            (unsigned long long)nc->requests);
-    printf("  %-24s %16.1f %16.1f %9.2fx\n", "requests/s", rps_ka, rps_nc, ratio(rps_ka, rps_nc));
+    printf("  %-30s %16.1f %16.1f %9.2fx\n", "requests/s", rps_ka, rps_nc, ratio(rps_ka, rps_nc));
     uint64_t p50k = tt_hdr_percentile(ka->hist, 50), p50n = tt_hdr_percentile(nc->hist, 50);
     uint64_t p99k = tt_hdr_percentile(ka->hist, 99), p99n = tt_hdr_percentile(nc->hist, 99);
     fmt_us(a, sizeof a, p50k);
     fmt_us(b, sizeof b, p50n);
-    printf("  %-24s %16s %16s %9.2fx\n", "latency p50", a, b, ratio((double)p50n, (double)p50k));
+    printf("  %-30s %16s %16s %9.2fx\n", "latency p50", a, b, ratio((double)p50n, (double)p50k));
     fmt_us(a, sizeof a, p99k);
     fmt_us(b, sizeof b, p99n);
-    printf("  %-24s %16s %16s %9.2fx\n", "latency p99", a, b, ratio((double)p99n, (double)p99k));
-    printf("  %-24s %16llu %16llu %9.2fx\n", "connections opened",
+    printf("  %-30s %16s %16s %9.2fx\n", "latency p99", a, b, ratio((double)p99n, (double)p99k));
+    printf("  %-30s %16llu %16llu %9.2fx\n", "connections opened",
            (unsigned long long)ka->conns_opened, (unsigned long long)nc->conns_opened,
            ratio((double)nc->conns_opened, (double)ka->conns_opened));
-    printf("  %-24s %16llu %16llu\n", "requests resent", (unsigned long long)ka->resent,
+    printf("  %-30s %16llu %16llu\n", "requests resent", (unsigned long long)ka->resent,
            (unsigned long long)nc->resent);
-    printf("  %-24s %16u %16u\n", "TIME_WAIT, client side", ka->tw_client, nc->tw_client);
-    printf("  %-24s %16u %16u\n", "TIME_WAIT, server side", ka->tw_server, nc->tw_server);
-    printf("  %-24s %16llu %16llu\n", "errors", (unsigned long long)ka->errors,
+    printf("  %-30s %16llu %16llu\n", "closed first by the client",
+           (unsigned long long)ka->closed_client_first,
+           (unsigned long long)nc->closed_client_first);
+    printf("  %-30s %16llu %16llu\n", "closed first by the server",
+           (unsigned long long)ka->closed_server_first,
+           (unsigned long long)nc->closed_server_first);
+    printf("  %-30s %16u %16u\n", "TIME_WAIT after run, client *", ka->tw_client, nc->tw_client);
+    printf("  %-30s %16u %16u\n", "TIME_WAIT after run, server *", ka->tw_server, nc->tw_server);
+    printf("  %-30s %16llu %16llu\n", "errors", (unsigned long long)ka->errors,
            (unsigned long long)nc->errors);
-    printf("  %-24s %16llu %16llu\n", "non-2xx", (unsigned long long)ka->non2xx,
+    printf("  %-30s %16llu %16llu\n", "non-2xx", (unsigned long long)ka->non2xx,
            (unsigned long long)nc->non2xx);
     printf("\n  ratio: requests/s keep-alive / new; latency and connections new / keep-alive.\n"
-           "  TIME_WAIT: sockets entering TIME_WAIT on the port during the run (sock_diag);\n"
-           "  server side = local port %d, client side = remote port %d.\n",
+           "  closed first: per connection, as bench saw it when it closed: by the server when "
+           "its\n"
+           "  FIN (or a reset) had arrived, else by the client. The side that closes first is "
+           "the\n"
+           "  side whose socket goes to TIME_WAIT.\n"
+           "  * TIME_WAIT after run: a snapshot (sock_diag) 0.2 s after the run, net of the "
+           "sockets\n"
+           "  in TIME_WAIT before it; server side = local port %d, client side = remote port "
+           "%d.\n",
            cfg->port, cfg->port);
+    if (tw_recycled(&cfg->addr))
+        printf("  It undercounts: on loopback the kernel reuses client ports still in TIME_WAIT "
+               "for\n"
+               "  new connections (net.ipv4.tcp_tw_reuse), so read the closed-first rows for "
+               "who\n"
+               "  closed first.\n");
 }

@@ -7,6 +7,7 @@
 #define TT_SRC_INSIGHT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <tether.h>
 
@@ -14,8 +15,9 @@
 extern const char tt_insight_dashboard_html[];
 
 /* Replace the allow list with comma-separated CIDRs ("10.0.0.0/8,::1"); NULL: loopback only
- * (127.0.0.0/8 and ::1). 0 or -EINVAL. */
-int tt_insight_parse_allow(const char *list);
+ * (127.0.0.0/8 and ::1). 0 or -EINVAL; then *bad (if not NULL) gets the offset in list of the
+ * element refused. */
+int tt_insight_parse_allow(const char *list, size_t *bad);
 
 /* TCP states in the order the JSON and the tables list them (the kernel's numbering). */
 extern const int tt_insight_tcp_order[];
@@ -33,5 +35,42 @@ void tt_insight_status_json(tt_json *j, tt_server *srv, double uptime_s);
 char *tt_insight_metrics_text(tt_server *srv, double uptime_s, size_t *len);
 /* One connection's /_tether/conn document into j. */
 void tt_insight_conn_json(tt_json *j, const tt_conn_info *ci);
+
+/* owners.c: who holds the sockets (inode -> /proc/PID/fd, as `ss -p`). */
+typedef struct tt_insight_sock {
+    uint32_t inode;
+    unsigned char state, side;
+} tt_insight_sock;
+
+typedef struct tt_insight_owner {
+    int pid;
+    char name[17];                /* /proc/PID/comm */
+    tt_tcp_counts server, client; /* its sockets on the port, by side and state */
+} tt_insight_owner;
+
+/* Sockets added, then the processes holding them (after resolve). Zero it to start; free with
+ * tt_insight_owners_free. */
+typedef struct tt_insight_owners {
+    tt_insight_sock *socks;
+    size_t nsocks, capsocks;
+    tt_insight_owner *procs; /* in /proc order (ascending pid) */
+    size_t nprocs, capprocs;
+    unsigned unowned; /* sockets with an inode no readable process holds */
+} tt_insight_owners;
+
+typedef enum {
+    TT_INSIGHT_UNKNOWN,
+    TT_INSIGHT_TETHER,
+    TT_INSIGHT_NGINX,
+    TT_INSIGHT_OTHER
+} tt_insight_kind;
+
+/* Remember one socket (ignored when it has no inode). 0 or -ENOMEM. */
+int tt_insight_owners_add(tt_insight_owners *o, const tt_sockinfo *s);
+/* Find the processes holding the added sockets. 0 or -errno. */
+int tt_insight_owners_resolve(tt_insight_owners *o);
+/* What listens on the port (by process name); *name (if not NULL) gets it or NULL. */
+tt_insight_kind tt_insight_listener(const tt_insight_owners *o, const char **name);
+void tt_insight_owners_free(tt_insight_owners *o);
 
 #endif

@@ -21,10 +21,13 @@ class RawServer(tt.ThreadedListener):
       close    close-delimited: no Content-Length, body then close
       notfound 404 with a 9-byte body
     On `Connection: close` it answers with `Connection: close` and then waits for the client to
-    close first (so TIME_WAIT lands on the client)."""
+    close first (so TIME_WAIT lands on the client), or with server_first closes at once (RFC 9112
+    §9.6), its FIN in the same segment as the response (TCP_CORK) so that the client sees both
+    together."""
 
-    def __init__(self, mode="ok"):
+    def __init__(self, mode="ok", server_first=False):
         self.mode = mode
+        self.server_first = server_first
         self.accepted = 0
         self.requests = 0
         self.max_batch = 0
@@ -96,6 +99,13 @@ class RawServer(tt.ThreadedListener):
                         break
                 with self.lock:
                     self.max_batch = max(self.max_batch, batch)
+                if closing and self.server_first:
+                    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                    c.sendall(out)
+                    c.shutdown(socket.SHUT_WR)  # the FIN rides on the corked response
+                    while c.recv(65536):
+                        pass
+                    return
                 if out:
                     c.sendall(out)
                 if self.mode in ("lie", "close") and batch:
@@ -304,8 +314,13 @@ class BenchText(tt.TestCase):
         self.assertIn("keep-alive", out)
         self.assertIn("new connection", out)
         for row in ("requests/s", "latency p50", "latency p99", "connections opened",
-                    "TIME_WAIT, client side", "TIME_WAIT, server side"):
+                    "closed first by the client", "closed first by the server",
+                    "TIME_WAIT after run, client *", "TIME_WAIT after run, server *"):
             self.assertIn(row, out)
+        self.assertIn("* TIME_WAIT after run: a snapshot", out)
+        self.assertIn("on loopback the kernel reuses client ports still in TIME_WAIT", out)
+        line = [l for l in out.splitlines() if "closed first by the client" in l][0]
+        self.assertEqual(line.split()[-2:], ["2", "100"])  # bench waits for none of them
         line = [l for l in out.splitlines() if l.strip().startswith("connections opened")][0]
         self.assertEqual(line.split()[2:4], ["2", "100"])
 
@@ -320,6 +335,28 @@ class BenchText(tt.TestCase):
         self.assertEqual(d["keepalive"]["errors"] + d["close"]["errors"], 0)
         self.assertIn("time_wait", d["close"])
         self.assertGreater(d["ratios"]["connections_opened"], 10)
+
+    def test_compare_counts_who_closed_first(self):
+        # A server that closes at once after Connection: close: every connection of the close
+        # run was closed first by the server; the keep-alive run's connections are closed by
+        # bench at the end. A server that waits for the client: the client closed first.
+        for server_first in (True, False):
+            with RawServer(server_first=server_first) as srv:
+                _, d, _ = bench("-n", "60", "-c", "2", "-t", "1", "--compare", "--json",
+                                srv.url())
+            for run in ("keepalive", "close"):
+                cf = d[run]["closed_first"]
+                self.assertEqual(cf["server"] + cf["client"], d[run]["connections_opened"], run)
+            self.assertEqual(d["keepalive"]["closed_first"], {"server": 0, "client": 2})
+            want = {"server": 60, "client": 0} if server_first else {"server": 0, "client": 60}
+            self.assertEqual(d["close"]["closed_first"], want, server_first)
+            self.assertEqual(d["close"]["time_wait"]["snapshot"], "after_run")
+
+    def test_closed_first_sums_to_connections_opened(self):
+        with tt.Tether("--echo", "--keepalive-requests", "1") as srv:
+            _, d, _ = bench("-n", "20", "-c", "1", "-t", "1", "--json", srv.url("/plaintext"))
+        self.assertEqual(d["connections_opened"], 20)
+        self.assertEqual(d["closed_first"]["server"] + d["closed_first"]["client"], 20)
 
     def test_bad_usage(self):
         for args in ([], ["-c", "0", "http://x/"], ["-d", "1", "-n", "5", "http://127.0.0.1/"],

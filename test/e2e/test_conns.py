@@ -2,6 +2,7 @@
 checked against sockets this test puts into TIME_WAIT and CLOSE_WAIT on purpose (and against
 /proc/net/tcp through tt.tcp_states as an independent reading)."""
 import json
+import os
 import socket
 import subprocess
 
@@ -94,7 +95,7 @@ class ConnsTest(tt.TestCase):
     def test_json_shape_lists_every_state(self):
         ln = self.listener()
         j = conns_json(ln.port)
-        self.assertEqual(set(j.keys()), {"port", "server", "client"})
+        self.assertEqual(set(j.keys()), {"port", "server", "client", "by_process", "unowned"})
         self.assertEqual(j["port"], ln.port)
         self.assertEqual(list(j["server"].keys()), STATES)
         self.assertEqual(list(j["client"].keys()), STATES)
@@ -126,8 +127,9 @@ class ConnsTest(tt.TestCase):
         self.assertEqual(nonzero(j["client"]), {})
         self.assertEqual(proc["server"], nonzero(j["server"]))
         out = conns("--port", str(ln.port)).stdout
-        self.assertIn("TIME_WAIT is on the server side — the server closes first; "
-                      "see --keepalive-timeout", out)
+        self.assertIn("TIME_WAIT is on the server side — the server closes first (4 sockets on "
+                      ":%d); keeping connections alive longer" % ln.port, out)
+        self.assertNotIn("--keepalive-timeout", out)  # a python listener: no tether flags
         self.assertNotIn("Healthy", out)
 
     def test_client_closes_first_time_wait_on_client(self):
@@ -155,8 +157,9 @@ class ConnsTest(tt.TestCase):
         self.assertEqual(nonzero(j["client"]), {"FIN_WAIT2": 5})
         self.assertEqual(proc, {"server": nonzero(j["server"]), "client": nonzero(j["client"])})
         out = conns("--port", str(ln.port)).stdout
-        self.assertIn("5 sockets in CLOSE_WAIT on :%d — the application is not closing "
-                      "connections its peers closed" % ln.port, out)
+        self.assertIn("5 sockets in CLOSE_WAIT on :%d — held by %s (pid %d: 5) — the application "
+                      "is not closing connections its peers closed"
+                      % (ln.port, open("/proc/self/comm").read().strip(), os.getpid()), out)
 
     def test_close_wait_on_client_side(self):
         ln = self.listener()
