@@ -38,8 +38,10 @@ typedef struct tt_client_opts {
     int lease_timeout_ms;     /* max wait in the lease queue (default 10000; TT_OFF: no limit of
                                  its own, total_timeout_ms still applies) */
     int connect_timeout_ms;   /* TCP connect (default 5000; TT_OFF: the kernel's limit) */
-    int head_timeout_ms;      /* request written -> response head complete, then inactivity while
-                                 reading the body (default 30000; TT_OFF: none) */
+    int head_timeout_ms;      /* a deadline from the request's start of writing to the complete
+                                 response head (a server dribbling header bytes does not extend
+                                 it), then inactivity while reading the body (default 30000;
+                                 TT_OFF: none) */
     int total_timeout_ms;     /* whole exchange incl. retries (default and TT_OFF: none) */
     int idle_timeout_ms;      /* client-side idle limit for pooled connections (default 30000;
                                  TT_OFF: none, server hints and lifetime still apply) */
@@ -67,6 +69,16 @@ typedef struct tt_client_opts {
      * thread inside the library: it must not call back into the client. */
     void (*trace)(void *data, const char *machine, unsigned id, int from, int to);
     void *trace_data;
+    /* Response body budget in bytes, collected or given to on_body (default and TT_OFF: no
+     * limit). A Content-Length above it fails at the head, a body growing past it as it
+     * arrives; both with -EFBIG ("body too large"), the connection closed (curl's
+     * --max-filesize). */
+    long long max_body_size;
+    /* Slow bodies (curl's --speed-limit / --speed-time): an exchange whose response body
+     * arrives slower than low_speed_limit bytes/s over low_speed_time_ms fails with -ETIMEDOUT
+     * ("too slow"). low_speed_limit 0/TT_OFF: off; low_speed_time_ms default 30000. */
+    long long low_speed_limit;
+    int low_speed_time_ms;
 } tt_client_opts;
 
 /* States of a pooled connection (trace hook, machine "conn"). */

@@ -47,6 +47,33 @@ static void x_arm_head(tt_exchange *x)
     x_arm(x, after(tt_loop_now(c->loop), c->o.head_timeout_ms));
 }
 
+/* Body bytes arrived (or the head completed): arm the inactivity limit, and the end of the
+ * low-speed window when a minimum speed is set. */
+static void x_arm_body(tt_exchange *x)
+{
+    tt__xpriv *p = tt__xp(x);
+    tt_client *c = p->client;
+    p->rd_deadline = after(tt_loop_now(c->loop), c->o.head_timeout_ms);
+    uint64_t d = p->rd_deadline;
+    if (c->o.low_speed_limit > 0 && p->spd_at + (uint64_t)c->o.low_speed_time_ms < d)
+        d = p->spd_at + (uint64_t)c->o.low_speed_time_ms;
+    x_arm(x, d);
+}
+
+/* At the end of a low-speed window: 1 when the body came slower than low_speed_limit bytes/s
+ * over it (curl's --speed-limit/--speed-time), else 0 and a new window starts. */
+static int x_too_slow(tt_exchange *x, uint64_t now)
+{
+    tt__xpriv *p = tt__xp(x);
+    tt_client *c = p->client;
+    uint64_t el = now - p->spd_at;
+    if (el < (uint64_t)c->o.low_speed_time_ms) return 0;
+    int slow = p->spd_bytes * 1000 < (uint64_t)c->o.low_speed_limit * el;
+    p->spd_at = now;
+    p->spd_bytes = 0;
+    return slow;
+}
+
 /* ---- completion ---- */
 
 /* Finish x: detach everything, record the outcome, call on_done. */
@@ -207,6 +234,17 @@ static void x_timer(tt_loop *loop, tt_timer *t)
         if (!conn_write(k) && k->rb.len) conn_read(k);
         return;
     }
+    int body = p->phase == TT_X_READING && x->status && c->o.low_speed_limit > 0;
+    if (body && now < p->rd_deadline && now < total_deadline(x)) {
+        if (x_too_slow(x, now)) {
+            conn_fail_all(k, -ECONNABORTED, "too slow", x);
+            return;
+        }
+        x_arm(x, p->rd_deadline); /* the next window ends before it, or the read re-arms */
+        if (p->deadline > p->spd_at + (uint64_t)c->o.low_speed_time_ms)
+            x_arm(x, p->spd_at + (uint64_t)c->o.low_speed_time_ms);
+        return;
+    }
     const char *what = p->phase == TT_X_QUEUED       ? "lease timeout"
                        : p->phase == TT_X_CONNECTING ? "connect timeout"
                        : now >= total_deadline(x)    ? "total timeout"
@@ -329,10 +367,16 @@ static int x_response_done(tt__conn *k, int close_delimited)
     tt__xpriv *p = tt__xp(x);
     tt_client *c = k->c;
     tt__reuse_in in = {0};
-    in.req_close = x->no_keepalive;
+    in.req_close = p->req_close;
     in.resp_close = (k->resp.flags & TT_HTTP1_F_CONN_CLOSE) != 0;
     in.resp_minor = k->resp.minor_version;
     in.resp_keepalive = (k->resp.flags & TT_HTTP1_F_CONN_KEEPALIVE) != 0;
+    /* The parser's verdict, not a recomputation from raw flags (TE with CL: framed by TE, then
+     * closed, RFC 9112 §6.1); a 204 that carries framing fields leaves the peer's framing in
+     * doubt (RFC 9110 §15.3.5): do not reuse either. */
+    in.resp_no_reuse =
+        !(k->resp.flags & TT_HTTP1_F_KEEP_ALIVE) ||
+        (k->resp.status == 204 && (k->resp.flags & (TT_HTTP1_F_HAS_CL | TT_HTTP1_F_HAS_TE)));
     in.close_delimited = close_delimited;
     in.body_complete = 1;
     tt__list *more = tt__list_first(&k->pq);
@@ -412,12 +456,14 @@ static void conn_read(tt__conn *k)
             eof = 1;
         } else {
             tt__xp(k->x)->resp_bytes = 1;
-            if (tt__xp(k->x)->phase == TT_X_READING && k->resp.status) x_arm_head(k->x);
         }
         int r;
         while ((r = conn_process(k, eof)) == 2) /* pipelined: the next response may be here */
             tt__xp(k->x)->resp_bytes = k->rb.len != 0;
         if (r || eof) return;
+        /* The head timeout is a deadline for the whole head (armed once, when the request went
+         * out); only reads once the head is in re-arm it, as the body's inactivity limit. */
+        if (n > 0 && tt__xp(k->x)->phase == TT_X_READING && k->x->status) x_arm_body(k->x);
         if (!tt_stream_can_read(&k->s)) return; /* drained: the next edge brings more */
     }
 }
