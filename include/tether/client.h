@@ -79,6 +79,10 @@ typedef struct tt_client_opts {
      * ("too slow"). low_speed_limit 0/TT_OFF: off; low_speed_time_ms default 30000. */
     long long low_speed_limit;
     int low_speed_time_ms;
+    /* Connect every route to this Unix-domain socket path instead of the URL's host (curl's
+     * --unix-socket; Host and the pool's routes still come from the URL). NULL: TCP. The
+     * string must outlive the client. */
+    const char *unix_socket;
 } tt_client_opts;
 
 /* States of a pooled connection (trace hook, machine "conn"). */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "client/client_int.h"
 
@@ -546,13 +547,24 @@ static void on_resolved(tt_client *c, tt__route *rt)
 
 /* ---- leasing ---- */
 
-/* Open a new connection for x (resolving first if needed). 1 started, 0 wait, <0 failed. */
-static int x_connect(tt_exchange *x)
+/* The address to connect x to into *ua: the Unix socket, or the route's next address (a
+ * not-sent retry after a refused connect takes the next one). 1 ready, 0 resolving, <0 failed. */
+static int x_address(tt_exchange *x, tt_addr *ua)
 {
     tt__xpriv *p = tt__xp(x);
     tt_client *c = p->client;
     tt__route *rt = p->route;
     uint64_t now = tt_loop_now(c->loop);
+    if (c->o.unix_socket) {
+        struct sockaddr_un *su = (struct sockaddr_un *)&ua->ss;
+        size_t pl = strlen(c->o.unix_socket);
+        if (pl >= sizeof su->sun_path) return -ENAMETOOLONG;
+        memset(ua, 0, sizeof *ua);
+        su->sun_family = AF_UNIX;
+        memcpy(su->sun_path, c->o.unix_socket, pl + 1);
+        ua->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + pl + 1);
+        return 1;
+    }
     if (rt->naddr == 0 && rt->resolve_err && now < rt->resolved_at + 1000)
         return rt->resolve_err; /* a failed lookup is not repeated for every queued request */
     if (rt->naddr == 0 ||
@@ -561,8 +573,21 @@ static int x_connect(tt_exchange *x)
         if (rt->resolving) return 0;
         if (rt->naddr == 0) return rt->resolve_err ? rt->resolve_err : -ENOENT;
     }
-    int err = 0;
-    tt__conn *k = tt__pool_connect(c, rt, &rt->addrs[p->attempts_ns % rt->naddr], &err);
+    *ua = rt->addrs[p->attempts_ns % rt->naddr];
+    return 1;
+}
+
+/* Open a new connection for x (resolving first if needed). 1 started, 0 wait, <0 failed. */
+static int x_connect(tt_exchange *x)
+{
+    tt__xpriv *p = tt__xp(x);
+    tt_client *c = p->client;
+    tt__route *rt = p->route;
+    tt_addr ua;
+    int err = x_address(x, &ua);
+    if (err <= 0) return err;
+    const tt_addr *a = &ua;
+    tt__conn *k = tt__pool_connect(c, rt, a, &err);
     if (!k) return err;
     k->x = x;
     p->conn = k;
@@ -605,7 +630,8 @@ static int x_try_lease(tt_exchange *x)
 /* What failed when a lease attempt returned an error. */
 static const char *x_fail_what(tt_exchange *x)
 {
-    return tt__xp(x)->route->naddr == 0 ? "resolve" : "connect";
+    return tt__xp(x)->route->naddr == 0 && !tt__xp(x)->client->o.unix_socket ? "resolve"
+                                                                             : "connect";
 }
 
 /* Wait in the lease queue. */
