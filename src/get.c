@@ -177,8 +177,9 @@ static int on_body(tt_exchange *x, const char *data, size_t len)
     getx *e = &g->gx[i];
     if (is_redirect(g, x)) return 0;
     e->total += len;
-    if (i == g->printed && !e->len) {
+    if (i == g->printed && !e->len) { /* streamed: out (and through a pipe) at once */
         out_write(g, data, len);
+        if (fflush(g->out) != 0) g->write_err = 1;
         return g->write_err;
     }
     if (e->len + len > e->cap) {

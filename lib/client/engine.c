@@ -139,6 +139,11 @@ static void x_retry_or_fail(tt_exchange *x, int err, const char *what, int was_r
                       tt__client_idempotent(x->method ? x->method : "GET", x->headers, x->nheaders),
     };
     int why = tt__client_retry(&in);
+    /* A refused connect is retried on the route's next address only, never on the same one
+     * again at once (curl's happy-eyeballs order without the racing). */
+    if (why == TT_RETRY_NOT_SENT && what && !strcmp(what, "connect") &&
+        (c->o.unix_socket || p->attempts_ns + 1 >= p->route->naddr))
+        why = -1;
     if (why == TT_RETRY_MAYBE_PROCESSED && x->body_read && p->body_pulled &&
         x->body_rewind(x->body_data) < 0)
         why = -1;
