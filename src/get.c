@@ -226,7 +226,8 @@ static void report(getctx *g, int i)
     if (!rc && g->fail_http && x->status >= 400) rc = EX_HTTP;
     if (rc && !g->rc) g->rc = rc;
     if (x->error && !g->verbose)
-        fprintf(stderr, "tether get: %s: %s: %s\n", x->url, x->error_what, strerror(-x->error));
+        fprintf(stderr, "tether get: %s: %s: %s\n", x->url, x->error_what,
+                x->error == -ELOOP ? "stopped" : strerror(-x->error));
 }
 
 static void flush_done(getctx *g)
