@@ -185,14 +185,17 @@ int tt__h1_build(tt_exchange *x, const char *hosthdr, const char *path, const ch
     }
     p->req_close = close || x->no_keepalive;
     size_t plen = strcspn(path, "#");
-    if (path[plen]) { /* a fragment is never sent */
-        target = plen < sizeof stack_target ? stack_target : malloc(plen + 1);
+    size_t slash = path[0] != '/'; /* "http://h?q" asks for "/?q" (RFC 9112 §3.2.1) */
+    if (path[plen] || slash) {     /* a fragment is never sent */
+        size_t tl = slash + plen;
+        target = tl < sizeof stack_target ? stack_target : malloc(tl + 1);
         if (!target) {
             r = -ENOMEM;
             goto out;
         }
-        memcpy(target, path, plen);
-        target[plen] = 0;
+        target[0] = '/';
+        memcpy(target + slash, path, plen);
+        target[tl] = 0;
     }
     tt_http1_request_head h;
     head_of(x, &h, hosthdr, target, hdr, nh, g, close);

@@ -120,6 +120,15 @@ Test(h1_request, head_through_the_serializer)
     teardown(&f);
 }
 
+Test(h1_request, query_without_a_path_gets_the_root)
+{
+    fx f;
+    setup(&f);
+    cr_assert_eq(send_x(&f, &f.x, "?q=1#frag"), TT__H1_MORE);
+    cr_assert_str_eq(peer_got(&f), "GET /?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    teardown(&f);
+}
+
 Test(h1_request, caller_fields_replace_generated_ones_and_framing_is_never_doubled)
 {
     fx f;
