@@ -168,3 +168,41 @@ Test(hostile, url_with_space_or_control_byte_is_refused)
     cr_assert_eq(tt_client_wait(c, -1), 0);
     tt_client_free(c);
 }
+
+Test(hostile, refused_connect_tries_the_next_address_once_each)
+{
+    static const char *ok[] = {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", NULL};
+    srv s;
+    char url[64];
+    start(&s, ok, 1, url, sizeof url);
+    tt_addr live, dead;
+    tt_sock_local(s.lfd, &live);
+    tt_addr_parse(&dead, "127.0.0.1:0");
+    int tmp = tt_listen(&dead, NULL);
+    tt_sock_local(tmp, &dead);
+    close(tmp); /* nothing listens there now: connect is refused */
+    tt_client *c;
+    cr_assert_eq(tt_client_new(&c, NULL), 0);
+    tt__route *rt = tt__pool_route(c, "127.0.0.1", tt_addr_port(&live));
+    rt->addrs[0] = dead; /* the route's lookup answered a dead address first */
+    rt->addrs[1] = live;
+    rt->naddr = 2;
+    rt->resolved_at = tt_loop_update_time(tt_client_loop(c));
+    tt_exchange x;
+    tt_exchange_init(&x);
+    x.url = url;
+    cr_assert_eq(tt_client_request(c, &x), 0);
+    cr_assert_eq(x.retries, 1); /* the second address, once */
+    cr_assert_str_eq(x.resp_body, "ok");
+    /* both dead: one try per address, not three at once on one */
+    rt->addrs[1] = dead;
+    tt_exchange y;
+    tt_exchange_init(&y);
+    y.url = url;
+    tt__pool_close(tt__list_entry(tt__list_first(&c->all), tt__conn, all_link), TT_EVICT_IDLE);
+    cr_assert_eq(tt_client_request(c, &y), -ECONNREFUSED);
+    cr_assert_eq(y.retries, 1);
+    stop(&s, c);
+    tt_exchange_cleanup(&x);
+    tt_exchange_cleanup(&y);
+}
