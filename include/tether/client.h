@@ -186,7 +186,10 @@ struct tt_exchange {
     /* ---- request (caller) ---- */
     const char *method;         /* "GET" when NULL */
     const char *url;            /* http://host[:port]/path?query */
-    const char *const *headers; /* "Name: value" lines, without CRLF */
+    const char *const *headers; /* "Name: value" lines, without CRLF (checked: CR, LF, NUL or
+                                   a bad name refuse the request; Content-Length,
+                                   Transfer-Encoding and Connection are the library's and are
+                                   dropped, a "close" token in Connection is honoured) */
     int nheaders;
     const void *body;              /* in-memory body (Content-Length), or NULL */
     size_t body_len;               /* length of body */
@@ -198,7 +201,8 @@ struct tt_exchange {
     int expect_continue;    /* send Expect: 100-continue and wait before the body */
     int idempotent;         /* 1: treat as idempotent even if the method is not (Idempotency-Key is
                                detected automatically) */
-    tt_body_cb on_body;     /* NULL: the body is collected in body/body_len */
+    tt_body_cb on_body;     /* NULL: the body is collected in resp_body/resp_body_len (bound it
+                               with opts.max_body_size) */
     tt_exchange_cb on_done; /* async completion */
     void *data;             /* caller's pointer */
 
