@@ -38,8 +38,10 @@ typedef struct tt_client_opts {
     int lease_timeout_ms;     /* max wait in the lease queue (default 10000; TT_OFF: no limit of
                                  its own, total_timeout_ms still applies) */
     int connect_timeout_ms;   /* TCP connect (default 5000; TT_OFF: the kernel's limit) */
-    int head_timeout_ms;      /* request written -> response head complete, then inactivity while
-                                 reading the body (default 30000; TT_OFF: none) */
+    int head_timeout_ms;      /* a deadline from the request's start of writing to the complete
+                                 response head (a server dribbling header bytes does not extend
+                                 it), then inactivity while reading the body (default 30000;
+                                 TT_OFF: none) */
     int total_timeout_ms;     /* whole exchange incl. retries (default and TT_OFF: none) */
     int idle_timeout_ms;      /* client-side idle limit for pooled connections (default 30000;
                                  TT_OFF: none, server hints and lifetime still apply) */
@@ -67,6 +69,20 @@ typedef struct tt_client_opts {
      * thread inside the library: it must not call back into the client. */
     void (*trace)(void *data, const char *machine, unsigned id, int from, int to);
     void *trace_data;
+    /* Response body budget in bytes, collected or given to on_body (default and TT_OFF: no
+     * limit). A Content-Length above it fails at the head, a body growing past it as it
+     * arrives; both with -EFBIG ("body too large"), the connection closed (curl's
+     * --max-filesize). */
+    long long max_body_size;
+    /* Slow bodies (curl's --speed-limit / --speed-time): an exchange whose response body
+     * arrives slower than low_speed_limit bytes/s over low_speed_time_ms fails with -ETIMEDOUT
+     * ("too slow"). low_speed_limit 0/TT_OFF: off; low_speed_time_ms default 30000. */
+    long long low_speed_limit;
+    int low_speed_time_ms;
+    /* Connect every route to this Unix-domain socket path instead of the URL's host (curl's
+     * --unix-socket; Host and the pool's routes still come from the URL). NULL: TCP. The
+     * string must outlive the client. */
+    const char *unix_socket;
 } tt_client_opts;
 
 /* States of a pooled connection (trace hook, machine "conn"). */
@@ -170,7 +186,10 @@ struct tt_exchange {
     /* ---- request (caller) ---- */
     const char *method;         /* "GET" when NULL */
     const char *url;            /* http://host[:port]/path?query */
-    const char *const *headers; /* "Name: value" lines, without CRLF */
+    const char *const *headers; /* "Name: value" lines, without CRLF (checked: CR, LF, NUL or
+                                   a bad name refuse the request; Content-Length,
+                                   Transfer-Encoding and Connection are the library's and are
+                                   dropped, a "close" token in Connection is honoured) */
     int nheaders;
     const void *body;              /* in-memory body (Content-Length), or NULL */
     size_t body_len;               /* length of body */
@@ -182,7 +201,8 @@ struct tt_exchange {
     int expect_continue;    /* send Expect: 100-continue and wait before the body */
     int idempotent;         /* 1: treat as idempotent even if the method is not (Idempotency-Key is
                                detected automatically) */
-    tt_body_cb on_body;     /* NULL: the body is collected in body/body_len */
+    tt_body_cb on_body;     /* NULL: the body is collected in resp_body/resp_body_len (bound it
+                               with opts.max_body_size) */
     tt_exchange_cb on_done; /* async completion */
     void *data;             /* caller's pointer */
 

@@ -125,12 +125,16 @@ typedef struct tt__xpriv {
     size_t body_off, wrote;
     char *sbuf; /* streamed-body staging */
     size_t slen, soff, scap;
-    long long remain; /* Content-Length body bytes left */
-    uint64_t drained; /* bytes dropped after on_body asked to stop */
+    long long remain;           /* Content-Length body bytes left */
+    uint64_t drained;           /* bytes dropped after on_body asked to stop */
+    uint64_t body_seen;         /* response body bytes delivered (max_body_size) */
+    uint64_t spd_at, spd_bytes; /* low-speed window: its start (ms) and body bytes since */
+    uint64_t rd_deadline;       /* body inactivity deadline (ms) */
     uint32_t head_cap, body_cap, trl_cap;
     int phase; /* enum tt_exchange_phase: only through tt__x_set_phase */
     int flags, attempts_ns, attempt_maybe;
     int fresh_only, method_id, resp_bytes, body_pulled, done;
+    int req_close; /* the request asked to close (no_keepalive or a Connection: close) */
 } tt__xpriv;
 
 _Static_assert(sizeof(tt__xpriv) <= sizeof(((tt_exchange *)0)->priv),
@@ -190,6 +194,8 @@ typedef struct tt__reuse_in {
     int resp_close;      /* response said Connection: close */
     int resp_minor;      /* response HTTP minor version */
     int resp_keepalive;  /* response said Connection: keep-alive */
+    int resp_no_reuse;   /* the parser's verdict is no reuse (no TT_HTTP1_F_KEEP_ALIVE: e.g. TE
+                            with CL), or the framing contradicts the status (204 with CL/TE) */
     int close_delimited; /* body ran until close */
     int body_complete;   /* body fully read */
     int leftover;        /* unsolicited bytes after the response */
@@ -236,7 +242,8 @@ uint64_t tt__client_lifetime(const tt_client_opts *o, uint64_t now, uint32_t *rn
 uint64_t tt__client_learn(uint64_t learned, uint64_t idle_ms);
 
 /* Split url (http://host[:port]/path) into host, port and path (points into url). 0 or
- * -EINVAL / -EPROTONOSUPPORT (https or another scheme). */
+ * -EINVAL (also for a space or control byte anywhere) / -EPROTONOSUPPORT (https or another
+ * scheme). */
 int tt__client_parse_url(const char *url, char *host, size_t hostsz, int *port, const char **path);
 
 /* Lease-wait histogram bucket of a wait of ms milliseconds. */

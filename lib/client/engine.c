@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "client/client_int.h"
 
@@ -45,6 +46,33 @@ static void x_arm_head(tt_exchange *x)
 {
     tt_client *c = tt__xp(x)->client;
     x_arm(x, after(tt_loop_now(c->loop), c->o.head_timeout_ms));
+}
+
+/* Body bytes arrived (or the head completed): arm the inactivity limit, and the end of the
+ * low-speed window when a minimum speed is set. */
+static void x_arm_body(tt_exchange *x)
+{
+    tt__xpriv *p = tt__xp(x);
+    tt_client *c = p->client;
+    p->rd_deadline = after(tt_loop_now(c->loop), c->o.head_timeout_ms);
+    uint64_t d = p->rd_deadline;
+    if (c->o.low_speed_limit > 0 && p->spd_at + (uint64_t)c->o.low_speed_time_ms < d)
+        d = p->spd_at + (uint64_t)c->o.low_speed_time_ms;
+    x_arm(x, d);
+}
+
+/* At the end of a low-speed window: 1 when the body came slower than low_speed_limit bytes/s
+ * over it (curl's --speed-limit/--speed-time), else 0 and a new window starts. */
+static int x_too_slow(tt_exchange *x, uint64_t now)
+{
+    tt__xpriv *p = tt__xp(x);
+    tt_client *c = p->client;
+    uint64_t el = now - p->spd_at;
+    if (el < (uint64_t)c->o.low_speed_time_ms) return 0;
+    int slow = p->spd_bytes * 1000 < (uint64_t)c->o.low_speed_limit * el;
+    p->spd_at = now;
+    p->spd_bytes = 0;
+    return slow;
 }
 
 /* ---- completion ---- */
@@ -111,6 +139,11 @@ static void x_retry_or_fail(tt_exchange *x, int err, const char *what, int was_r
                       tt__client_idempotent(x->method ? x->method : "GET", x->headers, x->nheaders),
     };
     int why = tt__client_retry(&in);
+    /* A refused connect is retried on the route's next address only, never on the same one
+     * again at once (curl's happy-eyeballs order without the racing). */
+    if (why == TT_RETRY_NOT_SENT && what && !strcmp(what, "connect") &&
+        (c->o.unix_socket || p->attempts_ns + 1 >= p->route->naddr))
+        why = -1;
     if (why == TT_RETRY_MAYBE_PROCESSED && x->body_read && p->body_pulled &&
         x->body_rewind(x->body_data) < 0)
         why = -1;
@@ -205,6 +238,17 @@ static void x_timer(tt_loop *loop, tt_timer *t)
         tt__x_set_phase(x, TT_X_SENDING);
         x_arm_head(x);
         if (!conn_write(k) && k->rb.len) conn_read(k);
+        return;
+    }
+    int body = p->phase == TT_X_READING && x->status && c->o.low_speed_limit > 0;
+    if (body && now < p->rd_deadline && now < total_deadline(x)) {
+        if (x_too_slow(x, now)) {
+            conn_fail_all(k, -ECONNABORTED, "too slow", x);
+            return;
+        }
+        x_arm(x, p->rd_deadline); /* the next window ends before it, or the read re-arms */
+        if (p->deadline > p->spd_at + (uint64_t)c->o.low_speed_time_ms)
+            x_arm(x, p->spd_at + (uint64_t)c->o.low_speed_time_ms);
         return;
     }
     const char *what = p->phase == TT_X_QUEUED       ? "lease timeout"
@@ -329,10 +373,16 @@ static int x_response_done(tt__conn *k, int close_delimited)
     tt__xpriv *p = tt__xp(x);
     tt_client *c = k->c;
     tt__reuse_in in = {0};
-    in.req_close = x->no_keepalive;
+    in.req_close = p->req_close;
     in.resp_close = (k->resp.flags & TT_HTTP1_F_CONN_CLOSE) != 0;
     in.resp_minor = k->resp.minor_version;
     in.resp_keepalive = (k->resp.flags & TT_HTTP1_F_CONN_KEEPALIVE) != 0;
+    /* The parser's verdict, not a recomputation from raw flags (TE with CL: framed by TE, then
+     * closed, RFC 9112 §6.1); a 204 that carries framing fields leaves the peer's framing in
+     * doubt (RFC 9110 §15.3.5): do not reuse either. */
+    in.resp_no_reuse =
+        !(k->resp.flags & TT_HTTP1_F_KEEP_ALIVE) ||
+        (k->resp.status == 204 && (k->resp.flags & (TT_HTTP1_F_HAS_CL | TT_HTTP1_F_HAS_TE)));
     in.close_delimited = close_delimited;
     in.body_complete = 1;
     tt__list *more = tt__list_first(&k->pq);
@@ -412,12 +462,14 @@ static void conn_read(tt__conn *k)
             eof = 1;
         } else {
             tt__xp(k->x)->resp_bytes = 1;
-            if (tt__xp(k->x)->phase == TT_X_READING && k->resp.status) x_arm_head(k->x);
         }
         int r;
         while ((r = conn_process(k, eof)) == 2) /* pipelined: the next response may be here */
             tt__xp(k->x)->resp_bytes = k->rb.len != 0;
         if (r || eof) return;
+        /* The head timeout is a deadline for the whole head (armed once, when the request went
+         * out); only reads once the head is in re-arm it, as the body's inactivity limit. */
+        if (n > 0 && tt__xp(k->x)->phase == TT_X_READING && k->x->status) x_arm_body(k->x);
         if (!tt_stream_can_read(&k->s)) return; /* drained: the next edge brings more */
     }
 }
@@ -500,13 +552,24 @@ static void on_resolved(tt_client *c, tt__route *rt)
 
 /* ---- leasing ---- */
 
-/* Open a new connection for x (resolving first if needed). 1 started, 0 wait, <0 failed. */
-static int x_connect(tt_exchange *x)
+/* The address to connect x to into *ua: the Unix socket, or the route's next address (a
+ * not-sent retry after a refused connect takes the next one). 1 ready, 0 resolving, <0 failed. */
+static int x_address(tt_exchange *x, tt_addr *ua)
 {
     tt__xpriv *p = tt__xp(x);
     tt_client *c = p->client;
     tt__route *rt = p->route;
     uint64_t now = tt_loop_now(c->loop);
+    if (c->o.unix_socket) {
+        struct sockaddr_un *su = (struct sockaddr_un *)&ua->ss;
+        size_t pl = strlen(c->o.unix_socket);
+        if (pl >= sizeof su->sun_path) return -ENAMETOOLONG;
+        memset(ua, 0, sizeof *ua);
+        su->sun_family = AF_UNIX;
+        memcpy(su->sun_path, c->o.unix_socket, pl + 1);
+        ua->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + pl + 1);
+        return 1;
+    }
     if (rt->naddr == 0 && rt->resolve_err && now < rt->resolved_at + 1000)
         return rt->resolve_err; /* a failed lookup is not repeated for every queued request */
     if (rt->naddr == 0 ||
@@ -515,8 +578,21 @@ static int x_connect(tt_exchange *x)
         if (rt->resolving) return 0;
         if (rt->naddr == 0) return rt->resolve_err ? rt->resolve_err : -ENOENT;
     }
-    int err = 0;
-    tt__conn *k = tt__pool_connect(c, rt, &rt->addrs[p->attempts_ns % rt->naddr], &err);
+    *ua = rt->addrs[p->attempts_ns % rt->naddr];
+    return 1;
+}
+
+/* Open a new connection for x (resolving first if needed). 1 started, 0 wait, <0 failed. */
+static int x_connect(tt_exchange *x)
+{
+    tt__xpriv *p = tt__xp(x);
+    tt_client *c = p->client;
+    tt__route *rt = p->route;
+    tt_addr ua;
+    int err = x_address(x, &ua);
+    if (err <= 0) return err;
+    const tt_addr *a = &ua;
+    tt__conn *k = tt__pool_connect(c, rt, a, &err);
     if (!k) return err;
     k->x = x;
     p->conn = k;
@@ -559,7 +635,8 @@ static int x_try_lease(tt_exchange *x)
 /* What failed when a lease attempt returned an error. */
 static const char *x_fail_what(tt_exchange *x)
 {
-    return tt__xp(x)->route->naddr == 0 ? "resolve" : "connect";
+    return tt__xp(x)->route->naddr == 0 && !tt__xp(x)->client->o.unix_socket ? "resolve"
+                                                                             : "connect";
 }
 
 /* Wait in the lease queue. */

@@ -82,28 +82,43 @@ TT_API const char *tt_exchange_header(const tt_exchange *x, const char *name, si
 
 /* Which of the fields the library writes did the caller give? Bits: 1 Host, 2 Connection,
  * 4 Expect, 8 Content-Length or Transfer-Encoding. */
-static int given_fields(const tt_header *h, size_t n)
+static int field_kind(const tt_header *h)
 {
-    int g = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *nm = h[i].name;
-        size_t l = h[i].name_len;
-        if (l == 4 && !strncasecmp(nm, "Host", 4)) g |= 1;
-        if (l == 10 && !strncasecmp(nm, "Connection", 10)) g |= 2;
-        if (l == 6 && !strncasecmp(nm, "Expect", 6)) g |= 4;
-        if ((l == 14 && !strncasecmp(nm, "Content-Length", 14)) ||
-            (l == 17 && !strncasecmp(nm, "Transfer-Encoding", 17)))
-            g |= 8;
-    }
-    return g;
+    const char *nm = h->name;
+    size_t l = h->name_len;
+    if (l == 4 && !strncasecmp(nm, "Host", 4)) return 1;
+    if (l == 10 && !strncasecmp(nm, "Connection", 10)) return 2;
+    if (l == 6 && !strncasecmp(nm, "Expect", 6)) return 4;
+    if ((l == 14 && !strncasecmp(nm, "Content-Length", 14)) ||
+        (l == 17 && !strncasecmp(nm, "Transfer-Encoding", 17)))
+        return 8;
+    return 0;
 }
 
-/* Fill the serializer's description of x's request; headers are the caller's split lines. */
+/* Nonzero when the comma-separated list v[0, n) holds the token tok (case-insensitive). */
+static int has_token(const char *v, size_t n, const char *tok)
+{
+    size_t tl = strlen(tok), i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t s = i;
+        while (i < n && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
+            i++;
+        if (i - s == tl && !strncasecmp(v + s, tok, tl)) return 1;
+        while (i < n && v[i] != ',')
+            i++;
+    }
+    return 0;
+}
+
+/* Fill the serializer's description of x's request. hdr holds the caller's fields minus the
+ * ones the library manages (framing, Connection); g says which of those the caller gave and
+ * close whether its Connection field asked to close. */
 static void head_of(const tt_exchange *x, tt_http1_request_head *h, const char *hosthdr,
-                    const char *target, const tt_header *hdr, size_t nh)
+                    const char *target, const tt_header *hdr, size_t nh, int g, int close)
 {
     const char *m = x->method ? x->method : "GET";
-    int g = given_fields(hdr, nh);
     memset(h, 0, sizeof *h);
     h->method = m;
     h->target = target;
@@ -111,11 +126,9 @@ static void head_of(const tt_exchange *x, tt_http1_request_head *h, const char *
     h->headers = hdr;
     h->num_headers = nh;
     h->http10 = x->http10;
-    /* A caller's Connection replaces ours: ask for the value that writes none. */
-    h->keep_alive = (g & 2) ? !x->http10 : !x->no_keepalive;
-    if (g & 8)
-        h->content_length = -1; /* the caller frames the body: never two framing fields */
-    else if (x->body)
+    h->keep_alive = !x->no_keepalive && !close;
+    /* The body's framing is always the library's (a caller's framing fields were dropped). */
+    if (x->body)
         h->content_length = (int64_t)x->body_len;
     else if (x->body_read)
         h->content_length = -2;
@@ -124,6 +137,28 @@ static void head_of(const tt_exchange *x, tt_http1_request_head *h, const char *
     else
         h->content_length = -1;
     h->expect_continue = x->expect_continue && !(g & 4) && (x->body || x->body_read);
+}
+
+/* Split the caller's header lines into hdr, dropping the fields the library manages
+ * (Content-Length, Transfer-Encoding: the body's framing; Connection: the pool's, a close token
+ * in it noted in *close). *nh gets the kept count, *g the kinds given (field_kind bits).
+ * 0, or -EINVAL for a line that is not a valid "Name: value". */
+static int split_headers(const tt_exchange *x, tt_header *hdr, size_t *nh, int *g, int *close)
+{
+    size_t n = 0;
+    *g = *close = 0;
+    for (int i = 0; i < x->nheaders; i++) {
+        if (!x->headers[i] ||
+            tt_http1_header_line(x->headers[i], strlen(x->headers[i]), &hdr[n]) < 0)
+            return -EINVAL;
+        int kind = field_kind(&hdr[n]);
+        *g |= kind;
+        if (kind == 2 && has_token(hdr[n].value, hdr[n].value_len, "close")) *close = 1;
+        if (kind == 2 || kind == 8) continue; /* never sent twice: ours is written instead */
+        n++;
+    }
+    *nh = n;
+    return 0;
 }
 
 int tt__h1_build(tt_exchange *x, const char *hosthdr, const char *path, const char **what)
@@ -136,25 +171,34 @@ int tt__h1_build(tt_exchange *x, const char *hosthdr, const char *path, const ch
     if (wgrow(p, 512) < 0) return -ENOMEM;
     if (nh > sizeof stack_hdr / sizeof stack_hdr[0] && !(hdr = malloc(nh * sizeof *hdr)))
         return -ENOMEM;
-    for (size_t i = 0; i < nh; i++)
-        if (!x->headers[i] ||
-            tt_http1_header_line(x->headers[i], strlen(x->headers[i]), &hdr[i]) < 0) {
-            *what = "bad header";
-            r = -EINVAL;
-            goto out;
-        }
+    int g, close;
+    if (split_headers(x, hdr, &nh, &g, &close) < 0) {
+        *what = "bad header";
+        r = -EINVAL;
+        goto out;
+    }
+    const char *m = x->method ? x->method : "GET";
+    if (!tt_http1_token_valid(m, strlen(m))) {
+        *what = "bad method";
+        r = -EINVAL;
+        goto out;
+    }
+    p->req_close = close || x->no_keepalive;
     size_t plen = strcspn(path, "#");
-    if (path[plen]) { /* a fragment is never sent */
-        target = plen < sizeof stack_target ? stack_target : malloc(plen + 1);
+    size_t slash = path[0] != '/'; /* "http://h?q" asks for "/?q" (RFC 9112 §3.2.1) */
+    if (path[plen] || slash) {     /* a fragment is never sent */
+        size_t tl = slash + plen;
+        target = tl < sizeof stack_target ? stack_target : malloc(tl + 1);
         if (!target) {
             r = -ENOMEM;
             goto out;
         }
-        memcpy(target, path, plen);
-        target[plen] = 0;
+        target[0] = '/';
+        memcpy(target + slash, path, plen);
+        target[tl] = 0;
     }
     tt_http1_request_head h;
-    head_of(x, &h, hosthdr, target, hdr, nh);
+    head_of(x, &h, hosthdr, target, hdr, nh, g, close);
     size_t need = tt_http1_serialize_request(p->wbuf, p->wcap, &h);
     if (need > p->wcap) {
         if (wgrow(p, need) < 0) {
@@ -331,12 +375,17 @@ int tt__h1_write(tt__conn *k)
 
 /* ---- reading ---- */
 
-/* Deliver body bytes. After on_body asked to stop, up to TT__C_DRAIN_MAX more bytes are read
- * and dropped so the connection can still be reused; beyond that the exchange fails. */
+/* Deliver body bytes (-EFBIG past max_body_size). After on_body asked to stop, up to
+ * TT__C_DRAIN_MAX more bytes are read and dropped so the connection can still be reused;
+ * beyond that the exchange fails (-ECANCELED). */
 static int deliver(tt_exchange *x, const char *b, size_t n)
 {
     tt__xpriv *p = tt__xp(x);
     if (!n) return 0;
+    long long max = p->client->o.max_body_size;
+    p->body_seen += n;
+    p->spd_bytes += n;
+    if (max > 0 && p->body_seen > (uint64_t)max) return -EFBIG;
     if (p->flags & TT__XF_DISCARD) {
         p->drained += n;
         return p->drained > TT__C_DRAIN_MAX ? -ECANCELED : 0;
@@ -401,6 +450,13 @@ static int fail(tt__conn *k, int err, const char *what)
     return TT__H1_FAIL;
 }
 
+/* A failure of deliver(). */
+static int body_fail(tt__conn *k, int err)
+{
+    tt__xp(k->x)->resp_bytes = 1;
+    return fail(k, err, err == -EFBIG ? "body too large" : "body aborted");
+}
+
 /* The final head of hl bytes is in k->rb: keep it, learn Keep-Alive, pick the body reader. */
 static int final_head(tt__conn *k, tt_exchange *x, size_t hl)
 {
@@ -427,7 +483,15 @@ static int final_head(tt__conn *k, tt_exchange *x, size_t hl)
         tt_http1_chunked_init(&k->cd);
     } else if (k->resp.body == TT_HTTP1_BODY_LENGTH) {
         p->remain = (long long)k->resp.content_length;
+        long long max = k->c->o.max_body_size;
+        if (max > 0 && k->resp.content_length > (uint64_t)max) {
+            p->resp_bytes = 1;
+            return fail(k, -EFBIG, "body too large");
+        }
     }
+    p->body_seen = 0;
+    p->spd_bytes = 0;
+    p->spd_at = tt_loop_now(k->c->loop);
     return TT__H1_MORE;
 }
 
@@ -459,7 +523,8 @@ static int body_length(tt__conn *k, tt_exchange *x, int eof)
 {
     tt__xpriv *p = tt__xp(x);
     size_t n = k->rb.len < (unsigned long long)p->remain ? k->rb.len : (size_t)p->remain;
-    if (deliver(x, k->rb.data, n) < 0) return fail(k, -ECANCELED, "body aborted");
+    int e = deliver(x, k->rb.data, n);
+    if (e < 0) return body_fail(k, e);
     tt_buf_consume(&k->rb, n);
     p->remain -= (long long)n;
     if (p->remain == 0) return TT__H1_DONE;
@@ -479,7 +544,8 @@ static int body_chunked(tt__conn *k, tt_exchange *x, int eof)
         tt__xp(x)->resp_bytes = 1;
         return fail(k, -EPROTO, tt_http1_error_name(k->cd.error));
     }
-    if (deliver(x, k->rb.data, out) < 0) return fail(k, -ECANCELED, "body aborted");
+    int e = deliver(x, k->rb.data, out);
+    if (e < 0) return body_fail(k, e);
     if (k->cd.done && store_trailers(x, k) < 0) return fail(k, -ENOMEM, "memory");
     tt_buf_consume(&k->rb, (size_t)r);
     if (k->cd.done) return TT__H1_DONE;
@@ -501,10 +567,12 @@ int tt__h1_process(tt__conn *k, int eof)
     case TT_HTTP1_BODY_NONE: return TT__H1_DONE;
     case TT_HTTP1_BODY_LENGTH: return body_length(k, x, eof);
     case TT_HTTP1_BODY_CHUNKED: return body_chunked(k, x, eof);
-    case TT_HTTP1_BODY_CLOSE:
-        if (deliver(x, k->rb.data, k->rb.len) < 0) return fail(k, -ECANCELED, "body aborted");
+    case TT_HTTP1_BODY_CLOSE: {
+        int e = deliver(x, k->rb.data, k->rb.len);
+        if (e < 0) return body_fail(k, e);
         tt_buf_consume(&k->rb, k->rb.len);
         return eof ? TT__H1_DONE_CLOSE : TT__H1_MORE;
+    }
     }
     return TT__H1_MORE;
 }

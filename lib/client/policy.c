@@ -55,6 +55,9 @@ void tt__client_opts_normalize(tt_client_opts *o, const tt_client_opts *in)
     if (o->lifetime_jitter_pct > 100) o->lifetime_jitter_pct = 100;
     if (o->max_retries_not_sent == TT_OFF) o->max_retries_not_sent = 0;
     if (o->pipelining < 2) o->pipelining = 0;
+    if (o->max_body_size < 0) o->max_body_size = 0; /* TT_OFF: no limit, as the default */
+    if (o->low_speed_limit < 0) o->low_speed_limit = 0;
+    if (o->low_speed_time_ms <= 0) o->low_speed_time_ms = 30000;
     if (o->max_idle_per_route <= 0) o->max_idle_per_route = o->max_per_route;
     if (o->max_total < o->max_per_route) o->max_per_route = o->max_total;
 }
@@ -129,7 +132,8 @@ int tt__client_reuse(const tt__reuse_in *in, int *reason)
     if (in->error)
         r = TT_EVICT_ERROR;
     else if (in->req_close || in->resp_close || in->close_delimited || !in->body_complete ||
-             in->continue_unsent || (in->resp_minor == 0 && !in->resp_keepalive))
+             in->continue_unsent || (in->resp_minor == 0 && !in->resp_keepalive) ||
+             in->resp_no_reuse)
         r = TT_EVICT_NOT_REUSABLE;
     else if (in->peer_fin || in->leftover)
         r = TT_EVICT_PEER_CLOSED;
@@ -162,6 +166,9 @@ uint64_t tt__client_learn(uint64_t learned, uint64_t idle_ms)
 int tt__client_parse_url(const char *url, char *host, size_t hostsz, int *port, const char **path)
 {
     const char *p;
+    /* A space or control byte would split the request line: refused, never written raw. */
+    for (p = url; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f) return -EINVAL;
     if (!strncasecmp(url, "http://", 7))
         p = url + 7;
     else if (!strncasecmp(url, "https://", 8))

@@ -180,7 +180,8 @@ TT_API int tt_accept(int lfd, tt_addr *peer)
 
 TT_API int tt_connect_start(const tt_addr *a)
 {
-    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+    int proto = a->ss.ss_family == AF_UNIX ? 0 : IPPROTO_TCP;
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
     if (fd < 0) return -errno;
     if (connect(fd, (const struct sockaddr *)&a->ss, a->len) < 0 && errno != EINPROGRESS) {
         int r = -errno;

@@ -120,20 +120,47 @@ Test(h1_request, head_through_the_serializer)
     teardown(&f);
 }
 
+Test(h1_request, query_without_a_path_gets_the_root)
+{
+    fx f;
+    setup(&f);
+    cr_assert_eq(send_x(&f, &f.x, "?q=1#frag"), TT__H1_MORE);
+    cr_assert_str_eq(peer_got(&f), "GET /?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    teardown(&f);
+}
+
 Test(h1_request, caller_fields_replace_generated_ones_and_framing_is_never_doubled)
 {
     fx f;
     setup(&f);
-    const char *h[] = {"host: other:81", "Connection: keep-alive", "Content-Length: 3"};
+    /* Host: the caller's replaces ours. Framing and Connection are the library's: the caller's
+     * are dropped (a wrong Content-Length would desynchronise the connection). */
+    const char *h[] = {"host: other:81", "Connection: keep-alive", "Content-Length: 7",
+                       "Transfer-Encoding: chunked"};
     f.x.method = "POST";
     f.x.headers = h;
-    f.x.nheaders = 3;
+    f.x.nheaders = 4;
     f.x.body = "abc";
     f.x.body_len = 3;
-    f.x.no_keepalive = 1; /* the caller's Connection wins */
+    f.x.no_keepalive = 1; /* the pool's decision wins over the caller's keep-alive */
     cr_assert_eq(send_x(&f, &f.x, "/"), TT__H1_MORE);
-    cr_assert_str_eq(peer_got(&f), "POST / HTTP/1.1\r\nhost: other:81\r\nConnection: keep-alive\r\n"
-                                   "Content-Length: 3\r\n\r\nabc");
+    cr_assert_str_eq(peer_got(&f), "POST / HTTP/1.1\r\nhost: other:81\r\nContent-Length: 3\r\n"
+                                   "Connection: close\r\n\r\nabc");
+    cr_assert(tt__xp(&f.x)->req_close);
+    teardown(&f);
+}
+
+Test(h1_request, callers_connection_close_is_written_once_and_means_close)
+{
+    fx f;
+    setup(&f);
+    const char *h[] = {"Connection: Keep-Alive, close"};
+    f.x.headers = h;
+    f.x.nheaders = 1;
+    cr_assert_eq(send_x(&f, &f.x, "/"), TT__H1_MORE);
+    cr_assert_str_eq(peer_got(&f), "GET / HTTP/1.1\r\nHost: example.com\r\n"
+                                   "Connection: close\r\n\r\n");
+    cr_assert(tt__xp(&f.x)->req_close);
     teardown(&f);
 }
 
@@ -167,7 +194,8 @@ Test(h1_request, bad_header_or_request_line_is_refused_whole)
         {"GET", "/", "NoColon", "bad header"},
         {"GET", "/", "Bad Name: v", "bad header"},
         {"GET", "/", "X: a\r\nInjected: 1", "bad header"},
-        {"G T", "/", "X: 1", "bad request line"},
+        {"G T", "/", "X: 1", "bad method"},
+        {"GET\r\n", "/", "X: 1", "bad method"},
         {"GET", "/a b", "X: 1", "bad request line"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
