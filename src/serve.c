@@ -78,7 +78,9 @@ static int serve_options(int argc, char **argv, tt_server_config *cfg, const cha
     const double H = 2e6; /* the longest duration, in seconds (about 23 days) */
     const tt_opt opts[] = {
         {"listen", 0, TT_OPT_LIST, "ADDR:PORT", 0, TT_SERVER_MAX_LISTEN, &listen,
-         "listen address, repeatable", "127.0.0.1:8080"},
+         "listen address or unix:PATH, repeatable", "127.0.0.1:8080"},
+        {"reuseport", 0, TT_OPT_FLAG, NULL, 0, 0, &cfg->share_port,
+         "share a port another process listens on (graceful handover)", NULL},
         {"root", 0, TT_OPT_STRING, "DIR", 0, 0, root, "static files",
          "$TETHER_ROOT, else the bundled site/"},
         {"workers", 0, TT_OPT_INT, "N", 1, 4096, &cfg->workers, "worker threads, one loop each",
@@ -192,10 +194,19 @@ int tt_cmd_serve(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     tt_server *srv;
-    r = tt_server_new(&srv, &cfg);
+    int bad = -1;
+    r = tt_server_new_at(&srv, &cfg, &bad);
     if (r < 0) {
-        fprintf(stderr, "tether serve: %s: %s\n", cfg.nlisten ? cfg.listen[0] : "127.0.0.1:8080",
-                strerror(-r));
+        const char *what = bad < 0 ? NULL : cfg.nlisten ? cfg.listen[bad] : "127.0.0.1:8080";
+        if (r == -EINVAL && what)
+            fprintf(stderr, "tether serve: --listen %s: not HOST:PORT, [V6]:PORT or unix:PATH\n",
+                    what);
+        else if (what)
+            fprintf(stderr, "tether serve: --listen %s: %s%s\n", what, strerror(-r),
+                    r == -EADDRINUSE ? " (another process listens there; --reuseport shares it)"
+                                     : "");
+        else
+            fprintf(stderr, "tether serve: %s\n", strerror(-r));
         free(root_owned);
         return 1;
     }

@@ -55,7 +55,7 @@ typedef void (*tt_trace_fn)(void *data, uint64_t conn_id, int from_state, int to
 /* Server configuration: a plain struct. A field left 0 takes the default shown in brackets;
  * TT_OFF (-1) disables what the field limits (said per field; "no" where it cannot be off). */
 typedef struct tt_server_config {
-    const char *listen[TT_SERVER_MAX_LISTEN]; /* "HOST:PORT" [127.0.0.1:8080] */
+    const char *listen[TT_SERVER_MAX_LISTEN]; /* "HOST:PORT" or "unix:PATH" [127.0.0.1:8080] */
     int nlisten;                              /* entries in listen [1]; TT_OFF: no */
     int workers;                /* worker threads [one per online CPU]; TT_OFF: no (default) */
     int keepalive_timeout_ms;   /* idle keep-alive deadline [75000]; TT_OFF: keep-alive disabled */
@@ -99,6 +99,8 @@ typedef struct tt_server_config {
     int nroutes;
     tt_trace_fn trace; /* connection state transitions [none] */
     void *trace_data;  /* passed to trace */
+    int share_port;    /* > 0: share ports another process listens on by SO_REUSEPORT (a
+                          graceful handover); else such a port is EADDRINUSE [off] */
 } tt_server_config;
 
 /* Append a route to cfg (prefix not copied). 0, or -ENOSPC when the table is full. */
@@ -107,6 +109,9 @@ int tt_server_config_route(tt_server_config *cfg, const char *prefix, tt_handler
 /* Create a server: resolve defaults, open one SO_REUSEPORT listener per worker and address.
  * cfg is copied (its strings are not). Returns 0 or -errno; *out is owned by the caller. */
 int tt_server_new(tt_server **out, const tt_server_config *cfg);
+/* tt_server_new that also says which listen address failed: *bad_listen gets its index in
+ * cfg->listen on an address or listen error, else -1 (bad_listen may be NULL). */
+int tt_server_new_at(tt_server **out, const tt_server_config *cfg, int *bad_listen);
 /* Run the workers (one thread each) until shutdown completes; this thread waits. When
  * handle_signals is nonzero SIGTERM/SIGINT start a graceful shutdown and a second one exits
  * at once (call before creating other threads). Returns 0 or -errno. */

@@ -3,12 +3,14 @@
  * shutdown, the worker-exit hooks and the counters. Accepting is in accept.c, connections in
  * conn.c, the access log in accesslog.c. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,8 +89,49 @@ static void setup_routes(tt_server *s)
         s->routes[s->nroutes++] = s->cfg.routes[i];
 }
 
+/* Open address a's listener for every worker: one SO_REUSEPORT socket each (the kernel spreads
+ * connections), or one Unix-domain socket shared by all. Unless share_port, a port another
+ * process listens on is an error (EADDRINUSE), not a silent share. 0 or -errno. */
+static int open_listeners(tt_server *s, int a)
+{
+    tt_addr *addr = &s->addrs[a];
+    int is_unix = addr->ss.ss_family == AF_UNIX;
+    if (!s->cfg.share_port) {
+        int r = tt_port_free(addr);
+        if (r < 0) return r;
+    }
+    /* Deferred accept (h2o's default, nginx's "deferred"): one wake-up per connection instead
+     * of two, and a connection is never accepted before its request can be read. */
+    tt_listen_opts lo = {.reuseport = !is_unix,
+                         .defer_accept =
+                             s->cfg.defer_accept_s > 0 && !is_unix ? s->cfg.defer_accept_s : 0};
+    for (int i = 0; i < s->nworkers; i++) {
+        int fd = is_unix && i > 0 ? fcntl(s->workers[0].ls[a].fd, F_DUPFD_CLOEXEC, 3)
+                                  : tt_listen(addr, &lo);
+        if (fd < 0) return is_unix && i > 0 ? -errno : fd;
+        s->workers[i].ls[a].fd = fd;
+        s->workers[i].nls = a + 1;
+        if (is_unix) continue;
+        if (tt_addr_port(addr) == 0) { /* port 0: every worker on the same port */
+            tt_addr bound;
+            if (tt_sock_local(fd, &bound) == 0) *addr = bound;
+        }
+        /* Accepted sockets inherit these: no setsockopt per connection. */
+        tt_sock_nodelay(fd, 1);
+        if (s->cfg.tcp_keepalive.idle_s > 0) tt_sock_keepalive(fd, &s->cfg.tcp_keepalive);
+    }
+    if (is_unix) s->unix_owned |= 1u << a; /* removed by tt_server_free */
+    return 0;
+}
+
 TT_API int tt_server_new(tt_server **out, const tt_server_config *cfg)
 {
+    return tt_server_new_at(out, cfg, NULL);
+}
+
+TT_API int tt_server_new_at(tt_server **out, const tt_server_config *cfg, int *bad_listen)
+{
+    if (bad_listen) *bad_listen = -1;
     tt_server *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
     s->cfg = *cfg;
@@ -104,27 +147,8 @@ TT_API int tt_server_new(tt_server **out, const tt_server_config *cfg)
     int err = 0;
     for (int a = 0; a < s->cfg.nlisten && !err; a++) {
         err = tt_addr_parse(&s->addrs[a], s->cfg.listen[a]);
-        if (err) break;
-        /* Deferred accept (h2o's default, nginx's "deferred"): one wake-up per connection instead
-         * of two, and a connection is never accepted before its request can be read. */
-        tt_listen_opts lo = {.reuseport = 1,
-                             .defer_accept = s->cfg.defer_accept_s > 0 ? s->cfg.defer_accept_s : 0};
-        for (int i = 0; i < s->nworkers; i++) {
-            int fd = tt_listen(&s->addrs[a], &lo);
-            if (fd < 0) {
-                err = fd;
-                break;
-            }
-            if (tt_addr_port(&s->addrs[a]) == 0) { /* port 0: every worker on the same port */
-                tt_addr bound;
-                if (tt_sock_local(fd, &bound) == 0) s->addrs[a] = bound;
-            }
-            /* Accepted sockets inherit these: no setsockopt per connection. */
-            tt_sock_nodelay(fd, 1);
-            if (s->cfg.tcp_keepalive.idle_s > 0) tt_sock_keepalive(fd, &s->cfg.tcp_keepalive);
-            s->workers[i].ls[a].fd = fd;
-            s->workers[i].nls = a + 1;
-        }
+        if (!err) err = open_listeners(s, a);
+        if (err && bad_listen) *bad_listen = a;
     }
     if (!err) s->port = tt_addr_port(&s->addrs[0]);
     for (int i = 0; i < s->nworkers; i++) {
@@ -162,6 +186,9 @@ TT_API void tt_server_free(tt_server *s)
     for (int i = 0; i < s->nworkers; i++)
         for (int a = 0; a < s->workers[i].nls; a++)
             if (s->workers[i].ls[a].fd > 0) close(s->workers[i].ls[a].fd);
+    for (int a = 0; a < s->cfg.nlisten; a++)
+        if (s->unix_owned & (1u << a))
+            unlink(((const struct sockaddr_un *)&s->addrs[a].ss)->sun_path);
     free(s->workers);
     free(s);
 }

@@ -169,6 +169,7 @@ struct tt_server {
     int nworkers;
     tt__worker *workers;
     int port;
+    unsigned unix_owned; /* bit a: listen[a] is a Unix-domain socket file this server made */
     volatile int shutdown_count;
     int kill_now;
     int no_sendfile;   /* testing knob: serve files with pread + write (the TLS path) */
