@@ -113,7 +113,10 @@ static int serve_options(int argc, char **argv, tt_server_config *cfg, const cha
          "over all workers; accept pauses above", "10000"},
         {"max-body", 0, TT_OPT_SIZE, "SIZE", 0, 0, &max_body, "request body limit, k/m/g suffixes",
          "1m"},
-        {"access-log", 0, TT_OPT_STRING, "FILE|-", 0, 0, log, "Common Log Format", "off"},
+        {"access-log", 0, TT_OPT_STRING, "FILE|-", 0, 0, log, "access log (reopened on SIGHUP)",
+         "off"},
+        {"log-format", 0, TT_OPT_STRING, "FORMAT", 0, 0, &cfg->access_log_format,
+         "nginx variables: $remote_addr $request $status $http_NAME ...", "Common Log Format"},
         {"echo", 0, TT_OPT_FLAG, NULL, 0, 0, echo,
          "diagnostics: GET -> Hello, World!; a body is echoed", NULL},
         {"status", 0, TT_OPT_FLAG, NULL, 0, 0, status,
@@ -163,15 +166,17 @@ int tt_cmd_serve(int argc, char **argv)
     } else {
         tt_server_config_route(&cfg, "/", echo_handler, NULL);
     }
-    if (log) {
-        cfg.access_log_fd = strcmp(log, "-") == 0
-                                ? dup(1)
-                                : open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (cfg.access_log_fd < 0) {
+    if (log && strcmp(log, "-") == 0) {
+        cfg.access_log_fd = dup(1);
+    } else if (log) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644); /* fail early */
+        if (fd < 0) {
             fprintf(stderr, "tether serve: %s: %s\n", log, strerror(errno));
             free(root_owned);
             return 1;
         }
+        close(fd);
+        cfg.access_log_path = log; /* the server opens it, and again on SIGHUP */
     }
     if (status) {
         if (!tt_insight_mount) {
@@ -192,10 +197,17 @@ int tt_cmd_serve(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     tt_server *srv;
     int bad = -1;
     r = tt_server_new_at(&srv, &cfg, &bad);
+    if (r == -EINVAL && bad < 0 && cfg.access_log_format) {
+        fprintf(stderr, "tether serve: --log-format: unknown variable in '%s'\n",
+                cfg.access_log_format);
+        free(root_owned);
+        return 2;
+    }
     if (r < 0) {
         const char *what = bad < 0 ? NULL : cfg.nlisten ? cfg.listen[bad] : "127.0.0.1:8080";
         if (r == -EINVAL && what)

@@ -97,10 +97,16 @@ typedef struct tt_server_config {
     const char *server_name;    /* Server header ["tether"]; "" omits it */
     tt_route routes[TT_SERVER_MAX_ROUTES];
     int nroutes;
-    tt_trace_fn trace; /* connection state transitions [none] */
-    void *trace_data;  /* passed to trace */
-    int share_port;    /* > 0: share ports another process listens on by SO_REUSEPORT (a
-                          graceful handover); else such a port is EADDRINUSE [off] */
+    tt_trace_fn trace;             /* connection state transitions [none] */
+    void *trace_data;              /* passed to trace */
+    const char *access_log_path;   /* access log file, opened (append) by the server and reopened
+                                      by tt_server_reopen_log / SIGHUP; wins over access_log_fd
+                                      [none] */
+    const char *access_log_format; /* nginx log_format variables ($remote_addr, $request,
+                                      $status, $http_NAME, ...; docs/server.md) [Common Log
+                                      Format]; must outlive the server */
+    int share_port;                /* > 0: share ports another process listens on by SO_REUSEPORT (a
+                                      graceful handover); else such a port is EADDRINUSE [off] */
 } tt_server_config;
 
 /* Append a route to cfg (prefix not copied). 0, or -ENOSPC when the table is full. */
@@ -114,7 +120,8 @@ int tt_server_new(tt_server **out, const tt_server_config *cfg);
 int tt_server_new_at(tt_server **out, const tt_server_config *cfg, int *bad_listen);
 /* Run the workers (one thread each) until shutdown completes; this thread waits. When
  * handle_signals is nonzero SIGTERM/SIGINT start a graceful shutdown and a second one exits
- * at once (call before creating other threads). Returns 0 or -errno. */
+ * at once, SIGHUP reopens the access log (call before creating other threads). Returns 0 or -errno.
+ */
 int tt_server_run(tt_server *srv, int handle_signals);
 /* Start a graceful shutdown from any thread: stop accepting, close idle connections, finish
  * in-flight requests with Connection: close, stop after drain_timeout. Async-signal-safe. */
@@ -124,6 +131,10 @@ void tt_server_shutdown(tt_server *srv);
  * before tt_server_run; hooks run in the order registered. 0, or -ENOSPC past
  * TT_SERVER_MAX_EXIT_HOOKS. */
 int tt_server_on_worker_exit(tt_server *srv, void (*fn)(void *data), void *data);
+/* Reopen the access log file (access_log_path) from any thread, e.g. after logrotate moved it:
+ * lines logged before go to the old file, later ones to the new. 0, -EBADF (no log) or -EINVAL
+ * (the log is an fd, not a path). tt_server_run(srv, 1) does this on SIGHUP. */
+int tt_server_reopen_log(tt_server *srv);
 /* Free a server after tt_server_run returned (closes listeners). */
 void tt_server_free(tt_server *srv);
 /* The effective configuration (defaults filled in); valid while srv lives. */
@@ -179,6 +190,7 @@ typedef struct tt_server_stats {
     uint64_t open;                           /* open connections */
     uint64_t reqs_per_conn[TT_HIST_BUCKETS]; /* closed connections by log2(requests served) */
     uint64_t lifetime_ms[TT_HIST_BUCKETS];   /* closed connections by log2(lifetime ms) */
+    uint64_t log_waits; /* times a worker waited for the access log writer (full buffer) */
 } tt_server_stats;
 
 /* Copy worker's counters (worker -1: the sum over all workers) into *out. Thread-safe

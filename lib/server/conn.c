@@ -390,6 +390,7 @@ static void conn_error(tt__conn *c, int status, int reason)
     struct tt_req *x = c->x;
     c->closing = (uint8_t)reason;
     x->res.keep_alive = 0;
+    x->log_minor = (uint8_t)(x->req.minor_version + 1); /* the access log's (ops) */
     x->req.minor_version = 1;
     x->req.method_id = TT_HTTP1_M_OTHER;
     x->handling = 1;

@@ -24,6 +24,7 @@ struct tt_req *tt__x_get(tt__conn *c)
     }
     memset(x, 0, offsetof(struct tt_req, hdrs));
     x->conn = c;
+    x->t_start = tt_loop_now(w->loop);
     x->res.file_fd = -1;
     x->req.headers = x->hdrs;
     x->req.max_headers = TT__MAX_REQ_HEADERS;

@@ -144,7 +144,7 @@ TT_API int tt_server_new_at(tt_server **out, const tt_server_config *cfg, int *b
         free(s);
         return -ENOMEM;
     }
-    int err = 0;
+    int err = tt__alog_compile(&s->log, s->cfg.access_log_format);
     for (int a = 0; a < s->cfg.nlisten && !err; a++) {
         err = tt_addr_parse(&s->addrs[a], s->cfg.listen[a]);
         if (!err) err = open_listeners(s, a);
@@ -270,11 +270,19 @@ TT_API void tt_server_shutdown(tt_server *s)
         if (s->workers[i].wake.loop) tt_async_send(&s->workers[i].wake);
 }
 
+TT_API int tt_server_reopen_log(tt_server *s)
+{
+    return tt__alog_reopen(s);
+}
+
 static void on_signal(tt_loop *loop, int signo, void *data)
 {
     (void)loop;
-    (void)signo;
     tt_server *s = data;
+    if (signo == SIGHUP) {
+        tt_server_reopen_log(s); /* logrotate: keep serving */
+        return;
+    }
     tt_server_shutdown(s);
     if (s->kill_now) _exit(1);
 }
@@ -351,6 +359,7 @@ TT_API int tt_server_run(tt_server *s, int handle_signals)
     if (r == 0 && handle_signals) {
         signal(SIGPIPE, SIG_IGN);
         tt_loop_on_signal(s->ctl, SIGTERM, on_signal, s);
+        tt_loop_on_signal(s->ctl, SIGHUP, on_signal, s);
         r = tt_loop_on_signal(s->ctl, SIGINT, on_signal, s);
     }
     /* The log thread starts after the signals are blocked here, so it inherits the mask and

@@ -100,6 +100,8 @@ struct tt_req {
     size_t path_len, query_len;
     uint8_t sent_continue; /* "100 Continue" queued */
     uint8_t handling;      /* a handler owns the exchange (until tt_res_end) */
+    uint8_t log_minor;     /* conn_error: the request's own minor version + 1 (the log's) */
+    uint64_t t_start;      /* loop ms when this request began (the log's $request_time) */
     struct tt_res res;
     tt_header hdrs[TT__MAX_REQ_HEADERS];
     tt_header trailers[TT__MAX_TRAILERS]; /* views after the body in rbuf (dec.num_trailers) */
@@ -148,17 +150,33 @@ struct tt__worker {
     tt__stats stats;
 };
 
+/* One step of a compiled access log format: literal text or a variable. */
+typedef struct tt__alog_op {
+    uint8_t op;
+    uint16_t len;     /* literal or header-name length */
+    const char *text; /* literal text or $http_ header name (points into the format) */
+} tt__alog_op;
+
+#define TT__ALOG_MAX_OPS 64
+#define TT__ALOG_ADDR    64 /* an address as logged */
+
 /* The per-server access log (accesslog.c): workers append lines to a shared buffer under the
- * server's own lock, a logger thread writes them to the fd. Nothing is process-global. */
+ * server's own lock (waiting when it is full: nothing is dropped), a logger thread writes them
+ * to the file and reopens it on request. Nothing is process-global. */
 typedef struct tt__alog {
-    int fd; /* > 0 while logging */
+    int fd;     /* > 0 while logging (set before the workers start, then constant) */
+    int wfd;    /* the fd written to (the logger thread's: changes on reopen) */
+    int own_fd; /* wfd was opened here (access_log_path): closed on reopen and stop */
+    const char *path;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    char *buf;
+    pthread_cond_t cv;    /* lines or a request for the logger */
+    pthread_cond_t space; /* the buffer was emptied (workers waiting for room) */
+    char *buf, *mine;     /* the shared buffer, the logger's copy being written */
     size_t len;
-    int stop;
-    uint64_t dropped;
+    int stop, reopen;
     pthread_t thread;
+    tt__alog_op ops[TT__ALOG_MAX_OPS]; /* the compiled format */
+    int nops;
 } tt__alog;
 
 struct tt_server {
@@ -232,7 +250,9 @@ void tt__accept_resume(tt__worker *w);
 void tt__accept_pause(tt__worker *w);
 
 /* accesslog.c */
+int tt__alog_compile(tt__alog *lg, const char *fmt);
 int tt__alog_start(tt_server *s);
+int tt__alog_reopen(tt_server *s); /* any thread: the logger reopens access_log_path */
 void tt__alog_stop(tt_server *s);
 void tt__access_log(struct tt_req *x);
 
