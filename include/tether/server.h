@@ -158,6 +158,8 @@ typedef enum tt_close_reason {
     TT_CLOSE_BAD_REQUEST, /* a 4xx/5xx protocol error answered and closed */
     TT_CLOSE_SHUTDOWN,    /* graceful shutdown */
     TT_CLOSE_PRESSURE,    /* idle connection closed to make room (fd or connection limit) */
+    TT_CLOSE_PEER_DEAD,   /* the peer stopped answering: TCP keepalive probes (or retransmits)
+                             timed out (ETIMEDOUT), not a reset */
     TT_CLOSE_NREASONS
 } tt_close_reason;
 

@@ -68,6 +68,8 @@ int tt_sock_nodelay(int fd, int on);
 int tt_sock_keepalive(int fd, const tt_keepalive *ka);
 /* SO_LINGER {1, 0}: the next close sends RST instead of FIN and leaves no TIME_WAIT. */
 int tt_sock_linger_reset(int fd);
+/* The socket's pending error (SO_ERROR, cleared by reading it) as -errno, or 0. */
+int tt_sock_error(int fd);
 /* Local or peer address of a connected socket. */
 int tt_sock_local(int fd, tt_addr *a);
 int tt_sock_peer(int fd, tt_addr *a);

@@ -324,6 +324,14 @@ TT_API int tt_sock_linger_reset(int fd)
     return setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)) < 0 ? -errno : 0;
 }
 
+TT_API int tt_sock_error(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return -errno;
+    return -err;
+}
+
 TT_API int tt_sock_local(int fd, tt_addr *a)
 {
     a->len = sizeof(a->ss);

@@ -611,6 +611,13 @@ static int conn_step(tt__conn *c)
     return 1;
 }
 
+/* The close reason for a failed socket (err: -errno, 0 unknown): a peer that stopped answering
+ * (TCP keepalive or retransmissions timed out) is not a peer that reset. */
+static int conn_io_error_reason(int err)
+{
+    return err == -ETIMEDOUT ? TT_CLOSE_PEER_DEAD : TT_CLOSE_PEER_RST;
+}
+
 /* Read once. Returns bytes read, 0 when nothing more is available now (or end of stream:
  * tt_stream_eof), -1 if closed. */
 static ssize_t conn_read(tt__conn *c)
@@ -628,7 +635,7 @@ static ssize_t conn_read(tt__conn *c)
         return n;
     }
     if (n == 0 || n == -EAGAIN) return 0;
-    tt__conn_close(c, TT_CLOSE_PEER_RST);
+    tt__conn_close(c, conn_io_error_reason((int)n));
     return -1;
 }
 
@@ -723,7 +730,8 @@ static void conn_on_io(tt_loop *loop, tt_io *io, unsigned ev)
     (void)loop;
     if (ev & (TT_ERROR | TT_HUP)) {
         int lingering = c->state == TT_CONN_LINGERING;
-        tt__conn_close(c, lingering ? conn_reason(c, TT_CLOSE_CONN_CLOSE) : TT_CLOSE_PEER_RST);
+        tt__conn_close(c, lingering ? conn_reason(c, TT_CLOSE_CONN_CLOSE)
+                                    : conn_io_error_reason(tt_sock_error(tt_stream_fd(&c->s))));
         return;
     }
     if ((ev & TT_WRITE) && c->x && out_pending(c->x)) {
