@@ -73,7 +73,8 @@ static int serve_options(int argc, char **argv, tt_server_config *cfg, const cha
     serve_secs t = {-1, -1, -1, -1, -1, -1, -1, -1};
     tt_opt_list listen = {{0}, 0};
     int ka_req = -1, defer = -1, maxconn = -1;
-    long long max_body = -1;
+    long long max_body = -1, body_mem = -1;
+    int min_rate = -1;
     const char *tcpka = NULL;
     const double H = 2e6; /* the longest duration, in seconds (about 23 days) */
     const tt_opt opts[] = {
@@ -113,6 +114,10 @@ static int serve_options(int argc, char **argv, tt_server_config *cfg, const cha
          "over all workers; accept pauses above", "10000"},
         {"max-body", 0, TT_OPT_SIZE, "SIZE", 0, 0, &max_body, "request body limit, k/m/g suffixes",
          "1m"},
+        {"body-min-rate", 0, TT_OPT_INT, "BYTES", 0, 1e9, &min_rate,
+         "a body gets --body-timeout plus 1 s per BYTES received (Apache MinRate); 0 off", "500"},
+        {"max-body-memory", 0, TT_OPT_SIZE, "SIZE", 0, 0, &body_mem,
+         "memory all request bodies may hold; over it 503; 0 unlimited", "256m"},
         {"access-log", 0, TT_OPT_STRING, "FILE|-", 0, 0, log, "access log (reopened on SIGHUP)",
          "off"},
         {"log-format", 0, TT_OPT_STRING, "FORMAT", 0, 0, &cfg->access_log_format,
@@ -139,6 +144,8 @@ static int serve_options(int argc, char **argv, tt_server_config *cfg, const cha
     if (defer >= 0) cfg->defer_accept_s = defer == 0 ? TT_OFF : defer;
     if (maxconn > 0) cfg->max_connections = maxconn;
     if (max_body >= 0) cfg->max_body = max_body;
+    if (min_rate >= 0) cfg->body_min_rate = min_rate == 0 ? TT_OFF : min_rate;
+    if (body_mem >= 0) cfg->max_body_memory = body_mem == 0 ? TT_OFF : body_mem;
     set_ms(&cfg->keepalive_timeout_ms, t.ka_timeout, TT_OFF);
     set_ms(&cfg->keepalive_time_ms, t.ka_time, TT_OFF);
     set_ms(&cfg->header_timeout_ms, t.header, TT_OFF);

@@ -105,6 +105,12 @@ typedef struct tt_server_config {
     const char *access_log_format; /* nginx log_format variables ($remote_addr, $request,
                                       $status, $http_NAME, ...; docs/server.md) [Common Log
                                       Format]; must outlive the server */
+    int body_min_rate;             /* bytes/s: a body must arrive within body_timeout_ms plus 1 s
+                                      per this many bytes (Apache mod_reqtimeout MinRate) [500];
+                                      TT_OFF: only the gap between reads is limited */
+    long long max_body_memory;     /* bytes all request bodies may hold in read buffers, per
+                                      server; a body over it gets 503 [256 MiB]; TT_OFF:
+                                      unlimited */
     int share_port;                /* > 0: share ports another process listens on by SO_REUSEPORT (a
                                       graceful handover); else such a port is EADDRINUSE [off] */
 } tt_server_config;
@@ -157,7 +163,8 @@ typedef enum tt_close_reason {
     TT_CLOSE_SEND_TIMEOUT,
     TT_CLOSE_BAD_REQUEST, /* a 4xx/5xx protocol error answered and closed */
     TT_CLOSE_SHUTDOWN,    /* graceful shutdown */
-    TT_CLOSE_PRESSURE,    /* idle connection closed to make room (fd or connection limit) */
+    TT_CLOSE_PRESSURE,    /* closed to make room (fd or connection limit: an idle connection,
+                             else the slowest reading one) or a body over max_body_memory */
     TT_CLOSE_PEER_DEAD,   /* the peer stopped answering: TCP keepalive probes (or retransmits)
                              timed out (ETIMEDOUT), not a reset */
     TT_CLOSE_NREASONS
@@ -192,7 +199,10 @@ typedef struct tt_server_stats {
     uint64_t open;                           /* open connections */
     uint64_t reqs_per_conn[TT_HIST_BUCKETS]; /* closed connections by log2(requests served) */
     uint64_t lifetime_ms[TT_HIST_BUCKETS];   /* closed connections by log2(lifetime ms) */
-    uint64_t log_waits; /* times a worker waited for the access log writer (full buffer) */
+    uint64_t log_waits;        /* times a worker waited for the access log writer (full buffer) */
+    uint64_t body_mem_refused; /* bodies answered 503: max_body_memory reached */
+    uint64_t evicted;          /* slow reading connections closed to make room (pressure) */
+    uint64_t handed_in;        /* connections another (full) worker accepted for this one */
 } tt_server_stats;
 
 /* Copy worker's counters (worker -1: the sum over all workers) into *out. Thread-safe

@@ -272,7 +272,6 @@ void tt__access_log(struct tt_req *x)
         put_op(&l, &lg->ops[i], x, addr, port);
     buf[l.len++] = '\n';
     x->log_minor = 0;
-    x->t_start = tt_loop_now(c->w->loop); /* the next request on this exchange starts now */
     pthread_mutex_lock(&lg->mu);
     while (lg->len + l.len > LOG_CAP && !lg->stop) {
         TT__INC(c->w->stats.log_waits);

@@ -384,6 +384,12 @@ static void conn_reply(tt__conn *c, int status, const char *body, size_t len)
     tt__conn_exchange_end(x);
 }
 
+/* A body the budget refused (-ENOBUFS) is the server's pressure, not the client's error. */
+static int conn_budget_reason(int err)
+{
+    return err == -ENOBUFS ? TT_CLOSE_PRESSURE : TT_CLOSE_BAD_REQUEST;
+}
+
 /* Answer a protocol error with status and Connection: close, then close for reason. */
 static void conn_error(tt__conn *c, int status, int reason)
 {
@@ -531,13 +537,31 @@ static int conn_chunked_body(tt__conn *c)
             return 1;
         }
         if ((size_t)r == avail || r == 0) {
-            if (tt__x_reserve(x, c->w, READ_MIN) < 0) {
-                conn_error(c, 500, TT_CLOSE_BAD_REQUEST);
+            int rr = tt__x_reserve(x, c->w, READ_MIN);
+            if (rr < 0) {
+                conn_error(c, rr == -ENOBUFS ? 503 : 500, conn_budget_reason(rr));
                 return -1;
             }
             return 0;
         }
     }
+}
+
+/* (Re)arm the body deadline: body_timeout after the last read (nginx's client_body_timeout),
+ * and with body_min_rate no later than body_timeout after the message began plus 1 s per
+ * body_min_rate bytes received (Apache mod_reqtimeout's MinRate): a body that trickles a byte
+ * now and then cannot hold the connection forever. */
+static void conn_body_deadline(tt__conn *c)
+{
+    const tt_server_config *cfg = CFG(c);
+    struct tt_req *x = c->x;
+    uint64_t now = tt_loop_now(c->w->loop), ms = (uint64_t)cfg->body_timeout_ms;
+    if (cfg->body_min_rate > 0) {
+        uint64_t end = x->t_start + ms + x->rx * 1000 / (uint64_t)cfg->body_min_rate;
+        uint64_t left = end > now ? end - now : 0;
+        if (left < ms) ms = left;
+    }
+    tt_timer_start(c->w->loop, &c->timer, ms);
 }
 
 /* The body is incomplete: 100 Continue when asked, the body deadline. Returns 0. */
@@ -550,7 +574,7 @@ static int conn_need_body(tt__conn *c)
     }
     if (c->state != TT_CONN_READING_BODY) {
         conn_set_state(c, TT_CONN_READING_BODY);
-        tt_timer_start(c->w->loop, &c->timer, (uint64_t)CFG(c)->body_timeout_ms);
+        conn_body_deadline(c);
     }
     return 0;
 }
@@ -592,8 +616,9 @@ static int conn_step(tt__conn *c)
     if (x->req.body == TT_HTTP1_BODY_LENGTH) {
         size_t need = x->head_len + (size_t)x->req.content_length;
         if (x->rbuf.len < need) {
-            if (tt__x_reserve(x, w, need - x->rbuf.len) < 0) {
-                conn_error(c, 500, TT_CLOSE_BAD_REQUEST);
+            int rr = tt__x_reserve_body(x, w, need - x->rbuf.len);
+            if (rr < 0) {
+                conn_error(c, rr == -ENOBUFS ? 503 : 500, conn_budget_reason(rr));
                 return -1;
             }
             return conn_need_body(c);
@@ -623,15 +648,22 @@ static int conn_io_error_reason(int err)
 static ssize_t conn_read(tt__conn *c)
 {
     struct tt_req *x = c->x;
-    if (tt_buf_space(&x->rbuf) < READ_MIN && tt__x_reserve(x, c->w, READ_MIN) < 0) {
-        tt__conn_close(c, TT_CLOSE_PEER_RST);
-        return -1;
+    if (tt_buf_space(&x->rbuf) < READ_MIN) {
+        int rr = tt__x_reserve(x, c->w, READ_MIN);
+        if (rr == -ENOBUFS && x->head_len) {
+            conn_error(c, 503, TT_CLOSE_PRESSURE);
+            return -1;
+        }
+        if (rr < 0) {
+            tt__conn_close(c, TT_CLOSE_PEER_RST);
+            return -1;
+        }
     }
     ssize_t n = tt_stream_read(&c->s, x->rbuf.data + x->rbuf.len, tt_buf_space(&x->rbuf));
     if (n > 0) {
         tt_buf_commit(&x->rbuf, (size_t)n);
-        if (c->state == TT_CONN_READING_BODY)
-            tt_timer_start(c->w->loop, &c->timer, (uint64_t)CFG(c)->body_timeout_ms);
+        x->rx += (uint64_t)n;
+        if (c->state == TT_CONN_READING_BODY) conn_body_deadline(c);
         return n;
     }
     if (n == 0 || n == -EAGAIN) return 0;
@@ -793,6 +825,7 @@ void tt__conn_exchange_end(struct tt_req *x)
         return;
     }
     if (w->srv->log.fd > 0) tt__access_log(x);
+    tt__x_next(x);
     /* The exchange is over: drop the request bytes; the views are now invalid. */
     if (x->raw_len) {
         tt_buf_consume(&x->rbuf, x->raw_len);

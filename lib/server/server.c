@@ -59,6 +59,8 @@ static void fill_defaults(tt_server_config *c)
     DEF(max_header, 8192);
     DEF(max_uri, 4096);
     DEF(max_pipeline, 256 << 10);
+    DEF(body_min_rate, 500);
+    DEF(max_body_memory, (long long)256 << 20);
     if (!c->server_name) c->server_name = "tether";
     /* TT_OFF for a deadline means "never": use a very long timer instead. */
     int *ms[] = {&c->header_timeout_ms, &c->body_timeout_ms,      &c->send_timeout_ms,
@@ -74,6 +76,8 @@ static void fill_defaults(tt_server_config *c)
     if (c->max_header < 0) c->max_header = 0x7fffffff; /* bounded by the read buffer only */
     if (c->max_uri < 0) c->max_uri = 0x7fffffff;
     if (c->max_pipeline < 0) c->max_pipeline = 0x7fffffff;
+    if (c->body_min_rate < 0) c->body_min_rate = 0;
+    if (c->max_body_memory < 0) c->max_body_memory = (long long)1 << 62;
     if (c->access_log_fd < 0) c->access_log_fd = 0;
     if (c->reset_timedout < 0) c->reset_timedout = 0;
 }
@@ -297,7 +301,8 @@ static int worker_setup(tt__worker *w)
     if (!w->pool) return -ENOMEM;
     w->t0 = tt_loop_now(w->loop);
     tt_timer_init(&w->drain, on_drain_timeout);
-    tt__accept_init(w);
+    r = tt__accept_init(w);
+    if (r < 0) return r;
     r = tt_async_init(w->loop, &w->wake, on_wake, w);
     if (r < 0) return r;
     tt__accept_resume(w);
@@ -323,6 +328,7 @@ static void worker_teardown(tt__worker *w)
     free(w->slabs);
     w->slabs = NULL;
     if (w->wake.loop) tt_async_close(&w->wake);
+    tt__accept_fini(w);
     tt_timer_stop(w->loop, &w->drain);
     tt_timer_stop(w->loop, &w->resume);
     if (w->pool) tt_bufpool_free(w->pool);

@@ -22,6 +22,7 @@
 #define TT__MAX_RES_HEADERS 16
 #define TT__MAX_TRAILERS    16 /* request trailer fields kept for the handler; more: 431 */
 #define TT__RES_STORE       1024
+#define TT__HAND_MAX        64 /* sockets queued for a worker by the others */
 
 /* Single-writer counters: a relaxed load and store (no lock prefix), readable from any thread. */
 #define TT__INC(x)                                                                                 \
@@ -101,7 +102,9 @@ struct tt_req {
     uint8_t sent_continue; /* "100 Continue" queued */
     uint8_t handling;      /* a handler owns the exchange (until tt_res_end) */
     uint8_t log_minor;     /* conn_error: the request's own minor version + 1 (the log's) */
-    uint64_t t_start;      /* loop ms when this request began (the log's $request_time) */
+    uint64_t t_start;      /* loop ms when this message began ($request_time, min rates) */
+    uint64_t rx;           /* bytes read for this message (progress, for eviction) */
+    size_t charged;        /* rbuf bytes charged to the server's body budget */
     struct tt_res res;
     tt_header hdrs[TT__MAX_REQ_HEADERS];
     tt_header trailers[TT__MAX_TRAILERS]; /* views after the body in rbuf (dec.num_trailers) */
@@ -139,6 +142,11 @@ struct tt__worker {
     uint32_t next_id;
     uint32_t nconns;
     uint32_t max_conns;
+    /* sockets other workers accepted for this one (accept.c: when they were full) */
+    pthread_mutex_t hand_mu;
+    tt_async hand;
+    int hand_fds[TT__HAND_MAX];
+    int nhand;
     uint64_t rng;
     void (*conn_gone)(tt__worker *w); /* accept.c: a connection closed (resume accepting) */
     tt__list lists[TT_CONN_NSTATES];  /* per-state connections, oldest first */
@@ -187,6 +195,7 @@ struct tt_server {
     int nworkers;
     tt__worker *workers;
     int port;
+    unsigned long long body_mem; /* read-buffer bytes charged by bodies, all workers (atomic) */
     unsigned unix_owned; /* bit a: listen[a] is a Unix-domain socket file this server made */
     volatile int shutdown_count;
     int kill_now;
@@ -238,6 +247,10 @@ struct tt_req *tt__x_get(tt__conn *c);
 void tt__x_put(tt__conn *c);
 /* Make room for want more input bytes in x->rbuf, moving the request views along. */
 int tt__x_reserve(struct tt_req *x, tt__worker *w, size_t want);
+/* Room for the next part of a Content-Length body (left bytes still to come). */
+int tt__x_reserve_body(struct tt_req *x, tt__worker *w, size_t left);
+/* The next message on x starts now (its clock and progress). */
+void tt__x_next(struct tt_req *x);
 void tt__x_split_target(struct tt_req *x);
 /* Pack the decoded trailer fields at dst (the views follow); the bytes used. */
 size_t tt__x_trailers_pack(struct tt_req *x, char *dst);
@@ -245,7 +258,8 @@ int tt__res_add_header(struct tt_res *r, const char *name, const char *value);
 int tt__res_begin(struct tt_req *x, int status, long long length);
 
 /* accept.c */
-void tt__accept_init(tt__worker *w); /* the resume timer and w->conn_gone */
+int tt__accept_init(tt__worker *w);  /* the resume timer, handover, w->conn_gone; 0/-errno */
+void tt__accept_fini(tt__worker *w); /* closes sockets still handed over */
 void tt__accept_resume(tt__worker *w);
 void tt__accept_pause(tt__worker *w);
 
