@@ -83,6 +83,7 @@ static int add_op(tt__alog *lg, uint8_t op, const char *p, size_t n)
 int tt__alog_compile(tt__alog *lg, const char *fmt)
 {
     lg->nops = 0;
+    lg->need_peer = 0;
     if (!fmt || !*fmt) fmt = CLF;
     for (const char *p = fmt; *p;) {
         const char *lit = p;
@@ -104,6 +105,8 @@ int tt__alog_compile(tt__alog *lg, const char *fmt)
                     r = add_op(lg, VARS[i].op, NULL, 0);
         }
         if (r < 0) return r;
+        uint8_t op = lg->ops[lg->nops - 1].op;
+        if (op == OP_REMOTE_ADDR || op == OP_REMOTE_PORT) lg->need_peer = 1;
     }
     return 0;
 }
@@ -265,9 +268,9 @@ void tt__access_log(struct tt_req *x)
     tt__alog *lg = &c->w->srv->log;
     char buf[LINE_MAX_LEN];
     line l = {buf, 0, sizeof buf - 1};
-    char addr[TT__ALOG_ADDR];
-    int port;
-    peer_of(c, addr, sizeof addr, &port);
+    char addr[TT__ALOG_ADDR] = "-";
+    int port = -1;
+    if (lg->need_peer) peer_of(c, addr, sizeof addr, &port); /* a syscall: only when logged */
     for (int i = 0; i < lg->nops; i++)
         put_op(&l, &lg->ops[i], x, addr, port);
     buf[l.len++] = '\n';

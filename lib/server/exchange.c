@@ -159,8 +159,8 @@ static size_t x_extra(const tt_buf *b, const tt__worker *w)
 }
 
 /* Make room for want more input bytes without invalidating the request views. Growing past
- * one pool block is charged to the server's body budget (max_body_memory): over it, -ENOBUFS
- * (the caller answers 503) instead of an allocation the server cannot afford. */
+ * one pool block is charged to the server's body budget (max_body_memory): over it, a body
+ * gets -ENOBUFS (the caller answers 503) instead of an allocation the server cannot afford. */
 int tt__x_reserve(struct tt_req *x, tt__worker *w, size_t want)
 {
     const char *old = x->rbuf.data;
@@ -169,7 +169,7 @@ int tt__x_reserve(struct tt_req *x, tt__worker *w, size_t want)
     if (b->data && total - b->len < want) { /* it will grow: as tt_buf_reserve does */
         size_t grown = total * 2 > b->len + want ? total * 2 : b->len + want;
         long long cap = w->srv->cfg.max_body_memory;
-        if (grown > tt_bufpool_block_size(w->pool) &&
+        if (x->head_len && grown > tt_bufpool_block_size(w->pool) &&
             __atomic_load_n(&w->srv->body_mem, __ATOMIC_RELAXED) + grown - x->charged >
                 (unsigned long long)cap) {
             TT__INC(w->stats.body_mem_refused);

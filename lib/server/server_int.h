@@ -185,6 +185,7 @@ typedef struct tt__alog {
     pthread_t thread;
     tt__alog_op ops[TT__ALOG_MAX_OPS]; /* the compiled format */
     int nops;
+    int need_peer; /* the format logs the peer's address or port (getpeername per line) */
 } tt__alog;
 
 struct tt_server {
