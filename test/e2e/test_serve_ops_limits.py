@@ -117,9 +117,10 @@ class BodyMemory(tt.TestCase):
             finally:
                 for s in socks:
                     s.close()
-            # 300 x 1 MiB reserved at the head would be about 300 MiB of address space
-            self.assertLess(vsz - vsz0, 64 * 1024, "VmSize grew by %d kB" % (vsz - vsz0))
-            self.assertLess(rss - rss0, 64 * 1024, "VmRSS grew by %d kB" % (rss - rss0))
+            # 300 x 1 MiB reserved at the head was +374 MB of address space; what may still
+            # appear is a malloc arena per worker thread (64 MiB of address space each)
+            self.assertLess(vsz - vsz0, 160 * 1024, "VmSize grew by %d kB" % (vsz - vsz0))
+            self.assertLess(rss - rss0, 48 * 1024, "VmRSS grew by %d kB" % (rss - rss0))
 
     def test_budget_answers_503_and_recovers(self):
         with tt.Tether("--echo", "--workers", "1", "--max-body-memory", "1m", "--body-timeout", "20") as srv:
