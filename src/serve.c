@@ -73,12 +73,15 @@ static int serve_options(int argc, char **argv, tt_server_config *cfg, const cha
     serve_secs t = {-1, -1, -1, -1, -1, -1, -1, -1};
     tt_opt_list listen = {{0}, 0};
     int ka_req = -1, defer = -1, maxconn = -1;
-    long long max_body = -1;
+    long long max_body = -1, body_mem = -1;
+    int min_rate = -1;
     const char *tcpka = NULL;
     const double H = 2e6; /* the longest duration, in seconds (about 23 days) */
     const tt_opt opts[] = {
         {"listen", 0, TT_OPT_LIST, "ADDR:PORT", 0, TT_SERVER_MAX_LISTEN, &listen,
-         "listen address, repeatable", "127.0.0.1:8080"},
+         "listen address or unix:PATH, repeatable", "127.0.0.1:8080"},
+        {"reuseport", 0, TT_OPT_FLAG, NULL, 0, 0, &cfg->share_port,
+         "share a port another process listens on (graceful handover)", NULL},
         {"root", 0, TT_OPT_STRING, "DIR", 0, 0, root, "static files",
          "$TETHER_ROOT, else the bundled site/"},
         {"workers", 0, TT_OPT_INT, "N", 1, 4096, &cfg->workers, "worker threads, one loop each",
@@ -111,7 +114,14 @@ static int serve_options(int argc, char **argv, tt_server_config *cfg, const cha
          "over all workers; accept pauses above", "10000"},
         {"max-body", 0, TT_OPT_SIZE, "SIZE", 0, 0, &max_body, "request body limit, k/m/g suffixes",
          "1m"},
-        {"access-log", 0, TT_OPT_STRING, "FILE|-", 0, 0, log, "Common Log Format", "off"},
+        {"body-min-rate", 0, TT_OPT_INT, "BYTES", 0, 1e9, &min_rate,
+         "a body gets --body-timeout plus 1 s per BYTES received (Apache MinRate); 0 off", "500"},
+        {"max-body-memory", 0, TT_OPT_SIZE, "SIZE", 0, 0, &body_mem,
+         "memory all request bodies may hold; over it 503; 0 unlimited", "256m"},
+        {"access-log", 0, TT_OPT_STRING, "FILE|-", 0, 0, log, "access log (reopened on SIGHUP)",
+         "off"},
+        {"log-format", 0, TT_OPT_STRING, "FORMAT", 0, 0, &cfg->access_log_format,
+         "nginx variables: $remote_addr $request $status $http_NAME ...", "Common Log Format"},
         {"echo", 0, TT_OPT_FLAG, NULL, 0, 0, echo,
          "diagnostics: GET -> Hello, World!; a body is echoed", NULL},
         {"status", 0, TT_OPT_FLAG, NULL, 0, 0, status,
@@ -134,6 +144,8 @@ static int serve_options(int argc, char **argv, tt_server_config *cfg, const cha
     if (defer >= 0) cfg->defer_accept_s = defer == 0 ? TT_OFF : defer;
     if (maxconn > 0) cfg->max_connections = maxconn;
     if (max_body >= 0) cfg->max_body = max_body;
+    if (min_rate >= 0) cfg->body_min_rate = min_rate == 0 ? TT_OFF : min_rate;
+    if (body_mem >= 0) cfg->max_body_memory = body_mem == 0 ? TT_OFF : body_mem;
     set_ms(&cfg->keepalive_timeout_ms, t.ka_timeout, TT_OFF);
     set_ms(&cfg->keepalive_time_ms, t.ka_time, TT_OFF);
     set_ms(&cfg->header_timeout_ms, t.header, TT_OFF);
@@ -161,15 +173,17 @@ int tt_cmd_serve(int argc, char **argv)
     } else {
         tt_server_config_route(&cfg, "/", echo_handler, NULL);
     }
-    if (log) {
-        cfg.access_log_fd = strcmp(log, "-") == 0
-                                ? dup(1)
-                                : open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (cfg.access_log_fd < 0) {
+    if (log && strcmp(log, "-") == 0) {
+        cfg.access_log_fd = dup(1);
+    } else if (log) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644); /* fail early */
+        if (fd < 0) {
             fprintf(stderr, "tether serve: %s: %s\n", log, strerror(errno));
             free(root_owned);
             return 1;
         }
+        close(fd);
+        cfg.access_log_path = log; /* the server opens it, and again on SIGHUP */
     }
     if (status) {
         if (!tt_insight_mount) {
@@ -190,12 +204,28 @@ int tt_cmd_serve(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     tt_server *srv;
-    r = tt_server_new(&srv, &cfg);
+    int bad = -1;
+    r = tt_server_new_at(&srv, &cfg, &bad);
+    if (r == -EINVAL && bad < 0 && cfg.access_log_format) {
+        fprintf(stderr, "tether serve: --log-format: unknown variable in '%s'\n",
+                cfg.access_log_format);
+        free(root_owned);
+        return 2;
+    }
     if (r < 0) {
-        fprintf(stderr, "tether serve: %s: %s\n", cfg.nlisten ? cfg.listen[0] : "127.0.0.1:8080",
-                strerror(-r));
+        const char *what = bad < 0 ? NULL : cfg.nlisten ? cfg.listen[bad] : "127.0.0.1:8080";
+        if (r == -EINVAL && what)
+            fprintf(stderr, "tether serve: --listen %s: not HOST:PORT, [V6]:PORT or unix:PATH\n",
+                    what);
+        else if (what)
+            fprintf(stderr, "tether serve: --listen %s: %s%s\n", what, strerror(-r),
+                    r == -EADDRINUSE ? " (another process listens there; --reuseport shares it)"
+                                     : "");
+        else
+            fprintf(stderr, "tether serve: %s\n", strerror(-r));
         free(root_owned);
         return 1;
     }

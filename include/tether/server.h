@@ -55,7 +55,7 @@ typedef void (*tt_trace_fn)(void *data, uint64_t conn_id, int from_state, int to
 /* Server configuration: a plain struct. A field left 0 takes the default shown in brackets;
  * TT_OFF (-1) disables what the field limits (said per field; "no" where it cannot be off). */
 typedef struct tt_server_config {
-    const char *listen[TT_SERVER_MAX_LISTEN]; /* "HOST:PORT" [127.0.0.1:8080] */
+    const char *listen[TT_SERVER_MAX_LISTEN]; /* "HOST:PORT" or "unix:PATH" [127.0.0.1:8080] */
     int nlisten;                              /* entries in listen [1]; TT_OFF: no */
     int workers;                /* worker threads [one per online CPU]; TT_OFF: no (default) */
     int keepalive_timeout_ms;   /* idle keep-alive deadline [75000]; TT_OFF: keep-alive disabled */
@@ -97,8 +97,22 @@ typedef struct tt_server_config {
     const char *server_name;    /* Server header ["tether"]; "" omits it */
     tt_route routes[TT_SERVER_MAX_ROUTES];
     int nroutes;
-    tt_trace_fn trace; /* connection state transitions [none] */
-    void *trace_data;  /* passed to trace */
+    tt_trace_fn trace;             /* connection state transitions [none] */
+    void *trace_data;              /* passed to trace */
+    const char *access_log_path;   /* access log file, opened (append) by the server and reopened
+                                      by tt_server_reopen_log / SIGHUP; wins over access_log_fd
+                                      [none] */
+    const char *access_log_format; /* nginx log_format variables ($remote_addr, $request,
+                                      $status, $http_NAME, ...; docs/server.md) [Common Log
+                                      Format]; must outlive the server */
+    int body_min_rate;             /* bytes/s: a body must arrive within body_timeout_ms plus 1 s
+                                      per this many bytes (Apache mod_reqtimeout MinRate) [500];
+                                      TT_OFF: only the gap between reads is limited */
+    long long max_body_memory;     /* bytes all request bodies may hold in read buffers, per
+                                      server; a body over it gets 503 [256 MiB]; TT_OFF:
+                                      unlimited */
+    int share_port;                /* > 0: share ports another process listens on by SO_REUSEPORT (a
+                                      graceful handover); else such a port is EADDRINUSE [off] */
 } tt_server_config;
 
 /* Append a route to cfg (prefix not copied). 0, or -ENOSPC when the table is full. */
@@ -107,9 +121,13 @@ int tt_server_config_route(tt_server_config *cfg, const char *prefix, tt_handler
 /* Create a server: resolve defaults, open one SO_REUSEPORT listener per worker and address.
  * cfg is copied (its strings are not). Returns 0 or -errno; *out is owned by the caller. */
 int tt_server_new(tt_server **out, const tt_server_config *cfg);
+/* tt_server_new that also says which listen address failed: *bad_listen gets its index in
+ * cfg->listen on an address or listen error, else -1 (bad_listen may be NULL). */
+int tt_server_new_at(tt_server **out, const tt_server_config *cfg, int *bad_listen);
 /* Run the workers (one thread each) until shutdown completes; this thread waits. When
  * handle_signals is nonzero SIGTERM/SIGINT start a graceful shutdown and a second one exits
- * at once (call before creating other threads). Returns 0 or -errno. */
+ * at once, SIGHUP reopens the access log (call before creating other threads). Returns 0 or -errno.
+ */
 int tt_server_run(tt_server *srv, int handle_signals);
 /* Start a graceful shutdown from any thread: stop accepting, close idle connections, finish
  * in-flight requests with Connection: close, stop after drain_timeout. Async-signal-safe. */
@@ -119,6 +137,10 @@ void tt_server_shutdown(tt_server *srv);
  * before tt_server_run; hooks run in the order registered. 0, or -ENOSPC past
  * TT_SERVER_MAX_EXIT_HOOKS. */
 int tt_server_on_worker_exit(tt_server *srv, void (*fn)(void *data), void *data);
+/* Reopen the access log file (access_log_path) from any thread, e.g. after logrotate moved it:
+ * lines logged before go to the old file, later ones to the new. 0, -EBADF (no log) or -EINVAL
+ * (the log is an fd, not a path). tt_server_run(srv, 1) does this on SIGHUP. */
+int tt_server_reopen_log(tt_server *srv);
 /* Free a server after tt_server_run returned (closes listeners). */
 void tt_server_free(tt_server *srv);
 /* The effective configuration (defaults filled in); valid while srv lives. */
@@ -141,7 +163,10 @@ typedef enum tt_close_reason {
     TT_CLOSE_SEND_TIMEOUT,
     TT_CLOSE_BAD_REQUEST, /* a 4xx/5xx protocol error answered and closed */
     TT_CLOSE_SHUTDOWN,    /* graceful shutdown */
-    TT_CLOSE_PRESSURE,    /* idle connection closed to make room (fd or connection limit) */
+    TT_CLOSE_PRESSURE,    /* closed to make room (fd or connection limit: an idle connection,
+                             else the slowest reading one) or a body over max_body_memory */
+    TT_CLOSE_PEER_DEAD,   /* the peer stopped answering: TCP keepalive probes (or retransmits)
+                             timed out (ETIMEDOUT), not a reset */
     TT_CLOSE_NREASONS
 } tt_close_reason;
 
@@ -174,6 +199,10 @@ typedef struct tt_server_stats {
     uint64_t open;                           /* open connections */
     uint64_t reqs_per_conn[TT_HIST_BUCKETS]; /* closed connections by log2(requests served) */
     uint64_t lifetime_ms[TT_HIST_BUCKETS];   /* closed connections by log2(lifetime ms) */
+    uint64_t log_waits;        /* times a worker waited for the access log writer (full buffer) */
+    uint64_t body_mem_refused; /* bodies answered 503: max_body_memory reached */
+    uint64_t evicted;          /* slow reading connections closed to make room (pressure) */
+    uint64_t handed_in;        /* connections another (full) worker accepted for this one */
 } tt_server_stats;
 
 /* Copy worker's counters (worker -1: the sum over all workers) into *out. Thread-safe

@@ -1,4 +1,5 @@
-/* tether/socket.h — non-blocking TCP sockets: listen, accept, connect, options.
+/* tether/socket.h — non-blocking TCP (and Unix-domain stream) sockets: listen, accept,
+ * connect, options.
  * Every function returns a new fd or 0 on success and a negative errno on failure. */
 #ifndef TETHER_SOCKET_H
 #define TETHER_SOCKET_H
@@ -10,17 +11,19 @@
 extern "C" {
 #endif
 
-/* A resolved socket address (IPv4 or IPv6). */
+/* A resolved socket address (IPv4, IPv6 or a Unix-domain path). */
 typedef struct tt_addr {
     struct sockaddr_storage ss;
     socklen_t len;
 } tt_addr;
 
-/* Parse a numeric "HOST:PORT", "[V6]:PORT" or ":PORT" (any address) into a. 0 or -EINVAL. */
+/* Parse a numeric "HOST:PORT", "[V6]:PORT", ":PORT" (any address) or "unix:PATH" into a.
+ * 0 or -EINVAL. */
 int tt_addr_parse(tt_addr *a, const char *text);
-/* Format a as "1.2.3.4:80" or "[::1]:80" into buf (NUL-terminated). Returns the length. */
+/* Format a as "1.2.3.4:80", "[::1]:80" or "unix:PATH" into buf (NUL-terminated). Returns the
+ * length. */
 size_t tt_addr_format(const tt_addr *a, char *buf, size_t size);
-/* The port of a in host order. */
+/* The port of a in host order (0 for a Unix-domain address). */
 int tt_addr_port(const tt_addr *a);
 /* Resolve host and port (blocking getaddrinfo, numeric or name) to up to max addresses in
  * preference order. Returns the count (>0) or a negative errno (-ENOENT: no address). */
@@ -39,9 +42,14 @@ typedef struct tt_listen_opts {
     int defer_accept; /* TCP_DEFER_ACCEPT seconds (0: off) */
 } tt_listen_opts;
 
-/* Create a non-blocking, close-on-exec listening socket bound to a (SO_REUSEADDR always).
+/* Create a non-blocking, close-on-exec listening socket bound to a (SO_REUSEADDR always; for
+ * a Unix-domain path, a stale socket file nobody listens on is removed first).
  * opts may be NULL. Returns the fd or -errno; the caller owns the fd. */
 int tt_listen(const tt_addr *a, const tt_listen_opts *opts);
+/* 0 when nobody listens on a's port: a probe bind without SO_REUSEPORT, closed at once (so a
+ * server that shares ports by SO_REUSEPORT is still detected). -EADDRINUSE or -errno else.
+ * Unix-domain addresses and port 0 always return 0 (tt_listen checks them). */
+int tt_port_free(const tt_addr *a);
 /* accept4 with SOCK_NONBLOCK|SOCK_CLOEXEC; peer may be NULL. Returns the fd or -errno
  * (-EAGAIN when none is pending). The caller owns the fd. */
 int tt_accept(int lfd, tt_addr *peer);
@@ -60,6 +68,8 @@ int tt_sock_nodelay(int fd, int on);
 int tt_sock_keepalive(int fd, const tt_keepalive *ka);
 /* SO_LINGER {1, 0}: the next close sends RST instead of FIN and leaves no TIME_WAIT. */
 int tt_sock_linger_reset(int fd);
+/* The socket's pending error (SO_ERROR, cleared by reading it) as -errno, or 0. */
+int tt_sock_error(int fd);
 /* Local or peer address of a connected socket. */
 int tt_sock_local(int fd, tt_addr *a);
 int tt_sock_peer(int fd, tt_addr *a);

@@ -6,11 +6,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +26,16 @@ TT_API int tt_addr_parse(tt_addr *a, const char *text)
     const char *port_s;
     size_t hlen;
     if (!text) return -EINVAL;
+    if (!strncmp(text, "unix:", 5)) {
+        struct sockaddr_un *su = (struct sockaddr_un *)&a->ss;
+        size_t n = strlen(text + 5);
+        if (n == 0 || n >= sizeof su->sun_path) return -EINVAL;
+        memset(a, 0, sizeof(*a));
+        su->sun_family = AF_UNIX;
+        memcpy(su->sun_path, text + 5, n);
+        a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+        return 0;
+    }
     if (text[0] == '[') {
         const char *close_b = strchr(text, ']');
         if (!close_b || close_b[1] != ':') return -EINVAL;
@@ -78,6 +91,12 @@ TT_API size_t tt_addr_format(const tt_addr *a, char *buf, size_t size)
         const struct sockaddr_in *s4 = (const struct sockaddr_in *)&a->ss;
         inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
         n = snprintf(buf, size, "%s:%u", host, ntohs(s4->sin_port));
+    } else if (a->ss.ss_family == AF_UNIX) {
+        const struct sockaddr_un *su = (const struct sockaddr_un *)&a->ss;
+        size_t max = a->len > offsetof(struct sockaddr_un, sun_path)
+                         ? a->len - offsetof(struct sockaddr_un, sun_path)
+                         : 0;
+        n = snprintf(buf, size, "unix:%.*s", (int)strnlen(su->sun_path, max), su->sun_path);
     } else {
         n = snprintf(buf, size, "?");
     }
@@ -92,7 +111,7 @@ TT_API int tt_addr_port(const tt_addr *a)
 {
     if (a->ss.ss_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
     if (a->ss.ss_family == AF_INET) return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
-    return -EAFNOSUPPORT;
+    return a->ss.ss_family == AF_UNIX ? 0 : -EAFNOSUPPORT;
 }
 
 TT_API int tt_addr_resolve(const char *host, int port, tt_addr *out, int max)
@@ -147,10 +166,40 @@ static int setopt(int fd, int level, int name, int value)
     return setsockopt(fd, level, name, &value, sizeof(value)) < 0 ? -errno : 0;
 }
 
+/* A Unix-domain path: a socket file nobody listens on any more (a previous run's) is removed;
+ * anything else there stays and the bind reports EADDRINUSE. */
+static void unix_stale_unlink(const tt_addr *a)
+{
+    const struct sockaddr_un *su = (const struct sockaddr_un *)&a->ss;
+    struct stat st;
+    if (stat(su->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode)) return;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    if (connect(fd, (const struct sockaddr *)&a->ss, a->len) < 0 && errno == ECONNREFUSED)
+        unlink(su->sun_path);
+    close(fd);
+}
+
+static int listen_unix(const tt_addr *a, const tt_listen_opts *opts)
+{
+    unix_stale_unlink(a);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int r = 0;
+    if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0) r = -errno;
+    if (!r && listen(fd, opts->backlog > 0 ? opts->backlog : 4096) < 0) r = -errno;
+    if (r) {
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
 TT_API int tt_listen(const tt_addr *a, const tt_listen_opts *opts)
 {
     tt_listen_opts def = {0};
     if (!opts) opts = &def;
+    if (a->ss.ss_family == AF_UNIX) return listen_unix(a, opts);
     int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
     if (fd < 0) return -errno;
     int r = setopt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
@@ -168,6 +217,15 @@ TT_API int tt_listen(const tt_addr *a, const tt_listen_opts *opts)
     return fd;
 }
 
+TT_API int tt_port_free(const tt_addr *a)
+{
+    if (a->ss.ss_family == AF_UNIX || tt_addr_port(a) == 0) return 0;
+    int fd = tt_listen(a, NULL); /* no SO_REUSEPORT: fails while anyone listens there */
+    if (fd < 0) return fd;
+    close(fd);
+    return 0;
+}
+
 TT_API int tt_accept(int lfd, tt_addr *peer)
 {
     tt_addr tmp;
@@ -180,8 +238,8 @@ TT_API int tt_accept(int lfd, tt_addr *peer)
 
 TT_API int tt_connect_start(const tt_addr *a)
 {
-    int proto = a->ss.ss_family == AF_UNIX ? 0 : IPPROTO_TCP;
-    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    a->ss.ss_family == AF_UNIX ? 0 : IPPROTO_TCP);
     if (fd < 0) return -errno;
     if (connect(fd, (const struct sockaddr *)&a->ss, a->len) < 0 && errno != EINPROGRESS) {
         int r = -errno;
@@ -264,6 +322,14 @@ TT_API int tt_sock_linger_reset(int fd)
 {
     struct linger l = {.l_onoff = 1, .l_linger = 0};
     return setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)) < 0 ? -errno : 0;
+}
+
+TT_API int tt_sock_error(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return -errno;
+    return -err;
 }
 
 TT_API int tt_sock_local(int fd, tt_addr *a)

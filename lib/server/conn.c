@@ -384,12 +384,19 @@ static void conn_reply(tt__conn *c, int status, const char *body, size_t len)
     tt__conn_exchange_end(x);
 }
 
+/* A body the budget refused (-ENOBUFS) is the server's pressure, not the client's error. */
+static int conn_budget_reason(int err)
+{
+    return err == -ENOBUFS ? TT_CLOSE_PRESSURE : TT_CLOSE_BAD_REQUEST;
+}
+
 /* Answer a protocol error with status and Connection: close, then close for reason. */
 static void conn_error(tt__conn *c, int status, int reason)
 {
     struct tt_req *x = c->x;
     c->closing = (uint8_t)reason;
     x->res.keep_alive = 0;
+    x->log_minor = (uint8_t)(x->req.minor_version + 1); /* the access log's (ops) */
     x->req.minor_version = 1;
     x->req.method_id = TT_HTTP1_M_OTHER;
     x->handling = 1;
@@ -530,13 +537,31 @@ static int conn_chunked_body(tt__conn *c)
             return 1;
         }
         if ((size_t)r == avail || r == 0) {
-            if (tt__x_reserve(x, c->w, READ_MIN) < 0) {
-                conn_error(c, 500, TT_CLOSE_BAD_REQUEST);
+            int rr = tt__x_reserve(x, c->w, READ_MIN);
+            if (rr < 0) {
+                conn_error(c, rr == -ENOBUFS ? 503 : 500, conn_budget_reason(rr));
                 return -1;
             }
             return 0;
         }
     }
+}
+
+/* (Re)arm the body deadline: body_timeout after the last read (nginx's client_body_timeout),
+ * and with body_min_rate no later than body_timeout after the message began plus 1 s per
+ * body_min_rate bytes received (Apache mod_reqtimeout's MinRate): a body that trickles a byte
+ * now and then cannot hold the connection forever. */
+static void conn_body_deadline(tt__conn *c)
+{
+    const tt_server_config *cfg = CFG(c);
+    struct tt_req *x = c->x;
+    uint64_t now = tt_loop_now(c->w->loop), ms = (uint64_t)cfg->body_timeout_ms;
+    if (cfg->body_min_rate > 0) {
+        uint64_t end = x->t_start + ms + x->rx * 1000 / (uint64_t)cfg->body_min_rate;
+        uint64_t left = end > now ? end - now : 0;
+        if (left < ms) ms = left;
+    }
+    tt_timer_start(c->w->loop, &c->timer, ms);
 }
 
 /* The body is incomplete: 100 Continue when asked, the body deadline. Returns 0. */
@@ -549,7 +574,7 @@ static int conn_need_body(tt__conn *c)
     }
     if (c->state != TT_CONN_READING_BODY) {
         conn_set_state(c, TT_CONN_READING_BODY);
-        tt_timer_start(c->w->loop, &c->timer, (uint64_t)CFG(c)->body_timeout_ms);
+        conn_body_deadline(c);
     }
     return 0;
 }
@@ -591,8 +616,9 @@ static int conn_step(tt__conn *c)
     if (x->req.body == TT_HTTP1_BODY_LENGTH) {
         size_t need = x->head_len + (size_t)x->req.content_length;
         if (x->rbuf.len < need) {
-            if (tt__x_reserve(x, w, need - x->rbuf.len) < 0) {
-                conn_error(c, 500, TT_CLOSE_BAD_REQUEST);
+            int rr = tt__x_reserve_body(x, w, need - x->rbuf.len);
+            if (rr < 0) {
+                conn_error(c, rr == -ENOBUFS ? 503 : 500, conn_budget_reason(rr));
                 return -1;
             }
             return conn_need_body(c);
@@ -610,24 +636,38 @@ static int conn_step(tt__conn *c)
     return 1;
 }
 
+/* The close reason for a failed socket (err: -errno, 0 unknown): a peer that stopped answering
+ * (TCP keepalive or retransmissions timed out) is not a peer that reset. */
+static int conn_io_error_reason(int err)
+{
+    return err == -ETIMEDOUT ? TT_CLOSE_PEER_DEAD : TT_CLOSE_PEER_RST;
+}
+
 /* Read once. Returns bytes read, 0 when nothing more is available now (or end of stream:
  * tt_stream_eof), -1 if closed. */
 static ssize_t conn_read(tt__conn *c)
 {
     struct tt_req *x = c->x;
-    if (tt_buf_space(&x->rbuf) < READ_MIN && tt__x_reserve(x, c->w, READ_MIN) < 0) {
-        tt__conn_close(c, TT_CLOSE_PEER_RST);
-        return -1;
+    if (tt_buf_space(&x->rbuf) < READ_MIN) {
+        int rr = tt__x_reserve(x, c->w, READ_MIN);
+        if (rr == -ENOBUFS && x->head_len) {
+            conn_error(c, 503, TT_CLOSE_PRESSURE);
+            return -1;
+        }
+        if (rr < 0) {
+            tt__conn_close(c, TT_CLOSE_PEER_RST);
+            return -1;
+        }
     }
     ssize_t n = tt_stream_read(&c->s, x->rbuf.data + x->rbuf.len, tt_buf_space(&x->rbuf));
     if (n > 0) {
         tt_buf_commit(&x->rbuf, (size_t)n);
-        if (c->state == TT_CONN_READING_BODY)
-            tt_timer_start(c->w->loop, &c->timer, (uint64_t)CFG(c)->body_timeout_ms);
+        x->rx += (uint64_t)n;
+        if (c->state == TT_CONN_READING_BODY) conn_body_deadline(c);
         return n;
     }
     if (n == 0 || n == -EAGAIN) return 0;
-    tt__conn_close(c, TT_CLOSE_PEER_RST);
+    tt__conn_close(c, conn_io_error_reason((int)n));
     return -1;
 }
 
@@ -722,7 +762,8 @@ static void conn_on_io(tt_loop *loop, tt_io *io, unsigned ev)
     (void)loop;
     if (ev & (TT_ERROR | TT_HUP)) {
         int lingering = c->state == TT_CONN_LINGERING;
-        tt__conn_close(c, lingering ? conn_reason(c, TT_CLOSE_CONN_CLOSE) : TT_CLOSE_PEER_RST);
+        tt__conn_close(c, lingering ? conn_reason(c, TT_CLOSE_CONN_CLOSE)
+                                    : conn_io_error_reason(tt_sock_error(tt_stream_fd(&c->s))));
         return;
     }
     if ((ev & TT_WRITE) && c->x && out_pending(c->x)) {
@@ -784,6 +825,7 @@ void tt__conn_exchange_end(struct tt_req *x)
         return;
     }
     if (w->srv->log.fd > 0) tt__access_log(x);
+    tt__x_next(x);
     /* The exchange is over: drop the request bytes; the views are now invalid. */
     if (x->raw_len) {
         tt_buf_consume(&x->rbuf, x->raw_len);

@@ -24,11 +24,19 @@ struct tt_req *tt__x_get(tt__conn *c)
     }
     memset(x, 0, offsetof(struct tt_req, hdrs));
     x->conn = c;
+    tt__x_next(x);
     x->res.file_fd = -1;
     x->req.headers = x->hdrs;
     x->req.max_headers = TT__MAX_REQ_HEADERS;
     c->x = x;
     return x;
+}
+
+/* Give back what x's read buffer was charged to the server's body budget. */
+static void x_uncharge(struct tt_req *x, tt__worker *w)
+{
+    if (x->charged) __atomic_sub_fetch(&w->srv->body_mem, x->charged, __ATOMIC_RELAXED);
+    x->charged = 0;
 }
 
 void tt__x_put(tt__conn *c)
@@ -37,6 +45,7 @@ void tt__x_put(tt__conn *c)
     tt__worker *w = c->w;
     if (!x) return;
     if (x->res.drain_defer.queued) tt_defer_cancel(w->loop, &x->res.drain_defer);
+    x_uncharge(x, w);
     tt_buf_release(&x->rbuf, w->pool);
     tt_buf_release(&x->wbuf, w->pool);
     if (x->res.file_fd >= 0) close(x->res.file_fd);
@@ -47,6 +56,12 @@ void tt__x_put(tt__conn *c)
     } else {
         free(x);
     }
+}
+
+void tt__x_next(struct tt_req *x)
+{
+    x->t_start = tt_loop_now(x->conn->w->loop);
+    x->rx = 0;
 }
 
 int tt__res_add_header(struct tt_res *r, const char *name, const char *value)
@@ -136,13 +151,49 @@ static void rebase(struct tt_req *x, const char *old)
 #undef RB
 }
 
-/* Make room for want more input bytes without invalidating the request views. */
+/* What a read buffer holds beyond one pool block: what the body budget counts. */
+static size_t x_extra(const tt_buf *b, const tt__worker *w)
+{
+    size_t held = b->data ? (size_t)b->off + b->cap : 0;
+    return held > tt_bufpool_block_size(w->pool) ? held : 0;
+}
+
+/* Make room for want more input bytes without invalidating the request views. Growing past
+ * one pool block is charged to the server's body budget (max_body_memory): over it, a body
+ * gets -ENOBUFS (the caller answers 503) instead of an allocation the server cannot afford. */
 int tt__x_reserve(struct tt_req *x, tt__worker *w, size_t want)
 {
     const char *old = x->rbuf.data;
-    if (!tt_buf_reserve(&x->rbuf, w->pool, want)) return -ENOMEM;
+    tt_buf *b = &x->rbuf;
+    size_t total = b->data ? (size_t)b->off + b->cap : 0;
+    if (b->data && total - b->len < want) { /* it will grow: as tt_buf_reserve does */
+        size_t grown = total * 2 > b->len + want ? total * 2 : b->len + want;
+        long long cap = w->srv->cfg.max_body_memory;
+        if (x->head_len && grown > tt_bufpool_block_size(w->pool) &&
+            __atomic_load_n(&w->srv->body_mem, __ATOMIC_RELAXED) + grown - x->charged >
+                (unsigned long long)cap) {
+            TT__INC(w->stats.body_mem_refused);
+            return -ENOBUFS;
+        }
+    }
+    if (!tt_buf_reserve(b, w->pool, want)) return -ENOMEM;
+    size_t extra = x_extra(b, w);
+    if (extra != x->charged) {
+        __atomic_add_fetch(&w->srv->body_mem, extra, __ATOMIC_RELAXED);
+        __atomic_sub_fetch(&w->srv->body_mem, x->charged, __ATOMIC_RELAXED);
+        x->charged = extra;
+    }
     rebase(x, old);
     return 0;
+}
+
+/* The room a Content-Length body still needs, grown with what arrives (at most doubling what
+ * is held), never all of the announced length at once. As tt__x_reserve. */
+int tt__x_reserve_body(struct tt_req *x, tt__worker *w, size_t left)
+{
+    if (tt_buf_space(&x->rbuf) >= (left < 4096 ? left : 4096)) return 0;
+    size_t step = x->rbuf.len > 16384 ? x->rbuf.len : 16384;
+    return tt__x_reserve(x, w, left < step ? left : step);
 }
 
 /* Split the request-target into path and query (absolute-form: skip scheme://authority). */

@@ -3,12 +3,14 @@
  * shutdown, the worker-exit hooks and the counters. Accepting is in accept.c, connections in
  * conn.c, the access log in accesslog.c. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,6 +59,8 @@ static void fill_defaults(tt_server_config *c)
     DEF(max_header, 8192);
     DEF(max_uri, 4096);
     DEF(max_pipeline, 256 << 10);
+    DEF(body_min_rate, 500);
+    DEF(max_body_memory, (long long)256 << 20);
     if (!c->server_name) c->server_name = "tether";
     /* TT_OFF for a deadline means "never": use a very long timer instead. */
     int *ms[] = {&c->header_timeout_ms, &c->body_timeout_ms,      &c->send_timeout_ms,
@@ -72,6 +76,8 @@ static void fill_defaults(tt_server_config *c)
     if (c->max_header < 0) c->max_header = 0x7fffffff; /* bounded by the read buffer only */
     if (c->max_uri < 0) c->max_uri = 0x7fffffff;
     if (c->max_pipeline < 0) c->max_pipeline = 0x7fffffff;
+    if (c->body_min_rate < 0) c->body_min_rate = 0;
+    if (c->max_body_memory < 0) c->max_body_memory = (long long)1 << 62;
     if (c->access_log_fd < 0) c->access_log_fd = 0;
     if (c->reset_timedout < 0) c->reset_timedout = 0;
 }
@@ -87,8 +93,49 @@ static void setup_routes(tt_server *s)
         s->routes[s->nroutes++] = s->cfg.routes[i];
 }
 
+/* Open address a's listener for every worker: one SO_REUSEPORT socket each (the kernel spreads
+ * connections), or one Unix-domain socket shared by all. Unless share_port, a port another
+ * process listens on is an error (EADDRINUSE), not a silent share. 0 or -errno. */
+static int open_listeners(tt_server *s, int a)
+{
+    tt_addr *addr = &s->addrs[a];
+    int is_unix = addr->ss.ss_family == AF_UNIX;
+    if (!s->cfg.share_port) {
+        int r = tt_port_free(addr);
+        if (r < 0) return r;
+    }
+    /* Deferred accept (h2o's default, nginx's "deferred"): one wake-up per connection instead
+     * of two, and a connection is never accepted before its request can be read. */
+    tt_listen_opts lo = {.reuseport = !is_unix,
+                         .defer_accept =
+                             s->cfg.defer_accept_s > 0 && !is_unix ? s->cfg.defer_accept_s : 0};
+    for (int i = 0; i < s->nworkers; i++) {
+        int fd = is_unix && i > 0 ? fcntl(s->workers[0].ls[a].fd, F_DUPFD_CLOEXEC, 3)
+                                  : tt_listen(addr, &lo);
+        if (fd < 0) return is_unix && i > 0 ? -errno : fd;
+        s->workers[i].ls[a].fd = fd;
+        s->workers[i].nls = a + 1;
+        if (is_unix) continue;
+        if (tt_addr_port(addr) == 0) { /* port 0: every worker on the same port */
+            tt_addr bound;
+            if (tt_sock_local(fd, &bound) == 0) *addr = bound;
+        }
+        /* Accepted sockets inherit these: no setsockopt per connection. */
+        tt_sock_nodelay(fd, 1);
+        if (s->cfg.tcp_keepalive.idle_s > 0) tt_sock_keepalive(fd, &s->cfg.tcp_keepalive);
+    }
+    if (is_unix) s->unix_owned |= 1u << a; /* removed by tt_server_free */
+    return 0;
+}
+
 TT_API int tt_server_new(tt_server **out, const tt_server_config *cfg)
 {
+    return tt_server_new_at(out, cfg, NULL);
+}
+
+TT_API int tt_server_new_at(tt_server **out, const tt_server_config *cfg, int *bad_listen)
+{
+    if (bad_listen) *bad_listen = -1;
     tt_server *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
     s->cfg = *cfg;
@@ -101,30 +148,11 @@ TT_API int tt_server_new(tt_server **out, const tt_server_config *cfg)
         free(s);
         return -ENOMEM;
     }
-    int err = 0;
+    int err = tt__alog_compile(&s->log, s->cfg.access_log_format);
     for (int a = 0; a < s->cfg.nlisten && !err; a++) {
         err = tt_addr_parse(&s->addrs[a], s->cfg.listen[a]);
-        if (err) break;
-        /* Deferred accept (h2o's default, nginx's "deferred"): one wake-up per connection instead
-         * of two, and a connection is never accepted before its request can be read. */
-        tt_listen_opts lo = {.reuseport = 1,
-                             .defer_accept = s->cfg.defer_accept_s > 0 ? s->cfg.defer_accept_s : 0};
-        for (int i = 0; i < s->nworkers; i++) {
-            int fd = tt_listen(&s->addrs[a], &lo);
-            if (fd < 0) {
-                err = fd;
-                break;
-            }
-            if (tt_addr_port(&s->addrs[a]) == 0) { /* port 0: every worker on the same port */
-                tt_addr bound;
-                if (tt_sock_local(fd, &bound) == 0) s->addrs[a] = bound;
-            }
-            /* Accepted sockets inherit these: no setsockopt per connection. */
-            tt_sock_nodelay(fd, 1);
-            if (s->cfg.tcp_keepalive.idle_s > 0) tt_sock_keepalive(fd, &s->cfg.tcp_keepalive);
-            s->workers[i].ls[a].fd = fd;
-            s->workers[i].nls = a + 1;
-        }
+        if (!err) err = open_listeners(s, a);
+        if (err && bad_listen) *bad_listen = a;
     }
     if (!err) s->port = tt_addr_port(&s->addrs[0]);
     for (int i = 0; i < s->nworkers; i++) {
@@ -162,6 +190,9 @@ TT_API void tt_server_free(tt_server *s)
     for (int i = 0; i < s->nworkers; i++)
         for (int a = 0; a < s->workers[i].nls; a++)
             if (s->workers[i].ls[a].fd > 0) close(s->workers[i].ls[a].fd);
+    for (int a = 0; a < s->cfg.nlisten; a++)
+        if (s->unix_owned & (1u << a))
+            unlink(((const struct sockaddr_un *)&s->addrs[a].ss)->sun_path);
     free(s->workers);
     free(s);
 }
@@ -243,11 +274,19 @@ TT_API void tt_server_shutdown(tt_server *s)
         if (s->workers[i].wake.loop) tt_async_send(&s->workers[i].wake);
 }
 
+TT_API int tt_server_reopen_log(tt_server *s)
+{
+    return tt__alog_reopen(s);
+}
+
 static void on_signal(tt_loop *loop, int signo, void *data)
 {
     (void)loop;
-    (void)signo;
     tt_server *s = data;
+    if (signo == SIGHUP) {
+        tt_server_reopen_log(s); /* logrotate: keep serving */
+        return;
+    }
     tt_server_shutdown(s);
     if (s->kill_now) _exit(1);
 }
@@ -262,7 +301,8 @@ static int worker_setup(tt__worker *w)
     if (!w->pool) return -ENOMEM;
     w->t0 = tt_loop_now(w->loop);
     tt_timer_init(&w->drain, on_drain_timeout);
-    tt__accept_init(w);
+    r = tt__accept_init(w);
+    if (r < 0) return r;
     r = tt_async_init(w->loop, &w->wake, on_wake, w);
     if (r < 0) return r;
     tt__accept_resume(w);
@@ -288,6 +328,7 @@ static void worker_teardown(tt__worker *w)
     free(w->slabs);
     w->slabs = NULL;
     if (w->wake.loop) tt_async_close(&w->wake);
+    tt__accept_fini(w);
     tt_timer_stop(w->loop, &w->drain);
     tt_timer_stop(w->loop, &w->resume);
     if (w->pool) tt_bufpool_free(w->pool);
@@ -324,6 +365,7 @@ TT_API int tt_server_run(tt_server *s, int handle_signals)
     if (r == 0 && handle_signals) {
         signal(SIGPIPE, SIG_IGN);
         tt_loop_on_signal(s->ctl, SIGTERM, on_signal, s);
+        tt_loop_on_signal(s->ctl, SIGHUP, on_signal, s);
         r = tt_loop_on_signal(s->ctl, SIGINT, on_signal, s);
     }
     /* The log thread starts after the signals are blocked here, so it inherits the mask and

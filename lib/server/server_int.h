@@ -22,6 +22,7 @@
 #define TT__MAX_RES_HEADERS 16
 #define TT__MAX_TRAILERS    16 /* request trailer fields kept for the handler; more: 431 */
 #define TT__RES_STORE       1024
+#define TT__HAND_MAX        64 /* sockets queued for a worker by the others */
 
 /* Single-writer counters: a relaxed load and store (no lock prefix), readable from any thread. */
 #define TT__INC(x)                                                                                 \
@@ -100,6 +101,10 @@ struct tt_req {
     size_t path_len, query_len;
     uint8_t sent_continue; /* "100 Continue" queued */
     uint8_t handling;      /* a handler owns the exchange (until tt_res_end) */
+    uint8_t log_minor;     /* conn_error: the request's own minor version + 1 (the log's) */
+    uint64_t t_start;      /* loop ms when this message began ($request_time, min rates) */
+    uint64_t rx;           /* bytes read for this message (progress, for eviction) */
+    size_t charged;        /* rbuf bytes charged to the server's body budget */
     struct tt_res res;
     tt_header hdrs[TT__MAX_REQ_HEADERS];
     tt_header trailers[TT__MAX_TRAILERS]; /* views after the body in rbuf (dec.num_trailers) */
@@ -137,6 +142,11 @@ struct tt__worker {
     uint32_t next_id;
     uint32_t nconns;
     uint32_t max_conns;
+    /* sockets other workers accepted for this one (accept.c: when they were full) */
+    pthread_mutex_t hand_mu;
+    tt_async hand;
+    int hand_fds[TT__HAND_MAX];
+    int nhand;
     uint64_t rng;
     void (*conn_gone)(tt__worker *w); /* accept.c: a connection closed (resume accepting) */
     tt__list lists[TT_CONN_NSTATES];  /* per-state connections, oldest first */
@@ -148,17 +158,34 @@ struct tt__worker {
     tt__stats stats;
 };
 
+/* One step of a compiled access log format: literal text or a variable. */
+typedef struct tt__alog_op {
+    uint8_t op;
+    uint16_t len;     /* literal or header-name length */
+    const char *text; /* literal text or $http_ header name (points into the format) */
+} tt__alog_op;
+
+#define TT__ALOG_MAX_OPS 64
+#define TT__ALOG_ADDR    64 /* an address as logged */
+
 /* The per-server access log (accesslog.c): workers append lines to a shared buffer under the
- * server's own lock, a logger thread writes them to the fd. Nothing is process-global. */
+ * server's own lock (waiting when it is full: nothing is dropped), a logger thread writes them
+ * to the file and reopens it on request. Nothing is process-global. */
 typedef struct tt__alog {
-    int fd; /* > 0 while logging */
+    int fd;     /* > 0 while logging (set before the workers start, then constant) */
+    int wfd;    /* the fd written to (the logger thread's: changes on reopen) */
+    int own_fd; /* wfd was opened here (access_log_path): closed on reopen and stop */
+    const char *path;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    char *buf;
+    pthread_cond_t cv;    /* lines or a request for the logger */
+    pthread_cond_t space; /* the buffer was emptied (workers waiting for room) */
+    char *buf, *mine;     /* the shared buffer, the logger's copy being written */
     size_t len;
-    int stop;
-    uint64_t dropped;
+    int stop, reopen;
     pthread_t thread;
+    tt__alog_op ops[TT__ALOG_MAX_OPS]; /* the compiled format */
+    int nops;
+    int need_peer; /* the format logs the peer's address or port (getpeername per line) */
 } tt__alog;
 
 struct tt_server {
@@ -169,6 +196,8 @@ struct tt_server {
     int nworkers;
     tt__worker *workers;
     int port;
+    unsigned long long body_mem; /* read-buffer bytes charged by bodies, all workers (atomic) */
+    unsigned unix_owned; /* bit a: listen[a] is a Unix-domain socket file this server made */
     volatile int shutdown_count;
     int kill_now;
     int no_sendfile;   /* testing knob: serve files with pread + write (the TLS path) */
@@ -219,6 +248,10 @@ struct tt_req *tt__x_get(tt__conn *c);
 void tt__x_put(tt__conn *c);
 /* Make room for want more input bytes in x->rbuf, moving the request views along. */
 int tt__x_reserve(struct tt_req *x, tt__worker *w, size_t want);
+/* Room for the next part of a Content-Length body (left bytes still to come). */
+int tt__x_reserve_body(struct tt_req *x, tt__worker *w, size_t left);
+/* The next message on x starts now (its clock and progress). */
+void tt__x_next(struct tt_req *x);
 void tt__x_split_target(struct tt_req *x);
 /* Pack the decoded trailer fields at dst (the views follow); the bytes used. */
 size_t tt__x_trailers_pack(struct tt_req *x, char *dst);
@@ -226,12 +259,15 @@ int tt__res_add_header(struct tt_res *r, const char *name, const char *value);
 int tt__res_begin(struct tt_req *x, int status, long long length);
 
 /* accept.c */
-void tt__accept_init(tt__worker *w); /* the resume timer and w->conn_gone */
+int tt__accept_init(tt__worker *w);  /* the resume timer, handover, w->conn_gone; 0/-errno */
+void tt__accept_fini(tt__worker *w); /* closes sockets still handed over */
 void tt__accept_resume(tt__worker *w);
 void tt__accept_pause(tt__worker *w);
 
 /* accesslog.c */
+int tt__alog_compile(tt__alog *lg, const char *fmt);
 int tt__alog_start(tt_server *s);
+int tt__alog_reopen(tt_server *s); /* any thread: the logger reopens access_log_path */
 void tt__alog_stop(tt_server *s);
 void tt__access_log(struct tt_req *x);
 

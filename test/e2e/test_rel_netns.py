@@ -5,6 +5,7 @@ connection, then the client's link is cut (its veth set down): nothing ever arri
 With --tcp-keepalive 1:1:3 the kernel's probes fail and the server must close its side (its
 socket fd count returns to the listeners only) although its idle timeout is 600 s; without TCP
 keepalive, the idle timeout (--keepalive-timeout 3) must close it. All waits are bounded."""
+import json
 import os
 import select
 import subprocess
@@ -37,8 +38,28 @@ def established_in_ns(ns, port):
     return len([line for line in p.stdout.splitlines() if line.strip()])
 
 
+STATUS = r"""
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+s.sendall(b"GET /_tether/status HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+buf = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    buf += b
+print(buf.split(b"\r\n\r\n", 1)[1].decode())
+"""
+
+
 class VanishedPeerTest(unittest.TestCase):
-    def hold_and_cut(self, server_args):
+    def closes(self, net):
+        """The server's close reasons, read from its status page inside its namespace."""
+        p = subprocess.run(net.exec_argv(net.ns_s, [sys.executable, "-c", STATUS, net.ip_s, "8080"]),
+                           capture_output=True, text=True, timeout=20)
+        return json.loads(p.stdout)["closes"]
+
+    def hold_and_cut(self, server_args, expect_reason=None):
         with relkit.NetnsPair() as net:
             srv = relkit.Server("--echo", "--workers", "1", *server_args, host=net.ip_s, port=8080, netns=net.ns_s)
             client = None
@@ -60,6 +81,10 @@ class VanishedPeerTest(unittest.TestCase):
                                       "(%s sockets, ss: %s)" % (srv.socket_fds(), established_in_ns(net.ns_s, 8080)))
                 self.assertEqual(established_in_ns(net.ns_s, 8080), 0, "socket left ESTABLISHED/CLOSE_WAIT")
                 self.assertTrue(srv.alive(), srv.output()[-2000:])
+                if expect_reason:
+                    closes = self.closes(net)
+                    self.assertEqual(closes[expect_reason], 1, closes)
+                    self.assertEqual(closes["peer_rst"], 0, closes)
             finally:
                 if client is not None:
                     client.kill()
@@ -70,7 +95,9 @@ class VanishedPeerTest(unittest.TestCase):
 
     def test_tcp_keepalive_closes_vanished_peer(self):
         # the idle timeout (600 s) cannot be what closes it within the bounded wait
-        self.hold_and_cut(["--tcp-keepalive", "1:1:3", "--keepalive-timeout", "600"])
+        # and the close is counted as a dead peer, not as a reset (issue #15)
+        self.hold_and_cut(["--tcp-keepalive", "1:1:3", "--keepalive-timeout", "600", "--status",
+                           "--status-allow", "10.231.0.0/16"], expect_reason="peer_dead")
 
     def test_idle_timeout_closes_vanished_peer_without_tcp_keepalive(self):
         self.hold_and_cut(["--keepalive-timeout", "3"])

@@ -4,7 +4,7 @@ Every request carries a unique target and the server writes an access log, so "n
 request lost" is checked exactly: every target in the server's log was answered fully to its
 client; every request that was not answered saw its connection refused, or closed/reset before
 any byte of a response (then the client retried on a new connection); no partial response.
-The handover test starts a second instance on the same port (SO_REUSEPORT) and then SIGTERMs
+The handover test starts a second instance on the same port (--reuseport) and then SIGTERMs
 the first: no connection may be refused at any moment (docs/deploy.md)."""
 import os
 import signal
@@ -57,7 +57,7 @@ class RestartTest(unittest.TestCase):
         log_old = os.path.join(self.tmp, "old.log")
         log_new = os.path.join(self.tmp, "new.log")
         old = relkit.Server("--echo", "--workers", "1", "--access-log", log_old, tmpdir=self.tmp).start()
-        new = relkit.Server("--echo", "--workers", "1", "--access-log", log_new, port=old.port, tmpdir=self.tmp)
+        new = relkit.Server("--echo", "--workers", "1", "--reuseport", "--access-log", log_new, port=old.port, tmpdir=self.tmp)
         clients = [KeepAliveClient("h%d" % i, "127.0.0.1", old.port) for i in range(NCLIENTS)]
         try:
             for c in clients:

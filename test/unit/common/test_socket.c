@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -264,4 +265,51 @@ Test(sock, raise_nofile)
     cr_assert(after.rlim_cur >= before.rlim_cur);
     cr_assert_eq((long)after.rlim_cur, n);
     if (after.rlim_max != RLIM_INFINITY) cr_assert_eq(after.rlim_cur, after.rlim_max);
+}
+
+/* unix:PATH addresses: parse, format, listen (a stale socket file is replaced, a live one is
+ * EADDRINUSE) and connect. */
+Test(sock, unix_domain)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/tt-sock-%d.sock", (int)getpid());
+    char text[80], out[96];
+    snprintf(text, sizeof text, "unix:%s", path);
+    tt_addr a;
+    cr_assert_eq(tt_addr_parse(&a, text), 0);
+    cr_assert_eq(a.ss.ss_family, AF_UNIX);
+    tt_addr_format(&a, out, sizeof out);
+    cr_assert_str_eq(out, text);
+    cr_assert_eq(tt_addr_port(&a), 0);
+    cr_assert_eq(tt_addr_parse(&a, "unix:"), -EINVAL);
+    cr_assert_eq(tt_addr_parse(&a, text), 0);
+    int l1 = tt_listen(&a, NULL);
+    cr_assert_geq(l1, 0, "%s", strerror(-l1));
+    cr_assert_eq(tt_listen(&a, NULL), -EADDRINUSE); /* someone listens there */
+    int c = tt_connect_timeout(&a, 1000);
+    cr_assert_geq(c, 0, "%s", strerror(-c));
+    close(c);
+    close(l1); /* the file stays, nobody listens: the next listen replaces it */
+    int l2 = tt_listen(&a, NULL);
+    cr_assert_geq(l2, 0, "%s", strerror(-l2));
+    close(l2);
+    unlink(path);
+}
+
+/* tt_port_free sees a listener even when it shares its port by SO_REUSEPORT. */
+Test(sock, port_free_probe)
+{
+    tt_addr a;
+    cr_assert_eq(tt_addr_parse(&a, "127.0.0.1:0"), 0);
+    tt_listen_opts lo = {.reuseport = 1};
+    int l = tt_listen(&a, &lo);
+    cr_assert_geq(l, 0);
+    tt_addr bound;
+    cr_assert_eq(tt_sock_local(l, &bound), 0);
+    cr_assert_eq(tt_port_free(&bound), -EADDRINUSE);
+    int l2 = tt_listen(&bound, &lo); /* what tether serve used to do silently */
+    cr_assert_geq(l2, 0);
+    close(l2);
+    close(l);
+    cr_assert_eq(tt_port_free(&bound), 0);
 }

@@ -2,6 +2,7 @@
  * in one process, each with its own log fd, running at the same time; each log holds exactly
  * its own requests' lines. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 
@@ -76,4 +77,58 @@ Test(accesslog, two_servers_share_nothing)
         close(logfd[s]);
         unlink(path[s]);
     }
+}
+
+static int get_ok(int fd, const char *path)
+{
+    char rq[128], buf[1024];
+    int n = snprintf(rq, sizeof rq, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
+    if (send(fd, rq, (size_t)n, 0) != n) return 0;
+    read_some(fd, buf, sizeof buf, "\r\n\r\nok");
+    return strstr(buf, "200 OK") != NULL;
+}
+
+static char *slurp_path(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return (char *)"";
+    char *s = slurp(fd);
+    close(fd);
+    return s;
+}
+
+/* tt_server_reopen_log: lines before go to the renamed file, lines after to the new one; a
+ * format is compiled (its variables) and an unknown variable refuses the config. */
+Test(accesslog, reopen_and_format)
+{
+    char dir[] = "/tmp/tt-alog-dir-XXXXXX", path[128], moved[160];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/a.log", dir);
+    snprintf(moved, sizeof moved, "%s.1", path);
+    tt_server_config cfg;
+    helper_config(&cfg);
+    tt_server_config_route(&cfg, "/", ok, NULL);
+    tt_server *bad;
+    cfg.access_log_format = "$status $no_such_variable";
+    cr_assert_eq(tt_server_new(&bad, &cfg), -EINVAL);
+    cfg.access_log_format = "$request_method $uri $status n=$connection_requests";
+    cfg.access_log_path = path;
+    pthread_t th;
+    tt_server *srv = helper_serve(&cfg, &th);
+    int fd = connect_port(tt_server_port(srv));
+    cr_assert(get_ok(fd, "/one"));
+    for (int i = 0; i < 200 && !strstr(slurp_path(path), "/one"); i++)
+        usleep(10000);
+    cr_assert_eq(rename(path, moved), 0);
+    cr_assert_eq(tt_server_reopen_log(srv), 0);
+    for (int i = 0; i < 200 && access(path, F_OK) != 0; i++)
+        usleep(10000);
+    cr_assert(get_ok(fd, "/two"));
+    close(fd);
+    helper_stop(srv, th);
+    cr_assert_str_eq(slurp_path(moved), "GET /one 200 n=1\n");
+    cr_assert_str_eq(slurp_path(path), "GET /two 200 n=2\n");
+    unlink(path);
+    unlink(moved);
+    rmdir(dir);
 }
