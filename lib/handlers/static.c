@@ -276,7 +276,7 @@ static int open_file(tt_req *req, tt_res *res, const char *root, char *rel, int 
 }
 
 /* The body: small files and HEAD are copied (pipelined responses stay batched), larger ones
- * go with sendfile on a descriptor of their own. Closes fd unless fe (the cache's). */
+ * go with sendfile, which takes fd (then never the cache's). Closes fd unless fe. */
 static void send_body(tt_res *res, int head, int status, int fd, int fe, off_t from, size_t len)
 {
     if (head || len <= SMALL_FILE) {
@@ -293,11 +293,6 @@ static void send_body(tt_res *res, int head, int status, int fd, int fe, off_t f
         tt_res_start(res, status, (long long)len);
         if (!head) tt_res_write(res, buf, len);
     } else {
-        /* sendfile takes its own fd: a cached one stays with the cache */
-        if (fe && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
-            fail(res, -errno);
-            return;
-        }
         tt_res_start(res, status, (long long)len);
         tt_res_sendfile(res, fd, from, len);
     }
@@ -326,8 +321,6 @@ TT_API void tt_static_handler(tt_req *req, tt_res *res, void *rootp)
     int fe; /* the fd belongs to the cache */
     int fd = open_file(req, res, root, rel, rl, &st, &v, &fe);
     if (fd < 0) return;
-    int bad = tt_res_header(res, "ETag", v.etag) < 0;
-    bad |= tt_res_header(res, "Last-Modified", v.lm) < 0;
     size_t vl;
     const char *inm = tt_req_header(req, "If-None-Match", &vl);
     int not_modified = 0;
@@ -345,6 +338,21 @@ TT_API void tt_static_handler(tt_req *req, tt_res *res, void *rootp)
     const char *range = tt_req_header(req, "Range", &vl);
     if (!not_modified && range && st.st_size > 0)
         r = tt__static_parse_range(range, vl, st.st_size, &from, &to);
+    size_t len = st.st_size > 0 ? (size_t)(to - from + 1) : 0;
+    int head = mid == TT_HTTP1_M_HEAD;
+    if (!not_modified && r >= 0 && fe && !head && len > SMALL_FILE) {
+        /* sendfile takes its own fd, a cached one stays with the cache; dup'ed before any
+         * header, so that running out of descriptors is a clean 503 */
+        int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (own < 0) {
+            fail(res, -errno);
+            return;
+        }
+        fd = own;
+        fe = 0;
+    }
+    int bad = tt_res_header(res, "ETag", v.etag) < 0;
+    bad |= tt_res_header(res, "Last-Modified", v.lm) < 0;
     char cr[96];
     if (r < 0)
         snprintf(cr, sizeof cr, "bytes */%lld", (long long)st.st_size);
@@ -368,6 +376,5 @@ TT_API void tt_static_handler(tt_req *req, tt_res *res, void *rootp)
         }
         return;
     }
-    size_t len = st.st_size > 0 ? (size_t)(to - from + 1) : 0;
-    send_body(res, mid == TT_HTTP1_M_HEAD, r > 0 ? 206 : 200, fd, fe, from, len);
+    send_body(res, head, r > 0 ? 206 : 200, fd, fe, from, len);
 }
