@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 8) return 0;
     uint64_t u = 0;
     memcpy(&u, data, 8);
-    off_t fsize = (off_t)(u >> 2); /* 0 .. 2^62 - 1 */
+    off_t fsize = (off_t)(u >> 2);    /* 0 .. 2^62 - 1 */
     if (data[0] & 1) fsize %= 100000; /* often a realistic size */
     data += 8;
     size -= 8;
@@ -32,7 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     off_t f2 = -7, t2 = -7;
     v[size] = 0;
-    if (tt__static_parse_range(v, size, fsize, &f2, &t2) != r || (r == 1 && (f2 != from || t2 != to)))
+    if (tt__static_parse_range(v, size, fsize, &f2, &t2) != r ||
+        (r == 1 && (f2 != from || t2 != to)))
         abort();
     free(v);
     return 0;
