@@ -13,7 +13,10 @@
 
 #include "handlers/filecache.h"
 
-/* Open rel beneath root (dfd: root opened O_PATH, or -1 to open it here). */
+/* Open rel beneath root (dfd: root opened O_PATH, or -1 to open it here). Non-blocking, as
+ * nginx opens: a FIFO (or a device) opens at once instead of blocking the worker until a
+ * writer comes, and the caller's fstat then refuses it (only regular files are served). */
+#define OPEN_FLAGS (O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
 static int open_beneath(const char *root, int dfd, const char *rel)
 {
     static int no_openat2;
@@ -21,7 +24,7 @@ static int open_beneath(const char *root, int dfd, const char *rel)
     if (!no_openat2) {
         int own = dfd < 0;
         if (own && (dfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) return -errno;
-        struct open_how how = {.flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_BENEATH};
+        struct open_how how = {.flags = OPEN_FLAGS, .resolve = RESOLVE_BENEATH};
         long fd = syscall(SYS_openat2, dfd, rel, &how, sizeof how);
         int e = errno;
         if (own) close(dfd);
@@ -34,7 +37,7 @@ static int open_beneath(const char *root, int dfd, const char *rel)
     if (!realpath(root, rroot) || !realpath(full, real)) return -ENOENT;
     size_t rl = strlen(rroot);
     if (strncmp(real, rroot, rl) != 0 || (real[rl] != 0 && real[rl] != '/')) return -ENOENT;
-    int fd = open(real, O_RDONLY | O_CLOEXEC);
+    int fd = open(real, OPEN_FLAGS);
     return fd < 0 ? -errno : fd;
 }
 

@@ -14,10 +14,11 @@ typedef struct tt__fvalid {
     char lm[40];   /* Last-Modified (IMF-fixdate) */
 } tt__fvalid;
 
-/* root/rel opened (beneath root: no escape through ".." or symlinks) and stat'ed into *st,
- * *v filled. A regular file may come from (or go into) the calling thread's cache: then
- * *cached is 1 and the fd belongs to the cache (valid until the next call on this thread);
- * otherwise *cached is 0 and the caller closes it. now: loop time in ms. fd or -errno. */
+/* root/rel opened (beneath root: no escape through ".." or symlinks; non-blocking, so a FIFO
+ * never blocks: the caller checks st->st_mode) and stat'ed into *st, *v filled. A regular file may
+ * come from (or go into) the calling thread's cache: then *cached is 1 and the fd belongs to the
+ * cache (valid until the next call on this thread); otherwise *cached is 0 and the caller closes
+ * it. now: loop time in ms. fd or -errno. */
 int tt__fcache_open(uint64_t now, const char *root, const char *rel, struct stat *st, tt__fvalid *v,
                     int *cached);
 /* Close the calling thread's cached files and free its cache (safe when it has none). */

@@ -187,6 +187,7 @@ TT_API int tt_server_on_worker_exit(tt_server *s, void (*fn)(void *data), void *
 TT_API void tt_server_free(tt_server *s)
 {
     if (!s) return;
+    if (s->abandoned) return; /* a stuck worker may still touch it: kept until the process ends */
     for (int i = 0; i < s->nworkers; i++)
         for (int a = 0; a < s->workers[i].nls; a++)
             if (s->workers[i].ls[a].fd > 0) close(s->workers[i].ls[a].fd);
@@ -272,6 +273,7 @@ TT_API void tt_server_shutdown(tt_server *s)
     if (n >= 2) s->kill_now = 1;
     for (int i = 0; i < s->nworkers; i++)
         if (s->workers[i].wake.loop) tt_async_send(&s->workers[i].wake);
+    if (s->ctl_done.loop) tt_async_send(&s->ctl_done); /* the control loop arms its deadline */
 }
 
 TT_API int tt_server_reopen_log(tt_server *s)
@@ -350,18 +352,64 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* The control loop's state (on tt_server_run's stack): the drain deadline it enforces. */
+typedef struct ctl_state {
+    tt_server *s;
+    tt_timer deadline;
+} ctl_state;
+
+/* Workers end by their own drain timer; this one holds even when a handler is stuck in a
+ * blocking call and its worker never gets back to its loop: past the drain timeout (plus a
+ * grace for the workers' own timers) the control loop stops waiting for it. */
+#define DRAIN_GRACE_MS 500
+
+static void on_ctl_deadline(tt_loop *loop, tt_timer *t)
+{
+    ctl_state *st = tt_container_of(t, ctl_state, deadline);
+    if (__atomic_load_n(&st->s->running, __ATOMIC_SEQ_CST) > 0) st->s->abandoned = 1;
+    tt_loop_stop(loop);
+}
+
+/* A worker finished, or shutdown was asked for (tt_server_shutdown). */
 static void on_worker_done(tt_loop *loop, tt_async *a)
 {
-    tt_server *s = a->data;
-    if (__atomic_load_n(&s->running, __ATOMIC_SEQ_CST) == 0) tt_loop_stop(loop);
+    ctl_state *st = a->data;
+    tt_server *s = st->s;
+    if (__atomic_load_n(&s->running, __ATOMIC_SEQ_CST) == 0) {
+        tt_loop_stop(loop);
+        return;
+    }
+    if (__atomic_load_n(&s->shutdown_count, __ATOMIC_SEQ_CST) > 0 &&
+        !tt_timer_armed(&st->deadline) && s->cfg.drain_timeout_ms < 0x7fffffff)
+        tt_timer_start(loop, &st->deadline, (uint64_t)s->cfg.drain_timeout_ms + DRAIN_GRACE_MS);
+}
+
+/* After the control loop: join the workers; past the drain deadline, a worker still running
+ * is detached and its memory (and the server's) kept, since it may wake up and use it. */
+static void join_workers(tt_server *s, int started)
+{
+    for (int i = 0; i < started; i++) {
+        tt__worker *w = &s->workers[i];
+        if (!s->abandoned) {
+            pthread_join(w->thread, NULL);
+        } else if (pthread_tryjoin_np(w->thread, NULL) != 0) {
+            pthread_detach(w->thread);
+            continue;
+        }
+        if (w->loop) worker_teardown(w);
+    }
+    for (int i = started; i < s->nworkers; i++)
+        if (s->workers[i].loop) worker_teardown(&s->workers[i]);
 }
 
 /* The calling thread runs a small control loop (signals, waiting for the workers), so a
  * second signal is seen even when some workers have already finished draining. */
 TT_API int tt_server_run(tt_server *s, int handle_signals)
 {
+    ctl_state st = {.s = s};
+    tt_timer_init(&st.deadline, on_ctl_deadline);
     int r = tt_loop_new(&s->ctl);
-    if (r == 0) r = tt_async_init(s->ctl, &s->ctl_done, on_worker_done, s);
+    if (r == 0) r = tt_async_init(s->ctl, &s->ctl_done, on_worker_done, &st);
     if (r == 0 && handle_signals) {
         signal(SIGPIPE, SIG_IGN);
         tt_loop_on_signal(s->ctl, SIGTERM, on_signal, s);
@@ -388,10 +436,13 @@ TT_API int tt_server_run(tt_server *s, int handle_signals)
         r = tt_loop_run(s->ctl);
     else
         tt_server_shutdown(s);
-    for (int i = 0; i < started; i++)
-        pthread_join(s->workers[i].thread, NULL);
-    for (int i = 0; i < s->nworkers; i++)
-        if (s->workers[i].loop) worker_teardown(&s->workers[i]);
+    join_workers(s, started);
+    if (s->ctl) tt_timer_stop(s->ctl, &st.deadline);
+    if (s->abandoned) {
+        /* A stuck worker still holds the control loop's async (it signals it when it ends):
+         * the loop, the access log and the server stay. The process is expected to exit. */
+        return -ETIMEDOUT;
+    }
     if (s->ctl) {
         if (s->ctl_done.loop) tt_async_close(&s->ctl_done);
         tt_loop_free(s->ctl);

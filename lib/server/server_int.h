@@ -204,6 +204,7 @@ struct tt_server {
     tt_loop *ctl;      /* the calling thread's control loop: signals, waits for workers */
     tt_async ctl_done; /* a worker finished */
     int running;       /* workers still running (atomic) */
+    int abandoned;     /* workers left stuck past the drain deadline: their memory is kept */
     tt__alog log;
     struct {
         void (*fn)(void *data);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "handlers/filecache.h"
@@ -80,4 +81,20 @@ Test(filecache, nothing_outside_the_root)
     cr_assert_eq(cached, 0, "directories are not cached: the caller closes them");
     close(fd);
     tt__fcache_free();
+}
+
+Test(filecache, fifo_opens_without_blocking_and_is_not_cached, .timeout = 10)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/pipe", dir);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    struct stat st;
+    tt__fvalid v;
+    int cached = -1;
+    /* before: open(O_RDONLY) of a FIFO blocked until a writer came (the test timed out) */
+    int fd = tt__fcache_open(0, dir, "pipe", &st, &v, &cached);
+    cr_assert_geq(fd, 0);
+    cr_assert(S_ISFIFO(st.st_mode), "the caller sees what it is and refuses it");
+    cr_assert_eq(cached, 0, "only regular files are cached");
+    close(fd);
 }
