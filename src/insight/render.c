@@ -141,6 +141,12 @@ void tt_insight_status_json(tt_json *j, tt_server *srv, double uptime_s)
     tt_json_end(j);
     tt_json_double(j, "reuse_ratio", reuse, 4);
     tt_json_uint(j, "accept_paused", all.accept_paused);
+    tt_json_object(j, "limits");
+    tt_json_uint(j, "evicted", all.evicted);
+    tt_json_uint(j, "handed_in", all.handed_in);
+    tt_json_uint(j, "body_mem_refused", all.body_mem_refused);
+    tt_json_uint(j, "log_waits", all.log_waits);
+    tt_json_end(j);
     tt_json_object(j, "histograms");
     json_hist(j, "requests_per_connection", all.reqs_per_conn, "requests");
     json_hist(j, "connection_lifetime_ms", all.lifetime_ms, "ms");
@@ -263,6 +269,17 @@ char *tt_insight_metrics_text(tt_server *srv, double uptime_s, size_t *len)
            all.accepted);
     metric(f, "tether_accept_paused_total", "counter",
            "Times accepting paused (connection limit or out of descriptors).", all.accept_paused);
+    metric(f, "tether_connections_evicted_total", "counter",
+           "Slow reading connections closed to make room at the connection limit.", all.evicted);
+    metric(f, "tether_connections_handed_in_total", "counter",
+           "Connections a full worker accepted and handed to this server's other workers.",
+           all.handed_in);
+    metric(f, "tether_bodies_refused_memory_total", "counter",
+           "Request bodies answered 503 because max_body_memory was reached.",
+           all.body_mem_refused);
+    metric(f, "tether_access_log_waits_total", "counter",
+           "Times a worker waited for the access log writer (lossless log, full buffer).",
+           all.log_waits);
     metric_head(f, "tether_connections", "gauge", "Open connections by state.");
     for (int s = 0; s < TT_CONN_NSTATES; s++)
         if (s != TT_CONN_CLOSED)

@@ -108,6 +108,8 @@ class InsightTest(tt.TestCase):
                 self.assertIn(k, s["connections"])
             self.assertEqual(set(s["requests"]), {"total", "reused", "reuse_ratio"})
             self.assertEqual(len(s["closes"]), CLOSE_REASONS)
+            self.assertEqual(set(s["limits"]),
+                             {"evicted", "handed_in", "body_mem_refused", "log_waits"})
             self.assertEqual(s["workers"], 2)
             self.assertEqual(len(s["per_worker"]), 2)
             self.assertEqual(s["port"], srv.port)
@@ -224,7 +226,9 @@ class InsightTest(tt.TestCase):
                 samples[m.group(1) + (m.group(2) or "")] = float(m.group(4))
             for name in ("tether_requests_total", "tether_connections", "tether_closes_total",
                          "tether_requests_reused_total", "tether_connections_accepted_total",
-                         "tether_requests_per_connection", "tether_tcp_sockets"):
+                         "tether_requests_per_connection", "tether_tcp_sockets",
+                         "tether_connections_evicted_total", "tether_connections_handed_in_total",
+                         "tether_bodies_refused_memory_total", "tether_access_log_waits_total"):
                 self.assertIn(name, types)
             self.assertGreaterEqual(samples["tether_requests_total"], 3)
             self.assertGreaterEqual(samples["tether_requests_reused_total"], 2)
