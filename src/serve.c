@@ -98,7 +98,7 @@ static int serve_options(int argc, char **argv, tt_server_config *cfg, const cha
         {"linger", 0, TT_OPT_DURATION, "SEC", 0, H, &t.linger, "lingering close: max drain time",
          "5"},
         {"close-wait", 0, TT_OPT_DURATION, "SEC", 0, H, &t.close_wait,
-         "after Connection: close, wait for the client's FIN", "2"},
+         "opt-in: after Connection: close, wait for the client's FIN", "0 (off)"},
         {"drain-timeout", 0, TT_OPT_DURATION, "SEC", 0, H, &t.drain, "graceful shutdown limit",
          "10"},
         {"defer-accept", 0, TT_OPT_INT, "SEC", 0, 3600, &defer,
@@ -140,7 +140,7 @@ static int serve_options(int argc, char **argv, tt_server_config *cfg, const cha
     set_ms(&cfg->body_timeout_ms, t.body, TT_OFF);
     set_ms(&cfg->send_timeout_ms, t.send, TT_OFF);
     set_ms(&cfg->lingering_time_ms, t.linger, TT_OFF);
-    set_ms(&cfg->close_wait_ms, t.close_wait, 1);
+    set_ms(&cfg->close_wait_ms, t.close_wait, TT_OFF);
     set_ms(&cfg->drain_timeout_ms, t.drain, 1);
     if (*allow) *status = 1;
     return TT_OPT_OK;

@@ -71,8 +71,10 @@ typedef struct tt_server_config {
     int lingering_time_ms;      /* max total drain time of a lingering close [5000]; TT_OFF:
                                    never */
     int lingering_timeout_ms;   /* max wait for more input while lingering [2000]; TT_OFF: never */
-    int close_wait_ms;          /* after a "Connection: close" response, wait for the client's FIN
-                                   [2000]; TT_OFF: never */
+    int close_wait_ms;          /* opt-in: after a "Connection: close" response, wait this long
+                                   for the client's FIN before closing (deviates from RFC 9112
+                                   §9.6; no server-side TIME_WAIT) [0: off, close at once];
+                                   TT_OFF: off */
     int drain_timeout_ms;       /* graceful shutdown: max wait for in-flight requests [10000];
                                    TT_OFF: never */
     int reset_timedout;         /* > 0: idle, header and body timeouts close with RST (SO_LINGER

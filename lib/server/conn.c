@@ -320,12 +320,16 @@ static void linger_drain(tt__conn *c)
     tt__conn_close(c, conn_reason(c, TT_CLOSE_BAD_REQUEST));
 }
 
-/* The final response is on the wire: close in the way that leaves the fewest problems.
+/* The final response is on the wire: close at once, as RFC 9112 §9.6 asks, in the way that
+ * leaves the fewest problems.
  * - the peer already sent FIN: close now;
- * - unread input (or an error response): lingering close — shutdown(SHUT_WR), then drain
- *   input for a bounded time and byte count, so the peer reads our response, not an RST;
- * - otherwise ("Connection: close" said by either side): wait a bounded time for the client's
- *   FIN so that TIME_WAIT lands on the client, then close. */
+ * - the client said "Connection: close" (it sends no more requests) and nothing of it is
+ *   unread: close now, our FIN goes out after the response (nginx does the same);
+ * - otherwise a lingering close: shutdown(SHUT_WR), then drain input for a bounded time and
+ *   byte count, so the peer reads our response, not an RST;
+ * - with close_wait_ms (an opt-in that deviates from §9.6), a server-decided or client-asked
+ *   close that is not an error waits a bounded time for the client's FIN first, so that
+ *   TIME_WAIT lands on the client. */
 static void conn_begin_close(tt__conn *c)
 {
     tt__worker *w = c->w;
@@ -337,7 +341,10 @@ static void conn_begin_close(tt__conn *c)
     }
     int error = reason == TT_CLOSE_BAD_REQUEST || reason == TT_CLOSE_HEADER_TIMEOUT ||
                 reason == TT_CLOSE_BODY_TIMEOUT;
-    if (!error && x && x->req.minor_version == 0 && !tt_stream_can_read(&c->s) && !x->rbuf.len) {
+    int unread = tt_stream_can_read(&c->s) || (x && x->rbuf.len);
+    int wait = !error && CFG(c)->close_wait_ms > 0;
+    if (!error && !unread && (c->flags & TT__C_PEER_CLOSE) &&
+        (!wait || (x && x->req.minor_version == 0))) {
         /* HTTP/1.0 clients (ab, old proxies) read until the server closes even with a
          * Content-Length: closing first is the only way they finish promptly. */
         tt__conn_close(c, reason);
@@ -349,11 +356,7 @@ static void conn_begin_close(tt__conn *c)
         tt_buf_release(&x->wbuf, w->pool);
         x->discard = 0;
     }
-    /* Errors: the client may still be sending (an upload we refused) and may never read
-     * until it is done, so tell it with our FIN at once. Otherwise the client was told
-     * "Connection: close" in a complete response: pipelined requests it already sent are
-     * drained and discarded, and it closes first. */
-    if (error) {
+    if (!wait) {
         tt_stream_shutdown(&c->s);
         c->flags |= TT__C_LINGER_DRAIN;
         c->deadline = tt__worker_now(w) + (uint32_t)CFG(c)->lingering_time_ms;
@@ -435,9 +438,10 @@ static void conn_dispatch(tt__conn *c)
     if (c->nreq > 1) TT__INC(w->stats.reused_requests);
     /* Will this connection outlive this exchange? Decided once, before the handler runs. */
     int reason = -1;
-    if (!(x->req.flags & TT_HTTP1_F_KEEP_ALIVE))
+    if (!(x->req.flags & TT_HTTP1_F_KEEP_ALIVE)) {
         reason = TT_CLOSE_CONN_CLOSE;
-    else if (w->shutting)
+        c->flags |= TT__C_PEER_CLOSE;
+    } else if (w->shutting)
         reason = TT_CLOSE_SHUTDOWN;
     else if (cfg->keepalive_timeout_ms < 0)
         reason = TT_CLOSE_CONN_CLOSE;

@@ -48,7 +48,7 @@ static void fill_defaults(tt_server_config *c)
     DEF(send_timeout_ms, 30000);
     DEF(lingering_time_ms, 5000);
     DEF(lingering_timeout_ms, 2000);
-    DEF(close_wait_ms, 2000);
+    if (c->close_wait_ms < 0) c->close_wait_ms = 0; /* an opt-in: 0 and TT_OFF are off */
     DEF(defer_accept_s, 1);
     DEF(drain_timeout_ms, 10000);
     DEF(max_connections, 10000);
@@ -60,8 +60,7 @@ static void fill_defaults(tt_server_config *c)
     if (!c->server_name) c->server_name = "tether";
     /* TT_OFF for a deadline means "never": use a very long timer instead. */
     int *ms[] = {&c->header_timeout_ms, &c->body_timeout_ms,      &c->send_timeout_ms,
-                 &c->lingering_time_ms, &c->lingering_timeout_ms, &c->close_wait_ms,
-                 &c->drain_timeout_ms};
+                 &c->lingering_time_ms, &c->lingering_timeout_ms, &c->drain_timeout_ms};
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
         if (*ms[i] < 0) *ms[i] = 0x7fffffff;
     if (c->keepalive_time_ms < 0) c->keepalive_time_ms = 0;   /* unlimited age */

@@ -41,6 +41,7 @@ enum {
     TT__C_LINGER_DRAIN = 1u << 1, /* lingering: SHUT_WR done, draining input */
     TT__C_ZOMBIE = 1u << 2,       /* closed while a handler holds the exchange */
     TT__C_HEAD_STARTED = 1u << 3, /* header deadline armed for the current head */
+    TT__C_PEER_CLOSE = 1u << 4,   /* the client said it sends no more requests (close) */
 };
 
 /* tt__conn.closing when no close reason has been decided yet. */

@@ -16,6 +16,21 @@ def rst_close(s):
     s.close()
 
 
+class _Replay:
+    """A socket-like object that replays bytes already read (for tt.read_response)."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def recv(self, n):
+        b, self.data = self.data[:n], self.data[n:]
+        return b
+
+
+def socket_of(data):
+    return _Replay(data)
+
+
 class BadInput(tt.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -130,8 +145,44 @@ class Timeouts(tt.TestCase):
 
 
 class Closing(tt.TestCase):
-    def test_no_server_time_wait_after_connection_close(self):
+    def read_to_eof(self, s):
+        """Read until the server's FIN: every byte, no RST, within the socket timeout (1 s, half
+        the old client-first wait)."""
+        s.settimeout(1.0)
+        out = bytearray()
+        while True:
+            b = s.recv(65536)  # a timeout or a reset fails the test
+            if not b:
+                return bytes(out)
+            out += b
+
+    def test_server_closes_first_after_connection_close(self):
+        # RFC 9112 §9.6: after a "Connection: close" response the server initiates the close.
         with tt.Tether("--echo", "--workers", "1") as srv:
+            for req in (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                        b"Connection: close\r\n\r\nabc"):
+                s = srv.connect()
+                s.sendall(req)
+                got = self.read_to_eof(s)
+                s.close()
+                st, h, body, rest = tt.read_response(socket_of(got))
+                self.assertEqual(h.get("connection"), ["close"])
+                self.assertIn(body, (b"Hello, World!", b"abc"))
+                self.assertEqual(rest, b"")
+
+    def test_server_closes_first_when_it_decides(self):
+        # max requests: the server decided; the client keeps reading until EOF.
+        with tt.Tether("--echo", "--workers", "1", "--keepalive-requests", "2") as srv:
+            s = srv.connect()
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+            got = self.read_to_eof(s)
+            s.close()
+            self.assertEqual(got.count(b"Hello, World!"), 2)
+            self.assertEqual(got.count(b"Connection: close"), 1)
+
+    def test_close_wait_opt_in_leaves_no_server_time_wait(self):
+        with tt.Tether("--echo", "--workers", "1", "--close-wait", "2") as srv:
             for _ in range(50):
                 s = srv.connect()
                 s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
