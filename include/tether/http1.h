@@ -60,6 +60,7 @@ typedef enum tt_http1_error {
     TT_HTTP1_E_TRAILER,           /* 400 malformed trailer field or forbidden field in trailers */
     TT_HTTP1_E_TRAILER_TOO_LARGE, /* 431 trailer section over its limit */
     TT_HTTP1_E_UPGRADE,           /* 400 Connection: upgrade without a valid Upgrade field */
+    TT_HTTP1_E_METHOD_TOO_LONG,   /* 501 method longer than TT_HTTP1_MAX_METHOD: none we know */
     TT_HTTP1_E__COUNT
 } tt_http1_error;
 
@@ -123,6 +124,7 @@ enum {
 };
 
 #define TT_HTTP1_DEFAULT_MAX_REQUEST_LINE 8192u
+#define TT_HTTP1_MAX_METHOD               32u /* longer methods: 501 (the longest registered: 17) */
 #define TT_HTTP1_DEFAULT_MAX_HEAD         65536u
 #define TT_HTTP1_DEFAULT_MAX_HEADERS      100u
 

@@ -417,18 +417,10 @@ static const tt_route *find_route(const tt_server *s, const char *p, size_t n)
     return best;
 }
 
-/* The counted request (c->nreq already includes it) goes to its handler. */
-static void conn_handling(tt__conn *c, int keep_alive)
-{
-    struct tt_req *x = c->x;
-    x->res.keep_alive = (uint8_t)keep_alive;
-    if (!keep_alive) tt__conn_closing(c, TT_CLOSE_CONN_CLOSE);
-    x->handling = 1;
-    x->res.head_only = x->req.method_id == TT_HTTP1_M_HEAD;
-    conn_set_state(c, TT_CONN_HANDLING);
-}
-
-static void conn_dispatch(tt__conn *c)
+/* Count the request and decide, once, whether the connection outlives its exchange (every
+ * response goes through here: handlers, 404, the 413 that skips a body); then the exchange
+ * belongs to the handler. */
+static void conn_handling(tt__conn *c)
 {
     tt__worker *w = c->w;
     struct tt_req *x = c->x;
@@ -436,7 +428,6 @@ static void conn_dispatch(tt__conn *c)
     c->nreq++;
     TT__INC(w->stats.requests);
     if (c->nreq > 1) TT__INC(w->stats.reused_requests);
-    /* Will this connection outlive this exchange? Decided once, before the handler runs. */
     int reason = -1;
     if (!(x->req.flags & TT_HTTP1_F_KEEP_ALIVE)) {
         reason = TT_CLOSE_CONN_CLOSE;
@@ -452,8 +443,17 @@ static void conn_dispatch(tt__conn *c)
         reason = TT_CLOSE_MAX_AGE;
     if (reason >= 0) tt__conn_closing(c, reason);
     tt_timer_stop(w->loop, &c->timer);
-    conn_handling(c, reason < 0);
-    const tt_route *r = find_route(w->srv, x->path, x->path_len);
+    x->res.keep_alive = reason < 0;
+    x->handling = 1;
+    x->res.head_only = x->req.method_id == TT_HTTP1_M_HEAD;
+    conn_set_state(c, TT_CONN_HANDLING);
+}
+
+static void conn_dispatch(tt__conn *c)
+{
+    struct tt_req *x = c->x;
+    conn_handling(c);
+    const tt_route *r = find_route(c->w->srv, x->path, x->path_len);
     if (r)
         r->fn(x, &x->res, r->data);
     else
@@ -464,7 +464,6 @@ static void conn_dispatch(tt__conn *c)
  * the connection, else closing. Returns conn_step's 1 or -1. */
 static int conn_refuse_body(tt__conn *c)
 {
-    tt__worker *w = c->w;
     struct tt_req *x = c->x;
     const tt_server_config *cfg = CFG(c);
     uint64_t have = x->rbuf.len - x->head_len;
@@ -477,10 +476,7 @@ static int conn_refuse_body(tt__conn *c)
     }
     x->raw_len = x->head_len + (size_t)(x->req.content_length - left);
     x->discard = left;
-    c->nreq++;
-    TT__INC(w->stats.requests);
-    conn_handling(c, cfg->keepalive_timeout_ms > 0 && !w->shutting &&
-                         (x->req.flags & TT_HTTP1_F_KEEP_ALIVE));
+    conn_handling(c);
     conn_reply(c, 413, "413 Content Too Large\n", 22);
     return 1;
 }
