@@ -73,7 +73,7 @@ static int serve_options(int argc, char **argv, tt_server_config *cfg, const cha
     serve_secs t = {-1, -1, -1, -1, -1, -1, -1, -1};
     tt_opt_list listen = {{0}, 0};
     int ka_req = -1, defer = -1, maxconn = -1;
-    long long max_body = -1;
+    long long max_body = -1, max_line = -1, max_head = -1;
     const char *tcpka = NULL;
     const double H = 2e6; /* the longest duration, in seconds (about 23 days) */
     const tt_opt opts[] = {
@@ -111,6 +111,10 @@ static int serve_options(int argc, char **argv, tt_server_config *cfg, const cha
          "over all workers; accept pauses above", "10000"},
         {"max-body", 0, TT_OPT_SIZE, "SIZE", 0, 0, &max_body, "request body limit, k/m/g suffixes",
          "1m"},
+        {"max-request-line", 0, TT_OPT_SIZE, "SIZE", 0, 0, &max_line,
+         "request line limit, 414 above (Apache's LimitRequestLine)", "8k"},
+        {"max-header-size", 0, TT_OPT_SIZE, "SIZE", 0, 0, &max_head,
+         "request head limit, 431 above (nginx: large_client_header_buffers 4 8k)", "32k"},
         {"access-log", 0, TT_OPT_STRING, "FILE|-", 0, 0, log, "Common Log Format", "off"},
         {"echo", 0, TT_OPT_FLAG, NULL, 0, 0, echo,
          "diagnostics: GET -> Hello, World!; a body is echoed", NULL},
@@ -134,6 +138,8 @@ static int serve_options(int argc, char **argv, tt_server_config *cfg, const cha
     if (defer >= 0) cfg->defer_accept_s = defer == 0 ? TT_OFF : defer;
     if (maxconn > 0) cfg->max_connections = maxconn;
     if (max_body >= 0) cfg->max_body = max_body;
+    if (max_line > 0) cfg->max_request_line = max_line > 0x7fffffff ? TT_OFF : (int)max_line;
+    if (max_head > 0) cfg->max_header = max_head > 0x7fffffff ? TT_OFF : (int)max_head;
     set_ms(&cfg->keepalive_timeout_ms, t.ka_timeout, TT_OFF);
     set_ms(&cfg->keepalive_time_ms, t.ka_time, TT_OFF);
     set_ms(&cfg->header_timeout_ms, t.header, TT_OFF);

@@ -71,7 +71,7 @@ static void conn_set_state(tt__conn *c, int st)
 /* Ready the exchange for the next message on the connection. */
 static void x_reset_message(struct tt_req *x, const tt_server_config *cfg)
 {
-    tt_http1_limits lim = {.max_request_line = (uint32_t)cfg->max_uri,
+    tt_http1_limits lim = {.max_request_line = (uint32_t)cfg->max_request_line,
                            .max_head = (uint32_t)cfg->max_header};
     tt_http1_parser_init(&x->parser, &lim);
     x->head_len = x->body_len = x->raw_len = x->tlen = 0;
@@ -377,7 +377,7 @@ static void conn_begin_close(tt__conn *c)
 static void conn_reply(tt__conn *c, int status, const char *body, size_t len)
 {
     struct tt_req *x = c->x;
-    tt__res_add_header(&x->res, "Content-Type", "text/plain");
+    if (len) tt__res_add_header(&x->res, "Content-Type", "text/plain");
     if (tt__res_begin(x, status, (long long)len) == 0 && !x->res.head_only && len) {
         tt_buf_append(&x->wbuf, c->w->pool, body, len);
         x->res.bytes_out += (long long)len;
@@ -449,10 +449,23 @@ static void conn_handling(tt__conn *c)
     conn_set_state(c, TT_CONN_HANDLING);
 }
 
+/* The methods a route can be reached with (OPTIONS * answers with them). */
+#define CONN_ALLOW "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS"
+
 static void conn_dispatch(tt__conn *c)
 {
     struct tt_req *x = c->x;
     conn_handling(c);
+    if (x->req.target_form == TT_HTTP1_TARGET_ASTERISK) { /* OPTIONS *: the server itself */
+        tt__res_add_header(&x->res, "Allow", CONN_ALLOW);
+        conn_reply(c, 200, NULL, 0);
+        return;
+    }
+    if (x->req.method_id == TT_HTTP1_M_CONNECT) { /* no tunnels; the client may not wait */
+        x->res.keep_alive = 0;
+        conn_reply(c, 501, "501 Not Implemented\n", 20);
+        return;
+    }
     const tt_route *r = find_route(c->w->srv, x->path, x->path_len);
     if (r)
         r->fn(x, &x->res, r->data);
@@ -489,6 +502,10 @@ static int conn_head_done(tt__conn *c, size_t r)
     x->head_len = r;
     c->flags &= (uint8_t)~TT__C_HEAD_STARTED;
     tt__x_split_target(x);
+    if (x->req.target_len > (size_t)CFG(c)->max_uri) {
+        conn_error(c, 414, TT_CLOSE_BAD_REQUEST);
+        return -1;
+    }
     if (x->req.flags & TT_HTTP1_F_EXPECT_OTHER) {
         conn_error(c, 417, TT_CLOSE_BAD_REQUEST);
         return -1;
@@ -737,6 +754,20 @@ static void conn_on_io(tt_loop *loop, tt_io *io, unsigned ev)
     if (tt_stream_can_read(&c->s) || c->state == TT_CONN_WRITING) conn_process(c);
 }
 
+/* A request (head or body) stalled past its deadline: 408 with Connection: close when a request
+ * was started and the peer may still read it (nginx, Apache mod_reqtimeout), else close. */
+static void conn_timed_out(tt__conn *c, int started, int reason)
+{
+    if (started && !tt_stream_eof(&c->s)) {
+        c->flags |= TT__C_IN_PROC;
+        conn_error(c, 408, reason);
+        c->flags &= (uint8_t)~TT__C_IN_PROC;
+        conn_process(c);
+        return;
+    }
+    tt__conn_close(c, reason);
+}
+
 /* One timer per connection; which deadline it is depends on the state (docs/server.md):
  * blocked output (send) first, then the state's own. */
 static void conn_on_timer(tt_loop *loop, tt_timer *t)
@@ -750,16 +781,11 @@ static void conn_on_timer(tt_loop *loop, tt_timer *t)
     switch (c->state) {
     case TT_CONN_IDLE: tt__conn_close(c, TT_CLOSE_IDLE_TIMEOUT); return;
     case TT_CONN_READING_HEAD:
-        if (c->x && c->x->rbuf.len && !tt_stream_eof(&c->s)) {
-            c->flags |= TT__C_IN_PROC;
-            conn_error(c, 408, TT_CLOSE_HEADER_TIMEOUT);
-            c->flags &= (uint8_t)~TT__C_IN_PROC;
-            conn_process(c);
-            return;
-        }
-        tt__conn_close(c, TT_CLOSE_HEADER_TIMEOUT);
+        conn_timed_out(c, c->x && c->x->rbuf.len, TT_CLOSE_HEADER_TIMEOUT);
         return;
-    case TT_CONN_READING_BODY: tt__conn_close(c, TT_CLOSE_BODY_TIMEOUT); return;
+    case TT_CONN_READING_BODY: /* a body we skip after a 413 was answered already */
+        conn_timed_out(c, c->x && !c->x->discard, TT_CLOSE_BODY_TIMEOUT);
+        return;
     case TT_CONN_LINGERING:
         if ((c->flags & TT__C_LINGER_DRAIN) && (int32_t)(c->deadline - tt__worker_now(c->w)) > 0) {
             linger_drain(c);

@@ -54,8 +54,9 @@ static void fill_defaults(tt_server_config *c)
     DEF(max_connections, 10000);
     DEF(max_body, 1 << 20);
     DEF(discard_limit, 64 << 10);
-    DEF(max_header, 8192);
-    DEF(max_uri, 4096);
+    DEF(max_header, 32768);
+    DEF(max_uri, 8192);
+    DEF(max_request_line, 8192);
     DEF(max_pipeline, 256 << 10);
     if (!c->server_name) c->server_name = "tether";
     /* TT_OFF for a deadline means "never": use a very long timer instead. */
@@ -70,6 +71,7 @@ static void fill_defaults(tt_server_config *c)
     if (c->discard_limit < 0) c->discard_limit = 0;
     if (c->max_header < 0) c->max_header = 0x7fffffff; /* bounded by the read buffer only */
     if (c->max_uri < 0) c->max_uri = 0x7fffffff;
+    if (c->max_request_line < 0) c->max_request_line = 0x7fffffff;
     if (c->max_pipeline < 0) c->max_pipeline = 0x7fffffff;
     if (c->access_log_fd < 0) c->access_log_fd = 0;
     if (c->reset_timedout < 0) c->reset_timedout = 0;
