@@ -35,25 +35,26 @@ static void close_handler(tt_req *req, tt_res *res, void *data)
     tt_res_send(res, 200, "text/plain", "bye", 3);
 }
 
-static tt_server *serve(tt_handler_fn fn, pthread_t *th)
+/* Serve fn, send rq on one connection, read what comes until `until` or EOF; the bytes. */
+static size_t exchange(tt_handler_fn fn, const char *rq, char *buf, size_t size, const char *until)
 {
     tt_server_config cfg;
     helper_config(&cfg);
     tt_server_config_route(&cfg, "/", fn, NULL);
-    return helper_serve(&cfg, th);
+    pthread_t th;
+    tt_server *srv = helper_serve(&cfg, &th);
+    int fd = connect_port(tt_server_port(srv));
+    cr_assert_eq(send(fd, rq, strlen(rq), 0), (ssize_t)strlen(rq));
+    size_t got = read_some(fd, buf, size, until);
+    close(fd);
+    helper_stop(srv, th);
+    return got;
 }
 
 Test(response, fields_that_would_split_or_reframe_are_refused)
 {
-    pthread_t th;
-    tt_server *srv = serve(headers_handler, &th);
-    int fd = connect_port(tt_server_port(srv));
-    const char *rq = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
-    cr_assert_eq(send(fd, rq, strlen(rq), 0), (ssize_t)strlen(rq));
     char buf[4096];
-    read_some(fd, buf, sizeof buf, "hello");
-    close(fd);
-    helper_stop(srv, th);
+    exchange(headers_handler, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof buf, "hello");
     static const int want[] = {-EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL,
                                -EPERM,  -EPERM,  -EPERM,  -EPERM,  0};
     cr_assert_eq(nrc, 10);
@@ -71,15 +72,10 @@ Test(response, fields_that_would_split_or_reframe_are_refused)
 
 Test(response, handler_connection_close_closes_before_the_next_request)
 {
-    pthread_t th;
-    tt_server *srv = serve(close_handler, &th);
-    int fd = connect_port(tt_server_port(srv));
-    const char *rq = "GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n";
-    cr_assert_eq(send(fd, rq, strlen(rq), 0), (ssize_t)strlen(rq));
     char buf[4096];
-    size_t got = read_some(fd, buf, sizeof buf, "\r\n\r\nbye\x7f"); /* read to EOF */
-    close(fd);
-    helper_stop(srv, th);
+    size_t got = exchange(close_handler,
+                          "GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n",
+                          buf, sizeof buf, "\r\n\r\nbye\x7f"); /* never there: read to EOF */
     cr_assert_eq(rc[0], 0);
     cr_assert(got > 0 && strstr(buf, "Connection: close\r\n"), "%s", buf);
     cr_assert_null(strstr(buf, "Keep-Alive"), "%s", buf);
