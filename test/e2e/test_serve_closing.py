@@ -69,7 +69,7 @@ class BadInput(tt.TestCase):
         self.check(b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414)
 
     def test_431_header_too_large(self):
-        self.check(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431)
+        self.check(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 33000 + b"\r\n\r\n", 431)
 
     def test_413_body_too_large_with_expect(self):
         self.check(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n"
@@ -124,7 +124,8 @@ class Timeouts(tt.TestCase):
             s.settimeout(10)
             s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
             t0 = time.time()
-            self.assertEqual(tt.recv_until_close(s), b"")  # closed, nothing answered
+            got = tt.recv_until_close(s)  # 408 then closed, as for a slow head
+            self.assertTrue(got.startswith(b"HTTP/1.1 408 "), got)
             self.assertLess(time.time() - t0, 8)
             s.close()
 
