@@ -160,9 +160,16 @@ void tt__conn_accepted(tt__worker *w, int fd)
         tt__conn_close(c, TT_CLOSE_PEER_RST);
         return;
     }
-    /* The first request has the header deadline from accept on. No read yet: registering an
-     * edge-triggered fd reports data already there in the next wait. */
+    /* The first request has the header deadline from accept on. */
     tt_timer_start(w->loop, &c->timer, (uint64_t)CFG(c)->header_timeout_ms);
+    /* With TCP_DEFER_ACCEPT the request is normally there already (nginx reads at once too):
+     * serve it now instead of one loop turn later; a short connection (Connection: close) is
+     * then done before the next epoll_wait. Otherwise the registration's first edge reports
+     * the data. c may be gone after this. */
+    if (CFG(c)->defer_accept_s > 0) {
+        c->s.io.ready |= TT_READ;
+        conn_process(c);
+    }
 }
 
 static unsigned log2_bucket(uint64_t v)
@@ -684,7 +691,10 @@ static void conn_after_batch(tt__conn *c)
         return;
     }
     if (!x->rbuf.len && !x->head_len && !x->discard) {
-        conn_go_idle(c);
+        if (c->nreq)
+            conn_go_idle(c);
+        else /* a new connection with nothing yet: no buffers; the header deadline stays */
+            tt__x_put(c);
     } else if (c->state == TT_CONN_WRITING || c->state == TT_CONN_HANDLING) {
         conn_set_state(c, x->head_len ? TT_CONN_READING_BODY : TT_CONN_READING_HEAD);
     }
