@@ -53,8 +53,6 @@ int tt__res_add_header(struct tt_res *r, const char *name, const char *value)
 {
     if (r->started) return -EALREADY;
     size_t nl = strlen(name), vl = strlen(value);
-    /* Never written raw: a CR, LF, NUL or other CTL would split or end the head. */
-    if (!tt_http1_token_valid(name, nl) || !tt_http1_value_valid(value, vl)) return -EINVAL;
     if (r->nhdrs >= TT__MAX_RES_HEADERS - 2 || r->store_used + nl + vl > TT__RES_STORE)
         return -ENOSPC;
     char *p = r->store + r->store_used;

@@ -223,6 +223,7 @@ int tt__x_reserve(struct tt_req *x, tt__worker *w, size_t want);
 void tt__x_split_target(struct tt_req *x);
 /* Pack the decoded trailer fields at dst (the views follow); the bytes used. */
 size_t tt__x_trailers_pack(struct tt_req *x, char *dst);
+/* Store a header for the head (tt_res_header checked it; the head writer checks it again). */
 int tt__res_add_header(struct tt_res *r, const char *name, const char *value);
 int tt__res_begin(struct tt_req *x, int status, long long length);
 
