@@ -73,7 +73,7 @@ static int serve_options(int argc, char **argv, tt_server_config *cfg, const cha
     serve_secs t = {-1, -1, -1, -1, -1, -1, -1, -1};
     tt_opt_list listen = {{0}, 0};
     int ka_req = -1, defer = -1, maxconn = -1;
-    long long max_body = -1, body_mem = -1;
+    long long max_body = -1, body_mem = -1, max_line = -1, max_head = -1;
     int min_rate = -1;
     const char *tcpka = NULL;
     const double H = 2e6; /* the longest duration, in seconds (about 23 days) */
@@ -101,7 +101,7 @@ static int serve_options(int argc, char **argv, tt_server_config *cfg, const cha
         {"linger", 0, TT_OPT_DURATION, "SEC", 0, H, &t.linger, "lingering close: max drain time",
          "5"},
         {"close-wait", 0, TT_OPT_DURATION, "SEC", 0, H, &t.close_wait,
-         "after Connection: close, wait for the client's FIN", "2"},
+         "opt-in: after Connection: close, wait for the client's FIN", "0 (off)"},
         {"drain-timeout", 0, TT_OPT_DURATION, "SEC", 0, H, &t.drain, "graceful shutdown limit",
          "10"},
         {"defer-accept", 0, TT_OPT_INT, "SEC", 0, 3600, &defer,
@@ -114,6 +114,10 @@ static int serve_options(int argc, char **argv, tt_server_config *cfg, const cha
          "over all workers; accept pauses above", "10000"},
         {"max-body", 0, TT_OPT_SIZE, "SIZE", 0, 0, &max_body, "request body limit, k/m/g suffixes",
          "1m"},
+        {"max-request-line", 0, TT_OPT_SIZE, "SIZE", 0, 0, &max_line,
+         "request line limit, 414 above (Apache's LimitRequestLine)", "8k"},
+        {"max-header-size", 0, TT_OPT_SIZE, "SIZE", 0, 0, &max_head,
+         "request head limit, 431 above (nginx: large_client_header_buffers 4 8k)", "32k"},
         {"body-min-rate", 0, TT_OPT_INT, "BYTES", 0, 1e9, &min_rate,
          "a body gets --body-timeout plus 1 s per BYTES received (Apache MinRate); 0 off", "500"},
         {"max-body-memory", 0, TT_OPT_SIZE, "SIZE", 0, 0, &body_mem,
@@ -146,13 +150,15 @@ static int serve_options(int argc, char **argv, tt_server_config *cfg, const cha
     if (max_body >= 0) cfg->max_body = max_body;
     if (min_rate >= 0) cfg->body_min_rate = min_rate == 0 ? TT_OFF : min_rate;
     if (body_mem >= 0) cfg->max_body_memory = body_mem == 0 ? TT_OFF : body_mem;
+    if (max_line > 0) cfg->max_request_line = max_line > 0x7fffffff ? TT_OFF : (int)max_line;
+    if (max_head > 0) cfg->max_header = max_head > 0x7fffffff ? TT_OFF : (int)max_head;
     set_ms(&cfg->keepalive_timeout_ms, t.ka_timeout, TT_OFF);
     set_ms(&cfg->keepalive_time_ms, t.ka_time, TT_OFF);
     set_ms(&cfg->header_timeout_ms, t.header, TT_OFF);
     set_ms(&cfg->body_timeout_ms, t.body, TT_OFF);
     set_ms(&cfg->send_timeout_ms, t.send, TT_OFF);
     set_ms(&cfg->lingering_time_ms, t.linger, TT_OFF);
-    set_ms(&cfg->close_wait_ms, t.close_wait, 1);
+    set_ms(&cfg->close_wait_ms, t.close_wait, TT_OFF);
     set_ms(&cfg->drain_timeout_ms, t.drain, 1);
     if (*allow) *status = 1;
     return TT_OPT_OK;

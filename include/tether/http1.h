@@ -60,6 +60,7 @@ typedef enum tt_http1_error {
     TT_HTTP1_E_TRAILER,           /* 400 malformed trailer field or forbidden field in trailers */
     TT_HTTP1_E_TRAILER_TOO_LARGE, /* 431 trailer section over its limit */
     TT_HTTP1_E_UPGRADE,           /* 400 Connection: upgrade without a valid Upgrade field */
+    TT_HTTP1_E_METHOD_TOO_LONG,   /* 501 method longer than TT_HTTP1_MAX_METHOD: none we know */
     TT_HTTP1_E__COUNT
 } tt_http1_error;
 
@@ -123,6 +124,7 @@ enum {
 };
 
 #define TT_HTTP1_DEFAULT_MAX_REQUEST_LINE 8192u
+#define TT_HTTP1_MAX_METHOD               32u /* longer methods: 501 (the longest registered: 17) */
 #define TT_HTTP1_DEFAULT_MAX_HEAD         65536u
 #define TT_HTTP1_DEFAULT_MAX_HEADERS      100u
 
@@ -287,12 +289,15 @@ typedef struct tt_http1_response_head {
 } tt_http1_response_head;
 
 /* Serialize a response head into buf[0, size). Returns the length needed; when it is
- * <= size the head was written completely. Updates h->body and h->keep_alive. */
+ * <= size the head was written completely. Updates h->body and h->keep_alive. Returns 0 (and
+ * writes nothing) when a field name is not a token, or a field value or the reason phrase has
+ * CR, LF, NUL or another CTL (tt_http1_token_valid / tt_http1_value_valid). */
 size_t tt_http1_serialize_response(char *buf, size_t size, tt_http1_response_head *h);
 
 /* Serialize a response head as an iovec array for writev: fixed strings and the caller's
  * header names/values are referenced, numbers and the status line go into scratch (at least
- * 128 bytes). Returns the iovec count used, or -1 if iov or scratch is too small.
+ * 128 bytes). Returns the iovec count used, or -1 if iov or scratch is too small or a field is
+ * invalid (as tt_http1_serialize_response).
  * iovcnt needed: 4 per header + 8. Updates h->body and h->keep_alive. */
 int tt_http1_response_iov(struct iovec *iov, int iovcnt, char *scratch, size_t scratch_size,
                           tt_http1_response_head *h);

@@ -71,8 +71,10 @@ typedef struct tt_server_config {
     int lingering_time_ms;      /* max total drain time of a lingering close [5000]; TT_OFF:
                                    never */
     int lingering_timeout_ms;   /* max wait for more input while lingering [2000]; TT_OFF: never */
-    int close_wait_ms;          /* after a "Connection: close" response, wait for the client's FIN
-                                   [2000]; TT_OFF: never */
+    int close_wait_ms;          /* opt-in: after a "Connection: close" response, wait this long
+                                   for the client's FIN before closing (deviates from RFC 9112
+                                   §9.6; no server-side TIME_WAIT) [0: off, close at once];
+                                   TT_OFF: off */
     int drain_timeout_ms;       /* graceful shutdown: max wait for in-flight requests [10000];
                                    TT_OFF: never */
     int reset_timedout;         /* > 0: idle, header and body timeouts close with RST (SO_LINGER
@@ -86,8 +88,13 @@ typedef struct tt_server_config {
                                    unlimited */
     long long discard_limit;    /* unread body bytes discarded to keep the connection [64 KiB];
                                    TT_OFF: never discard (close instead) */
-    int max_header;             /* request head limit, 431 above [8192]; TT_OFF: unlimited */
-    int max_uri;                /* request-target limit, 414 above [4096]; TT_OFF: unlimited */
+    int max_header;             /* whole request head (request line and fields), 431 above
+                                   [32768, nginx's large_client_header_buffers 4 8k]; TT_OFF:
+                                   unlimited */
+    int max_uri;                /* request-target limit, 414 above [8192]; TT_OFF: unlimited */
+    int max_request_line;       /* request line with its CRLF, 414 above [8192, as nginx's and
+                                   Apache's LimitRequestLine; RFC 9112 §3 asks >= 8000];
+                                   TT_OFF: unlimited */
     int max_pipeline;           /* unsent response bytes above which pipelined requests wait
                                    for the peer to read [256 KiB]; TT_OFF: unlimited */
     const char *root;           /* static files, mounted as a "/" route (any other route wins)
@@ -260,8 +267,13 @@ tt_http1_method tt_req_method_id(const tt_req *req);
 
 /* Response: a complete answer in one call (copies body). Finishes the exchange. 0 or -errno. */
 int tt_res_send(tt_res *res, int status, const char *content_type, const void *body, size_t len);
-/* Add a response header before the head is written (copied). "Connection", "Content-Length",
- * "Transfer-Encoding", "Date", "Server" and "Keep-Alive" are managed by the server. */
+/* Add a response header before the head is written (copied). 0; -EINVAL for a name that is not
+ * a token or a value with CR, LF, NUL or another CTL (nothing is written); -EPERM for
+ * "Content-Length", "Transfer-Encoding", "Keep-Alive" and "Connection" (the server frames the
+ * message and manages the connection), except that a Connection value with the "close" token
+ * is taken as tt_res_close (the connection closes after this response; pipelined requests
+ * behind it are not answered); -EALREADY after the head; -ENOSPC when the store is full. The
+ * server adds "Date" and "Server" itself. */
 int tt_res_header(tt_res *res, const char *name, const char *value);
 /* Start a response head: length >= 0 frames with Content-Length, -1 streams chunked (or
  * close-delimited for HTTP/1.0). 0 or -errno. */

@@ -162,7 +162,9 @@ tt_http1_error tt__http1_field_semantics(tt__head *hd, const tt_header *h)
         if (!(p->flags & PF_RESPONSE) && tt__ieq_fast(nm, "host", 4)) {
             if (p->flags & PF_HOST) return TT_HTTP1_E_HOST_DUPLICATE;
             p->flags |= PF_HOST;
-            if (!tt__http1_valid_host(h->value, h->value_len, 0)) return TT_HTTP1_E_HOST_INVALID;
+            /* RFC 9112 §3.2: an http(s) target always has an authority, so Host is not empty */
+            if (!h->value_len || !tt__http1_valid_host(h->value, h->value_len, 0))
+                return TT_HTTP1_E_HOST_INVALID;
             *hd->host = h->value;
             *hd->host_len = h->value_len;
         }

@@ -100,8 +100,8 @@ static inline int tt__http1_version(const char *v)
     if (memcmp(v, "HTTP/", 5) || !TT__IS(v[5], TT__C_DIGIT) || v[6] != '.' ||
         !TT__IS(v[7], TT__C_DIGIT))
         return -1;
-    if (v[5] != '1' || (v[7] != '0' && v[7] != '1')) return -2;
-    return v[7] - '0';
+    if (v[5] != '1') return -2;
+    return v[7] == '0' ? 0 : 1; /* HTTP/1.x, x > 1: served as HTTP/1.1 (RFC 9110 §2.5) */
 }
 
 /* Check the first bytes of an incomplete HTTP-version (n < 9 at v): 1 if they may still become

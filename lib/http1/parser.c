@@ -48,6 +48,7 @@ static const struct {
     [TT_HTTP1_E_TRAILER] = {"bad_trailer", 400},
     [TT_HTTP1_E_TRAILER_TOO_LARGE] = {"trailer_too_large", 431},
     [TT_HTTP1_E_UPGRADE] = {"bad_upgrade", 400},
+    [TT_HTTP1_E_METHOD_TOO_LONG] = {"method_not_implemented", 501},
 };
 
 TT_API const char *tt_http1_error_name(tt_http1_error e)

@@ -41,6 +41,8 @@ static int method(tt__head *h, size_t start, size_t pos)
 {
     tt_http1_parser *p = h->p;
     tt_http1_request *rq = h->rq;
+    if (pos - start > TT_HTTP1_MAX_METHOD) /* longer than any method a server implements */
+        return tt__head_fail(h, start + TT_HTTP1_MAX_METHOD, TT_HTTP1_E_METHOD_TOO_LONG);
     if (pos >= h->lend) return tt__head_more(h, pos, S_METHOD);
     if (h->buf[pos] != ' ' || pos == start) return tt__head_fail(h, pos, TT_HTTP1_E_METHOD);
     rq->method = h->buf + start;
@@ -76,6 +78,9 @@ static int absolute_form(const char *t, size_t tn)
 /* The request-target's form, allowed by the method (RFC 9112 §3.2). */
 static tt_http1_error target_form(tt_http1_request *rq, const char *t, size_t tn)
 {
+    /* No fragment in any request-target (RFC 9112 §3.2), and no backslash: not a URI
+     * character (RFC 3986 §2), and some servers and caches read it as "/" */
+    if (memchr(t, '#', tn) || memchr(t, '\\', tn)) return TT_HTTP1_E_TARGET;
     if (rq->method_id == TT_HTTP1_M_CONNECT) {
         /* RFC 9110 §9.3.6: authority-form only, host:port, no userinfo */
         if (!tt__http1_valid_host(t, tn, 1)) return TT_HTTP1_E_TARGET;

@@ -147,8 +147,26 @@ static size_t status_line(char *out, int status, int minor, const char *reason, 
     return 13;
 }
 
+/* 1 if every field can be written as it is (one rule for every head this file writes). */
+static int fields_valid(const tt_header *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!tt_http1_token_valid(f[i].name, f[i].name_len) ||
+            !tt_http1_value_valid(f[i].value, f[i].value_len))
+            return 0;
+    return 1;
+}
+
+/* 1 if a response head's fields and reason phrase can be written without splitting it. */
+static int response_valid(const tt_http1_response_head *h)
+{
+    return fields_valid(h->headers, h->num_headers) &&
+           (!h->reason || tt_http1_value_valid(h->reason, strlen(h->reason)));
+}
+
 TT_API size_t tt_http1_serialize_response(char *buf, size_t size, tt_http1_response_head *h)
 {
+    if (!response_valid(h)) return 0;
     wr w = {buf, size, 0};
     int emit = decide(h);
     const char *reason = h->reason ? h->reason : tt_http1_reason(h->status);
@@ -197,7 +215,7 @@ TT_API int tt_http1_response_iov(struct iovec *iov, int iovcnt, char *scratch, s
                                  tt_http1_response_head *h)
 {
     int k = 0;
-    if (scratch_size < 64) return -1;
+    if (scratch_size < 64 || !response_valid(h)) return -1;
     int emit = decide(h);
     const char *reason = h->reason ? h->reason : tt_http1_reason(h->status);
     size_t s = status_line(scratch, h->status, 1, NULL, 0);
@@ -280,10 +298,7 @@ TT_API size_t tt_http1_serialize_request(char *buf, size_t size, const tt_http1_
     if (!tt_http1_token_valid(h->method, strlen(h->method)) || !target_valid(h->target) ||
         (h->host && !tt_http1_value_valid(h->host, strlen(h->host))))
         return 0;
-    for (size_t i = 0; i < h->num_headers; i++)
-        if (!tt_http1_token_valid(h->headers[i].name, h->headers[i].name_len) ||
-            !tt_http1_value_valid(h->headers[i].value, h->headers[i].value_len))
-            return 0;
+    if (!fields_valid(h->headers, h->num_headers)) return 0;
     wr w = {buf, size, 0};
     put(&w, h->method, strlen(h->method));
     PUTLIT(&w, " ");

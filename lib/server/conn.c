@@ -71,7 +71,7 @@ static void conn_set_state(tt__conn *c, int st)
 /* Ready the exchange for the next message on the connection. */
 static void x_reset_message(struct tt_req *x, const tt_server_config *cfg)
 {
-    tt_http1_limits lim = {.max_request_line = (uint32_t)cfg->max_uri,
+    tt_http1_limits lim = {.max_request_line = (uint32_t)cfg->max_request_line,
                            .max_head = (uint32_t)cfg->max_header};
     tt_http1_parser_init(&x->parser, &lim);
     x->head_len = x->body_len = x->raw_len = x->tlen = 0;
@@ -160,9 +160,16 @@ void tt__conn_accepted(tt__worker *w, int fd)
         tt__conn_close(c, TT_CLOSE_PEER_RST);
         return;
     }
-    /* The first request has the header deadline from accept on. No read yet: registering an
-     * edge-triggered fd reports data already there in the next wait. */
+    /* The first request has the header deadline from accept on. */
     tt_timer_start(w->loop, &c->timer, (uint64_t)CFG(c)->header_timeout_ms);
+    /* With TCP_DEFER_ACCEPT the request is normally there already (nginx reads at once too):
+     * serve it now instead of one loop turn later; a short connection (Connection: close) is
+     * then done before the next epoll_wait. Otherwise the registration's first edge reports
+     * the data. c may be gone after this. */
+    if (CFG(c)->defer_accept_s > 0) {
+        c->s.io.ready |= TT_READ;
+        conn_process(c);
+    }
 }
 
 static unsigned log2_bucket(uint64_t v)
@@ -320,12 +327,16 @@ static void linger_drain(tt__conn *c)
     tt__conn_close(c, conn_reason(c, TT_CLOSE_BAD_REQUEST));
 }
 
-/* The final response is on the wire: close in the way that leaves the fewest problems.
+/* The final response is on the wire: close at once, as RFC 9112 §9.6 asks, in the way that
+ * leaves the fewest problems.
  * - the peer already sent FIN: close now;
- * - unread input (or an error response): lingering close — shutdown(SHUT_WR), then drain
- *   input for a bounded time and byte count, so the peer reads our response, not an RST;
- * - otherwise ("Connection: close" said by either side): wait a bounded time for the client's
- *   FIN so that TIME_WAIT lands on the client, then close. */
+ * - the client said "Connection: close" (it sends no more requests) and nothing of it is
+ *   unread: close now, our FIN goes out after the response (nginx does the same);
+ * - otherwise a lingering close: shutdown(SHUT_WR), then drain input for a bounded time and
+ *   byte count, so the peer reads our response, not an RST;
+ * - with close_wait_ms (an opt-in that deviates from §9.6), a server-decided or client-asked
+ *   close that is not an error waits a bounded time for the client's FIN first, so that
+ *   TIME_WAIT lands on the client. */
 static void conn_begin_close(tt__conn *c)
 {
     tt__worker *w = c->w;
@@ -337,7 +348,10 @@ static void conn_begin_close(tt__conn *c)
     }
     int error = reason == TT_CLOSE_BAD_REQUEST || reason == TT_CLOSE_HEADER_TIMEOUT ||
                 reason == TT_CLOSE_BODY_TIMEOUT;
-    if (!error && x && x->req.minor_version == 0 && !tt_stream_can_read(&c->s) && !x->rbuf.len) {
+    int unread = tt_stream_can_read(&c->s) || (x && x->rbuf.len);
+    int wait = !error && CFG(c)->close_wait_ms > 0;
+    if (!error && !unread && (c->flags & TT__C_PEER_CLOSE) &&
+        (!wait || (x && x->req.minor_version == 0))) {
         /* HTTP/1.0 clients (ab, old proxies) read until the server closes even with a
          * Content-Length: closing first is the only way they finish promptly. */
         tt__conn_close(c, reason);
@@ -349,11 +363,7 @@ static void conn_begin_close(tt__conn *c)
         tt_buf_release(&x->wbuf, w->pool);
         x->discard = 0;
     }
-    /* Errors: the client may still be sending (an upload we refused) and may never read
-     * until it is done, so tell it with our FIN at once. Otherwise the client was told
-     * "Connection: close" in a complete response: pipelined requests it already sent are
-     * drained and discarded, and it closes first. */
-    if (error) {
+    if (!wait) {
         tt_stream_shutdown(&c->s);
         c->flags |= TT__C_LINGER_DRAIN;
         c->deadline = tt__worker_now(w) + (uint32_t)CFG(c)->lingering_time_ms;
@@ -374,7 +384,7 @@ static void conn_begin_close(tt__conn *c)
 static void conn_reply(tt__conn *c, int status, const char *body, size_t len)
 {
     struct tt_req *x = c->x;
-    tt__res_add_header(&x->res, "Content-Type", "text/plain");
+    if (len) tt__res_add_header(&x->res, "Content-Type", "text/plain");
     if (tt__res_begin(x, status, (long long)len) == 0 && !x->res.head_only && len) {
         tt_buf_append(&x->wbuf, c->w->pool, body, len);
         x->res.bytes_out += (long long)len;
@@ -421,18 +431,10 @@ static const tt_route *find_route(const tt_server *s, const char *p, size_t n)
     return best;
 }
 
-/* The counted request (c->nreq already includes it) goes to its handler. */
-static void conn_handling(tt__conn *c, int keep_alive)
-{
-    struct tt_req *x = c->x;
-    x->res.keep_alive = (uint8_t)keep_alive;
-    if (!keep_alive) tt__conn_closing(c, TT_CLOSE_CONN_CLOSE);
-    x->handling = 1;
-    x->res.head_only = x->req.method_id == TT_HTTP1_M_HEAD;
-    conn_set_state(c, TT_CONN_HANDLING);
-}
-
-static void conn_dispatch(tt__conn *c)
+/* Count the request and decide, once, whether the connection outlives its exchange (every
+ * response goes through here: handlers, 404, the 413 that skips a body); then the exchange
+ * belongs to the handler. */
+static void conn_handling(tt__conn *c)
 {
     tt__worker *w = c->w;
     struct tt_req *x = c->x;
@@ -440,11 +442,11 @@ static void conn_dispatch(tt__conn *c)
     c->nreq++;
     TT__INC(w->stats.requests);
     if (c->nreq > 1) TT__INC(w->stats.reused_requests);
-    /* Will this connection outlive this exchange? Decided once, before the handler runs. */
     int reason = -1;
-    if (!(x->req.flags & TT_HTTP1_F_KEEP_ALIVE))
+    if (!(x->req.flags & TT_HTTP1_F_KEEP_ALIVE)) {
         reason = TT_CLOSE_CONN_CLOSE;
-    else if (w->shutting)
+        c->flags |= TT__C_PEER_CLOSE;
+    } else if (w->shutting)
         reason = TT_CLOSE_SHUTDOWN;
     else if (cfg->keepalive_timeout_ms < 0)
         reason = TT_CLOSE_CONN_CLOSE;
@@ -455,8 +457,30 @@ static void conn_dispatch(tt__conn *c)
         reason = TT_CLOSE_MAX_AGE;
     if (reason >= 0) tt__conn_closing(c, reason);
     tt_timer_stop(w->loop, &c->timer);
-    conn_handling(c, reason < 0);
-    const tt_route *r = find_route(w->srv, x->path, x->path_len);
+    x->res.keep_alive = reason < 0;
+    x->handling = 1;
+    x->res.head_only = x->req.method_id == TT_HTTP1_M_HEAD;
+    conn_set_state(c, TT_CONN_HANDLING);
+}
+
+/* The methods a route can be reached with (OPTIONS * answers with them). */
+#define CONN_ALLOW "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS"
+
+static void conn_dispatch(tt__conn *c)
+{
+    struct tt_req *x = c->x;
+    conn_handling(c);
+    if (x->req.target_form == TT_HTTP1_TARGET_ASTERISK) { /* OPTIONS *: the server itself */
+        tt__res_add_header(&x->res, "Allow", CONN_ALLOW);
+        conn_reply(c, 200, NULL, 0);
+        return;
+    }
+    if (x->req.method_id == TT_HTTP1_M_CONNECT) { /* no tunnels; the client may not wait */
+        x->res.keep_alive = 0;
+        conn_reply(c, 501, "501 Not Implemented\n", 20);
+        return;
+    }
+    const tt_route *r = find_route(c->w->srv, x->path, x->path_len);
     if (r)
         r->fn(x, &x->res, r->data);
     else
@@ -467,7 +491,6 @@ static void conn_dispatch(tt__conn *c)
  * the connection, else closing. Returns conn_step's 1 or -1. */
 static int conn_refuse_body(tt__conn *c)
 {
-    tt__worker *w = c->w;
     struct tt_req *x = c->x;
     const tt_server_config *cfg = CFG(c);
     uint64_t have = x->rbuf.len - x->head_len;
@@ -480,10 +503,7 @@ static int conn_refuse_body(tt__conn *c)
     }
     x->raw_len = x->head_len + (size_t)(x->req.content_length - left);
     x->discard = left;
-    c->nreq++;
-    TT__INC(w->stats.requests);
-    conn_handling(c, cfg->keepalive_timeout_ms > 0 && !w->shutting &&
-                         (x->req.flags & TT_HTTP1_F_KEEP_ALIVE));
+    conn_handling(c);
     conn_reply(c, 413, "413 Content Too Large\n", 22);
     return 1;
 }
@@ -496,6 +516,10 @@ static int conn_head_done(tt__conn *c, size_t r)
     x->head_len = r;
     c->flags &= (uint8_t)~TT__C_HEAD_STARTED;
     tt__x_split_target(x);
+    if (x->req.target_len > (size_t)CFG(c)->max_uri) {
+        conn_error(c, 414, TT_CLOSE_BAD_REQUEST);
+        return -1;
+    }
     if (x->req.flags & TT_HTTP1_F_EXPECT_OTHER) {
         conn_error(c, 417, TT_CLOSE_BAD_REQUEST);
         return -1;
@@ -707,7 +731,10 @@ static void conn_after_batch(tt__conn *c)
         return;
     }
     if (!x->rbuf.len && !x->head_len && !x->discard) {
-        conn_go_idle(c);
+        if (c->nreq)
+            conn_go_idle(c);
+        else /* a new connection with nothing yet: no buffers; the header deadline stays */
+            tt__x_put(c);
     } else if (c->state == TT_CONN_WRITING || c->state == TT_CONN_HANDLING) {
         conn_set_state(c, x->head_len ? TT_CONN_READING_BODY : TT_CONN_READING_HEAD);
     }
@@ -778,6 +805,20 @@ static void conn_on_io(tt_loop *loop, tt_io *io, unsigned ev)
     if (tt_stream_can_read(&c->s) || c->state == TT_CONN_WRITING) conn_process(c);
 }
 
+/* A request (head or body) stalled past its deadline: 408 with Connection: close when a request
+ * was started and the peer may still read it (nginx, Apache mod_reqtimeout), else close. */
+static void conn_timed_out(tt__conn *c, int started, int reason)
+{
+    if (started && !tt_stream_eof(&c->s)) {
+        c->flags |= TT__C_IN_PROC;
+        conn_error(c, 408, reason);
+        c->flags &= (uint8_t)~TT__C_IN_PROC;
+        conn_process(c);
+        return;
+    }
+    tt__conn_close(c, reason);
+}
+
 /* One timer per connection; which deadline it is depends on the state (docs/server.md):
  * blocked output (send) first, then the state's own. */
 static void conn_on_timer(tt_loop *loop, tt_timer *t)
@@ -791,16 +832,11 @@ static void conn_on_timer(tt_loop *loop, tt_timer *t)
     switch (c->state) {
     case TT_CONN_IDLE: tt__conn_close(c, TT_CLOSE_IDLE_TIMEOUT); return;
     case TT_CONN_READING_HEAD:
-        if (c->x && c->x->rbuf.len && !tt_stream_eof(&c->s)) {
-            c->flags |= TT__C_IN_PROC;
-            conn_error(c, 408, TT_CLOSE_HEADER_TIMEOUT);
-            c->flags &= (uint8_t)~TT__C_IN_PROC;
-            conn_process(c);
-            return;
-        }
-        tt__conn_close(c, TT_CLOSE_HEADER_TIMEOUT);
+        conn_timed_out(c, c->x && c->x->rbuf.len, TT_CLOSE_HEADER_TIMEOUT);
         return;
-    case TT_CONN_READING_BODY: tt__conn_close(c, TT_CLOSE_BODY_TIMEOUT); return;
+    case TT_CONN_READING_BODY: /* a body we skip after a 413 was answered already */
+        conn_timed_out(c, c->x && !c->x->discard, TT_CLOSE_BODY_TIMEOUT);
+        return;
     case TT_CONN_LINGERING:
         if ((c->flags & TT__C_LINGER_DRAIN) && (int32_t)(c->deadline - tt__worker_now(c->w)) > 0) {
             linger_drain(c);

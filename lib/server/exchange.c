@@ -96,11 +96,12 @@ int tt__res_begin(struct tt_req *x, int status, long long length)
         r->hdrs[n++] = (tt_header){"Server", 6, cfg->server_name, strlen(cfg->server_name)};
     char ka[48];
     if (r->keep_alive && status >= 200) {
-        int t = cfg->keepalive_timeout_ms / 1000;
-        if (t >= 2) t -= 1; /* a little below the real deadline */
+        /* timeout=N: a whole number strictly between 0 and the real deadline (ceil - 1), or
+         * none: a client reading timeout=0 as "forever" or timeout=deadline races our close */
+        long t = ((long)cfg->keepalive_timeout_ms + 999) / 1000 - 1;
         long max = c->maxreq ? (long)(c->maxreq - c->nreq) : -1;
-        size_t kl = tt_http1_keepalive_format(ka, sizeof ka, t, max);
-        r->hdrs[n++] = (tt_header){"Keep-Alive", 10, ka, kl};
+        size_t kl = tt_http1_keepalive_format(ka, sizeof ka, t >= 1 ? t : -1, max);
+        if (kl) r->hdrs[n++] = (tt_header){"Keep-Alive", 10, ka, kl};
     }
     tt_http1_response_head h = {.status = status,
                                 .headers = r->hdrs,
@@ -116,6 +117,7 @@ int tt__res_begin(struct tt_req *x, int status, long long length)
         if (!p) return -ENOMEM;
         size_t space = tt_buf_space(&x->wbuf);
         size_t need = tt_http1_serialize_response(p, space, &h);
+        if (!need) return -EINVAL; /* an invalid field: nothing written */
         if (need <= space) {
             tt_buf_commit(&x->wbuf, need);
             break;

@@ -3,13 +3,41 @@
  * exchange's write buffer; conn.c sends them. */
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "common/api.h"
 #include "server/server_int.h"
 
+/* 1 if the comma-separated list v has the token tok (case-insensitive). */
+static int has_token(const char *v, const char *tok, size_t tl)
+{
+    while (*v) {
+        while (*v == ' ' || *v == '\t' || *v == ',')
+            v++;
+        size_t n = strcspn(v, ", \t");
+        if (n == tl && !strncasecmp(v, tok, tl)) return 1;
+        v += n;
+    }
+    return 0;
+}
+
 TT_API int tt_res_header(tt_res *res, const char *name, const char *value)
 {
+    if (!name || !value) return -EINVAL;
+    if (res->started) return -EALREADY;
+    if (!tt_http1_token_valid(name, strlen(name)) || !tt_http1_value_valid(value, strlen(value)))
+        return -EINVAL;
+    /* The server's own fields: the framing comes from tt_res_start, keep-alive from the
+     * server; "Connection: close" is honoured as tt_res_close, never appended raw. */
+    if (!strcasecmp(name, "Connection")) {
+        if (!has_token(value, "close", 5)) return -EPERM;
+        tt_res_close(res);
+        return 0;
+    }
+    if (!strcasecmp(name, "Content-Length") || !strcasecmp(name, "Transfer-Encoding") ||
+        !strcasecmp(name, "Keep-Alive"))
+        return -EPERM;
     return tt__res_add_header(res, name, value);
 }
 

@@ -50,22 +50,22 @@ static void fill_defaults(tt_server_config *c)
     DEF(send_timeout_ms, 30000);
     DEF(lingering_time_ms, 5000);
     DEF(lingering_timeout_ms, 2000);
-    DEF(close_wait_ms, 2000);
+    if (c->close_wait_ms < 0) c->close_wait_ms = 0; /* an opt-in: 0 and TT_OFF are off */
     DEF(defer_accept_s, 1);
     DEF(drain_timeout_ms, 10000);
     DEF(max_connections, 10000);
     DEF(max_body, 1 << 20);
     DEF(discard_limit, 64 << 10);
-    DEF(max_header, 8192);
-    DEF(max_uri, 4096);
+    DEF(max_header, 32768);
+    DEF(max_uri, 8192);
+    DEF(max_request_line, 8192);
     DEF(max_pipeline, 256 << 10);
     DEF(body_min_rate, 500);
     DEF(max_body_memory, (long long)256 << 20);
     if (!c->server_name) c->server_name = "tether";
     /* TT_OFF for a deadline means "never": use a very long timer instead. */
     int *ms[] = {&c->header_timeout_ms, &c->body_timeout_ms,      &c->send_timeout_ms,
-                 &c->lingering_time_ms, &c->lingering_timeout_ms, &c->close_wait_ms,
-                 &c->drain_timeout_ms};
+                 &c->lingering_time_ms, &c->lingering_timeout_ms, &c->drain_timeout_ms};
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
         if (*ms[i] < 0) *ms[i] = 0x7fffffff;
     if (c->keepalive_time_ms < 0) c->keepalive_time_ms = 0;   /* unlimited age */
@@ -75,6 +75,7 @@ static void fill_defaults(tt_server_config *c)
     if (c->discard_limit < 0) c->discard_limit = 0;
     if (c->max_header < 0) c->max_header = 0x7fffffff; /* bounded by the read buffer only */
     if (c->max_uri < 0) c->max_uri = 0x7fffffff;
+    if (c->max_request_line < 0) c->max_request_line = 0x7fffffff;
     if (c->max_pipeline < 0) c->max_pipeline = 0x7fffffff;
     if (c->body_min_rate < 0) c->body_min_rate = 0;
     if (c->max_body_memory < 0) c->max_body_memory = (long long)1 << 62;

@@ -42,6 +42,7 @@ enum {
     TT__C_LINGER_DRAIN = 1u << 1, /* lingering: SHUT_WR done, draining input */
     TT__C_ZOMBIE = 1u << 2,       /* closed while a handler holds the exchange */
     TT__C_HEAD_STARTED = 1u << 3, /* header deadline armed for the current head */
+    TT__C_PEER_CLOSE = 1u << 4,   /* the client said it sends no more requests (close) */
 };
 
 /* tt__conn.closing when no close reason has been decided yet. */
@@ -256,6 +257,7 @@ void tt__x_next(struct tt_req *x);
 void tt__x_split_target(struct tt_req *x);
 /* Pack the decoded trailer fields at dst (the views follow); the bytes used. */
 size_t tt__x_trailers_pack(struct tt_req *x, char *dst);
+/* Store a header for the head (tt_res_header checked it; the head writer checks it again). */
 int tt__res_add_header(struct tt_res *r, const char *name, const char *value);
 int tt__res_begin(struct tt_req *x, int status, long long length);
 

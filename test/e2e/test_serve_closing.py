@@ -16,6 +16,21 @@ def rst_close(s):
     s.close()
 
 
+class _Replay:
+    """A socket-like object that replays bytes already read (for tt.read_response)."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def recv(self, n):
+        b, self.data = self.data[:n], self.data[n:]
+        return b
+
+
+def socket_of(data):
+    return _Replay(data)
+
+
 class BadInput(tt.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -54,7 +69,7 @@ class BadInput(tt.TestCase):
         self.check(b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414)
 
     def test_431_header_too_large(self):
-        self.check(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431)
+        self.check(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 33000 + b"\r\n\r\n", 431)
 
     def test_413_body_too_large_with_expect(self):
         self.check(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n"
@@ -109,7 +124,8 @@ class Timeouts(tt.TestCase):
             s.settimeout(10)
             s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
             t0 = time.time()
-            self.assertEqual(tt.recv_until_close(s), b"")  # closed, nothing answered
+            got = tt.recv_until_close(s)  # 408 then closed, as for a slow head
+            self.assertTrue(got.startswith(b"HTTP/1.1 408 "), got)
             self.assertLess(time.time() - t0, 8)
             s.close()
 
@@ -130,8 +146,44 @@ class Timeouts(tt.TestCase):
 
 
 class Closing(tt.TestCase):
-    def test_no_server_time_wait_after_connection_close(self):
+    def read_to_eof(self, s):
+        """Read until the server's FIN: every byte, no RST, within the socket timeout (1 s, half
+        the old client-first wait)."""
+        s.settimeout(1.0)
+        out = bytearray()
+        while True:
+            b = s.recv(65536)  # a timeout or a reset fails the test
+            if not b:
+                return bytes(out)
+            out += b
+
+    def test_server_closes_first_after_connection_close(self):
+        # RFC 9112 §9.6: after a "Connection: close" response the server initiates the close.
         with tt.Tether("--echo", "--workers", "1") as srv:
+            for req in (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                        b"Connection: close\r\n\r\nabc"):
+                s = srv.connect()
+                s.sendall(req)
+                got = self.read_to_eof(s)
+                s.close()
+                st, h, body, rest = tt.read_response(socket_of(got))
+                self.assertEqual(h.get("connection"), ["close"])
+                self.assertIn(body, (b"Hello, World!", b"abc"))
+                self.assertEqual(rest, b"")
+
+    def test_server_closes_first_when_it_decides(self):
+        # max requests: the server decided; the client keeps reading until EOF.
+        with tt.Tether("--echo", "--workers", "1", "--keepalive-requests", "2") as srv:
+            s = srv.connect()
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+            got = self.read_to_eof(s)
+            s.close()
+            self.assertEqual(got.count(b"Hello, World!"), 2)
+            self.assertEqual(got.count(b"Connection: close"), 1)
+
+    def test_close_wait_opt_in_leaves_no_server_time_wait(self):
+        with tt.Tether("--echo", "--workers", "1", "--close-wait", "2") as srv:
             for _ in range(50):
                 s = srv.connect()
                 s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

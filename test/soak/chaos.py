@@ -128,7 +128,7 @@ class Worker:
     def oversized_head(self):
         with connect(self.port) as s:
             try:
-                s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+                s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n")
             except (BrokenPipeError, ConnectionResetError):
                 pass
             self.expect_error(s, (431, 400), "oversized_head")

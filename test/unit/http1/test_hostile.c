@@ -205,7 +205,7 @@ static hcase requests[] = {
     RQ("GET /\tHTTP/1.1\r\nHost: a\r\n\r\n", 400),
     RQ("GET / http/1.1\r\nHost: a\r\n\r\n", 400),
     RQ("GET / Http/1.1\r\nHost: a\r\n\r\n", 400),
-    RQ("GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505),
+    RQ("GET / HTTP/1.2\r\nHost: a\r\n\r\n", 200), /* RFC 9110 §2.5: served as 1.1 */
     RQ("GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
     RQ("GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505),
     RQ("GET / HTTP/9.9\r\n\r\n", 505),
@@ -308,7 +308,7 @@ static hcase requests[] = {
     RQ("GET / HTTP/1.1\r\nHost: a:80\r\n\r\n", 200),
     RQ("GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", 200),
     RQ("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 200),
-    RQ("GET / HTTP/1.1\r\nHost:\r\n\r\n", 200),
+    RQ("GET / HTTP/1.1\r\nHost:\r\n\r\n", 400), /* RFC 9112 §3.2 */
     RQ("GET / HTTP/1.1\r\nhOST: a\r\n\r\n", 200),
     RQ("GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400),
     /* connection semantics that must still parse */
@@ -360,7 +360,7 @@ static hcase responses[] = {
     RS("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\n", 400),
     RS("HTTP/1.1 200 OK\rContent-Length: 0\r\n\r\n", 400),
     RS("HTTP/2 200 OK\r\n\r\n", 400),
-    RS("HTTP/1.2 200 OK\r\n\r\n", 505),
+    RS("HTTP/1.2 200 OK\r\n\r\n", 200),
     RS("http/1.1 200 OK\r\n\r\n", 400),
     RS("HTTP/1.1 200 O\x01K\r\n\r\n", 400),
     RS("HTTP/1.1 200 OK\r\nX : y\r\nContent-Length: 0\r\n\r\n", 400),

@@ -108,6 +108,22 @@ Test(parser, target_forms)
     cr_assert_eq(r.target_form, TT_HTTP1_TARGET_ABSOLUTE);
 }
 
+Test(parser, minor_versions_and_long_methods)
+{
+    tt_http1_parser p;
+    tt_http1_request r;
+    /* RFC 9110 §2.5: a higher minor version is served as the highest we implement */
+    cr_assert_gt(preq(LIT("GET / HTTP/1.9\r\nHost: a\r\n\r\n"), &r, &p, NULL), 0);
+    cr_assert_eq(r.minor_version, 1);
+    cr_assert(r.flags & TT_HTTP1_F_KEEP_ALIVE);
+    /* a method of TT_HTTP1_MAX_METHOD octets is a method; one more is 501 */
+    cr_assert_gt(
+        preq(LIT("MMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMM / HTTP/1.1\r\nHost: a\r\n\r\n"), &r, &p, NULL),
+        0);
+    cr_assert_eq(r.method_len, TT_HTTP1_MAX_METHOD);
+    cr_assert_eq(tt_http1_error_status(TT_HTTP1_E_METHOD_TOO_LONG), 501);
+}
+
 Test(parser, errors_and_statuses)
 {
     struct {
@@ -115,7 +131,12 @@ Test(parser, errors_and_statuses)
         tt_http1_error e;
     } t[] = {
         {"GET / HTTP/1.1\r\n\r\n", TT_HTTP1_E_HOST_MISSING},
-        {"GET / HTTP/1.2\r\n", TT_HTTP1_E_VERSION_UNSUPPORTED},
+        {"GET / HTTP/2.0\r\n", TT_HTTP1_E_VERSION_UNSUPPORTED},
+        {"GET / HTTP/1.1\r\nHost: \r\n", TT_HTTP1_E_HOST_INVALID},
+        {"GET /a#b HTTP/1.1\r\n", TT_HTTP1_E_TARGET},
+        {"GET /a\\b HTTP/1.1\r\n", TT_HTTP1_E_TARGET},
+        {"GET http://a/b#c HTTP/1.1\r\n", TT_HTTP1_E_TARGET},
+        {"MMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMM", TT_HTTP1_E_METHOD_TOO_LONG},
         {"GET / HTTP/3.0", TT_HTTP1_E_VERSION_UNSUPPORTED},
         {"GET / HTTX", TT_HTTP1_E_VERSION},
         {"GET / HTTP/1.1\r\nHost: a\n", TT_HTTP1_E_EOL},

@@ -288,6 +288,10 @@ Test(simd, bad_byte_at_every_position_of_a_method)
                                                  "tttttttttt");
                 snprintf(what, sizeof(what), "method len %zu byte 0x%02x at %zu", len, bad[bi], k);
                 int eol = k == 0 && (bad[bi] == '\r' || bad[bi] == '\n'); /* before the line */
-                all_levels(buf, n, 0, -1, eol ? TT_HTTP1_E_EOL : TT_HTTP1_E_METHOD, what);
+                /* a bad byte after TT_HTTP1_MAX_METHOD octets: the method is already too long */
+                tt_http1_error want = eol                       ? TT_HTTP1_E_EOL
+                                      : k > TT_HTTP1_MAX_METHOD ? TT_HTTP1_E_METHOD_TOO_LONG
+                                                                : TT_HTTP1_E_METHOD;
+                all_levels(buf, n, 0, -1, want, what);
             }
 }

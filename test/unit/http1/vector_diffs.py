@@ -61,6 +61,10 @@ DIFF = {
     ("transfer-encoding.md", "Chunk data not terminated by CRLF (lenient)"): ("reject", "RFC 9112 §7.1: chunk data is followed by CRLF; anything else is 400"),
     ("transfer-encoding.md", "Space after chunk header (lenient)"):
         ("reject", "whitespace after chunk-size: tether allows none (the BWS of RFC 9112 §7.1.1 is a desync vector, cf. CVE-2025-55315)"),
+    ("uri.md", "Quotes in URI"):
+        ("reject", "a backslash is not a URI character (RFC 3986 §2) and some servers read it as '/'; tether answers 400"),
+    ("uri.md", "Fragment in URI"):
+        ("reject", "RFC 9112 §3.2: a request-target has no fragment (clients strip it); tether answers 400"),
     ("uri.md", "`host:port` and basic auth"):
         ("reject", "RFC 9110 §4.2.4: userinfo in an http(s) URI MUST be treated as an error (400)"),
 }
