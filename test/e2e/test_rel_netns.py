@@ -41,7 +41,8 @@ def established_in_ns(ns, port):
 STATUS = r"""
 import socket, sys
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
-s.sendall(b"GET /_tether/status HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+# the status pages answer only a Host the server answers to (DNS rebinding): its own address
+s.sendall(b"GET /_tether/status HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % sys.argv[1].encode())
 buf = b""
 while True:
     b = s.recv(65536)
