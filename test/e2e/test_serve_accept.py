@@ -9,7 +9,7 @@ import tt
 
 def status(srv):
     s = srv.connect()
-    s.sendall(b"GET /_tether/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    s.sendall(b"GET /_tether/status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     st, h, body, rest = tt.read_response(s)
     s.close()
     assert st == 200, st

@@ -36,7 +36,7 @@ class RoutesTest(tt.TestCase):
             s = srv.connect()
             reqs = [b"GET /a.txt", b"GET /_tether/status", b"GET /missing", b"POST /a.txt",
                     b"GET /big.bin", b"HEAD /a.txt", b"GET /_tether/nope"]
-            s.sendall(b"".join(r + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+            s.sendall(b"".join(r + b" HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
                                for r in reqs))
             buf = b""
             got = []
