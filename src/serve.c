@@ -197,7 +197,8 @@ int tt_cmd_serve(int argc, char **argv)
         } else {
             int mr = tt_insight_mount(&cfg, allow);
             if (mr < 0) {
-                fprintf(stderr, "tether serve: --status: %s\n", strerror(-mr));
+                if (mr != -EINVAL) /* a bad --status-allow was already named by the mount */
+                    fprintf(stderr, "tether serve: --status: %s\n", strerror(-mr));
                 free(root_owned);
                 return 2;
             }

@@ -20,6 +20,9 @@ typedef struct tt_addr {
 /* Parse a numeric "HOST:PORT", "[V6]:PORT", ":PORT" (any address) or "unix:PATH" into a.
  * 0 or -EINVAL. */
 int tt_addr_parse(tt_addr *a, const char *text);
+/* Set a to the Unix-domain socket at path (copied into a; at most 107 bytes). 0, -EINVAL for
+ * an empty path or -ENAMETOOLONG. */
+int tt_addr_unix(tt_addr *a, const char *path);
 /* Format a as "1.2.3.4:80", "[::1]:80" or "unix:PATH" into buf (NUL-terminated). Returns the
  * length. */
 size_t tt_addr_format(const tt_addr *a, char *buf, size_t size);

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 
 #include "client/client_int.h"
 
@@ -561,14 +560,8 @@ static int x_address(tt_exchange *x, tt_addr *ua)
     tt__route *rt = p->route;
     uint64_t now = tt_loop_now(c->loop);
     if (c->o.unix_socket) {
-        struct sockaddr_un *su = (struct sockaddr_un *)&ua->ss;
-        size_t pl = strlen(c->o.unix_socket);
-        if (pl >= sizeof su->sun_path) return -ENAMETOOLONG;
-        memset(ua, 0, sizeof *ua);
-        su->sun_family = AF_UNIX;
-        memcpy(su->sun_path, c->o.unix_socket, pl + 1);
-        ua->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + pl + 1);
-        return 1;
+        int r = tt_addr_unix(ua, c->o.unix_socket);
+        return r < 0 ? r : 1;
     }
     if (rt->naddr == 0 && rt->resolve_err && now < rt->resolved_at + 1000)
         return rt->resolve_err; /* a failed lookup is not repeated for every queued request */

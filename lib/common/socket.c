@@ -20,22 +20,26 @@
 #include "common/api.h"
 #include "tether/socket.h"
 
+TT_API int tt_addr_unix(tt_addr *a, const char *path)
+{
+    struct sockaddr_un *su = (struct sockaddr_un *)&a->ss;
+    size_t n = strlen(path);
+    if (n == 0) return -EINVAL;
+    if (n >= sizeof su->sun_path) return -ENAMETOOLONG;
+    memset(a, 0, sizeof(*a));
+    su->sun_family = AF_UNIX;
+    memcpy(su->sun_path, path, n);
+    a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    return 0;
+}
+
 TT_API int tt_addr_parse(tt_addr *a, const char *text)
 {
     char host[INET6_ADDRSTRLEN + 2];
     const char *port_s;
     size_t hlen;
     if (!text) return -EINVAL;
-    if (!strncmp(text, "unix:", 5)) {
-        struct sockaddr_un *su = (struct sockaddr_un *)&a->ss;
-        size_t n = strlen(text + 5);
-        if (n == 0 || n >= sizeof su->sun_path) return -EINVAL;
-        memset(a, 0, sizeof(*a));
-        su->sun_family = AF_UNIX;
-        memcpy(su->sun_path, text + 5, n);
-        a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
-        return 0;
-    }
+    if (!strncmp(text, "unix:", 5)) return tt_addr_unix(a, text + 5) < 0 ? -EINVAL : 0;
     if (text[0] == '[') {
         const char *close_b = strchr(text, ']');
         if (!close_b || close_b[1] != ':') return -EINVAL;

@@ -47,6 +47,7 @@ class StatusAllow(tt.TestCase):
             self.assertEqual(p.returncode, 2, bad)
             self.assertIn("--status-allow", p.stderr, bad)
             self.assertIn(shown, p.stderr, bad)
+            self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)  # said once
 
 
 class HostCheck(tt.TestCase):
