@@ -2,10 +2,14 @@
  *
  * A block is (data - off) .. (data - off + off + cap). Blocks of exactly the pool's size go back
  * to the pool's free list (at most max_free are cached, the rest are freed); larger blocks, made
- * for requests above the block size, are malloc'd and freed directly. */
+ * for requests above the block size (a growing request body), are mapped whole pages and
+ * unmapped on release. Why not malloc: glibc raises its mmap threshold each time a mapped chunk
+ * is freed, so after the first large body the next ones come from the heap, fragment it, and a
+ * server's RSS stays high after a burst of bodies; mapped blocks always go back to the kernel. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "common/api.h"
@@ -52,11 +56,25 @@ TT_API size_t tt_bufpool_in_use(const tt_bufpool *pool)
     return pool->in_use;
 }
 
-/* A block of size bytes (the pool's size comes from the free list when possible). */
+#define BIG_ROUND 4096u /* large blocks are whole pages */
+
+/* The size of a block for size bytes: the pool's size, or whole pages above it. */
+static size_t block_size_for(const tt_bufpool *pool, size_t size)
+{
+    if (size <= pool->block_size) return pool->block_size;
+    size_t r = (size + BIG_ROUND - 1) & ~(size_t)(BIG_ROUND - 1);
+    return r > (UINT32_MAX & ~(size_t)(BIG_ROUND - 1)) ? UINT32_MAX & ~(size_t)(BIG_ROUND - 1) : r;
+}
+
+/* A block of size bytes (block_size_for; the pool's size comes from the free list when possible).
+ */
 static char *block_get(tt_bufpool *pool, size_t size)
 {
     char *b;
-    if (size == pool->block_size && pool->free_list) {
+    if (size > pool->block_size) {
+        b = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (b == MAP_FAILED) return NULL;
+    } else if (pool->free_list) {
         b = pool->free_list;
         pool->free_list = *(void **)b;
         pool->nfree--;
@@ -71,7 +89,11 @@ static char *block_get(tt_bufpool *pool, size_t size)
 static void block_put(tt_bufpool *pool, char *b, size_t size)
 {
     pool->in_use--;
-    if (size == pool->block_size && pool->nfree < pool->max_free) {
+    if (size > pool->block_size) {
+        munmap(b, size);
+        return;
+    }
+    if (pool->nfree < pool->max_free) {
         *(void **)b = pool->free_list;
         pool->free_list = b;
         pool->nfree++;
@@ -85,7 +107,7 @@ TT_API char *tt_buf_reserve(tt_buf *b, tt_bufpool *pool, size_t want)
     if (b->data && b->cap - b->len >= want) return b->data + b->len;
     if (want > UINT32_MAX - b->len) return NULL;
     if (!b->data) {
-        size_t size = want > pool->block_size ? want : pool->block_size;
+        size_t size = block_size_for(pool, want);
         char *blk = block_get(pool, size);
         if (!blk) return NULL;
         b->data = blk;
@@ -105,7 +127,8 @@ TT_API char *tt_buf_reserve(tt_buf *b, tt_bufpool *pool, size_t want)
     }
     size_t size = total * 2;
     if (size < b->len + want) size = b->len + want;
-    if (size > UINT32_MAX) size = UINT32_MAX;
+    size = block_size_for(pool, size);
+    if (size < b->len + want) return NULL; /* over the largest block */
     char *blk = block_get(pool, size);
     if (!blk) return NULL;
     memcpy(blk, b->data, b->len);

@@ -2,6 +2,7 @@
  * compaction and growth, the pool's bounded free list, reading from an fd. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -146,6 +147,26 @@ Test(buffer, read_fd)
     close(sv[0]);
     cr_assert_eq(tt_buf_read_fd(&b, p, sv[0], 0), -EBADF);
     cr_assert_null(b.data);
+    cr_assert_eq(tt_bufpool_in_use(p), 0);
+    tt_bufpool_free(p);
+}
+
+Test(buffer, large_blocks_are_whole_pages_and_go_back)
+{
+    /* Above the pool's block size a block is mapped in whole pages and unmapped on release
+     * (a burst of large bodies must not leave a fragmented heap behind). */
+    tt_bufpool *p = tt_bufpool_new(16384, 4);
+    tt_buf b = {0};
+    cr_assert_not_null(tt_buf_reserve(&b, p, 20000));
+    cr_assert_eq(b.cap, 20480, "rounded up to whole pages");
+    cr_assert_eq(((uintptr_t)b.data) % 4096, 0, "a mapped block starts on a page");
+    memset(b.data, 'x', 20000);
+    tt_buf_commit(&b, 20000);
+    cr_assert_not_null(tt_buf_reserve(&b, p, 30000)); /* grows to fit, page-rounded */
+    cr_assert_eq(b.cap, 53248, "50000 bytes rounded up to whole pages");
+    cr_assert_eq(b.data[19999], 'x', "the bytes moved with it");
+    cr_assert_eq(tt_bufpool_in_use(p), 1);
+    tt_buf_release(&b, p);
     cr_assert_eq(tt_bufpool_in_use(p), 0);
     tt_bufpool_free(p);
 }
