@@ -340,6 +340,22 @@ static void *log_thread(void *arg)
     return NULL;
 }
 
+/* Free the log's buffers and synchronisation and close the fd it owns: the one teardown of a
+ * start that failed half-way (sync 0: no thread and no mutex yet) and of tt__alog_stop. */
+static void alog_release(tt__alog *lg, int fd, int own, int sync)
+{
+    if (sync) {
+        pthread_cond_destroy(&lg->space);
+        pthread_cond_destroy(&lg->cv);
+        pthread_mutex_destroy(&lg->mu);
+    }
+    free(lg->buf);
+    free(lg->mine);
+    lg->buf = lg->mine = NULL;
+    if (own) close(fd);
+    lg->fd = lg->wfd = 0;
+}
+
 /* Start s's logger thread when a log is configured (call with the signals the workers must
  * not get already blocked: the thread inherits the mask). 0 or -errno; lg->fd stays 0 (no
  * logging) on failure. */
@@ -356,10 +372,7 @@ int tt__alog_start(tt_server *s)
     lg->buf = malloc(LOG_CAP);
     lg->mine = malloc(LOG_CAP);
     if (!lg->buf || !lg->mine) {
-        free(lg->buf);
-        free(lg->mine);
-        lg->buf = lg->mine = NULL;
-        if (own) close(fd);
+        alog_release(lg, fd, own, 0);
         return -ENOMEM;
     }
     lg->len = 0;
@@ -371,14 +384,7 @@ int tt__alog_start(tt_server *s)
     pthread_cond_init(&lg->cv, NULL);
     pthread_cond_init(&lg->space, NULL);
     if (pthread_create(&lg->thread, NULL, log_thread, lg) != 0) {
-        pthread_cond_destroy(&lg->space);
-        pthread_cond_destroy(&lg->cv);
-        pthread_mutex_destroy(&lg->mu);
-        free(lg->buf);
-        free(lg->mine);
-        lg->buf = lg->mine = NULL;
-        if (own) close(fd);
-        lg->fd = 0;
+        alog_release(lg, fd, own, 1);
         return -EAGAIN;
     }
     return 0;
@@ -407,12 +413,5 @@ void tt__alog_stop(tt_server *s)
     pthread_cond_broadcast(&lg->space);
     pthread_mutex_unlock(&lg->mu);
     pthread_join(lg->thread, NULL);
-    pthread_cond_destroy(&lg->space);
-    pthread_cond_destroy(&lg->cv);
-    pthread_mutex_destroy(&lg->mu);
-    free(lg->buf);
-    free(lg->mine);
-    lg->buf = lg->mine = NULL;
-    if (lg->own_fd) close(lg->wfd);
-    lg->fd = lg->wfd = 0;
+    alog_release(lg, lg->wfd, lg->own_fd, 1);
 }
