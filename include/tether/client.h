@@ -163,10 +163,18 @@ typedef struct tt_route_stats {
 /* Called when an asynchronous exchange completes (x->error tells how). x may be reused or
  * cleaned up inside the callback. */
 typedef void (*tt_exchange_cb)(tt_exchange *x);
-/* Receives response body bytes (valid during the call only). Return 0, or nonzero to abort
+/* Receives response body bytes (valid during the call only). Return 0, TT_BODY_PAUSE to stop
+ * delivery (the socket is not read) until tt_exchange_resume, or another nonzero value to abort
  * the exchange (the connection is then not reused). */
 typedef int (*tt_body_cb)(tt_exchange *x, const char *data, size_t len);
-/* Produces request body bytes: returns bytes written to buf (0 at the end) or -errno. */
+/* Called once with the final response head (x->status, x->hdrs, tt_exchange_header valid),
+ * before any body byte. Return 0, or nonzero to abort the exchange (connection not reused). */
+typedef int (*tt_head_cb)(tt_exchange *x);
+/* Called for each 1xx interim response except 101 (head: its raw bytes, valid during the call
+ * only). Return 0, or nonzero to abort. */
+typedef int (*tt_info_cb)(tt_exchange *x, int status, const char *head, size_t len);
+/* Produces request body bytes: returns bytes written to buf (0 at the end), -EAGAIN when none
+ * are available yet (call tt_exchange_body_ready when there are), or -errno. */
 typedef ssize_t (*tt_body_read_cb)(void *data, char *buf, size_t cap);
 /* Rewinds a streamed request body to its start for a replay: 0, or -errno if impossible. */
 typedef int (*tt_body_rewind_cb)(void *data);
@@ -205,6 +213,14 @@ struct tt_exchange {
                                with opts.max_body_size) */
     tt_exchange_cb on_done; /* async completion */
     void *data;             /* caller's pointer */
+    tt_head_cb on_head;     /* final response head, before the body (NULL: none) */
+    tt_info_cb on_info;     /* 1xx interim responses (NULL: counted in informational only) */
+    long long body_stream_len;        /* body_read: > 0 frames the streamed body with this
+                                         Content-Length (it must produce exactly that many bytes);
+                                         0: chunked */
+    const char *const *body_trailers; /* body_read, chunked: "Name: value" trailer lines sent
+                                         after the last chunk (read when body_read returns 0) */
+    int nbody_trailers;
 
     /* ---- outcome (library) ---- */
     int error;              /* 0 or a negative errno (-ETIMEDOUT, -ECONNRESET, -EPROTO, ...) */
@@ -268,6 +284,12 @@ int tt_client_request_at(tt_client *c, tt_exchange *x, const char *file, int lin
  * ("bad request line"). */
 int tt_client_start_at(tt_client *c, tt_exchange *x, const char *file, int line);
 #define tt_client_start(c, x) tt_client_start_at((c), (x), __FILE__, __LINE__)
+/* Resume body delivery after on_body returned TT_BODY_PAUSE (loop thread). Bytes follow from
+ * the loop, never inside this call. 0, or -EINVAL when x is not paused. */
+int tt_exchange_resume(tt_exchange *x);
+/* A streamed request body (body_read) that returned -EAGAIN has bytes again: call it from the
+ * loop. 0, or -EINVAL when x is not waiting for body bytes. */
+int tt_exchange_body_ready(tt_exchange *x);
 /* Run the client's loop for up to ms milliseconds (watching idle connections), or until
  * nothing is in flight when ms < 0. Returns 0 or a negative errno. */
 int tt_client_wait(tt_client *c, int ms);

@@ -6,4 +6,9 @@
 
 #define TT_OFF (-1) /* a duration, limit or feature that is disabled */
 
+/* Returned by a streaming body callback (server request bodies, client response bodies): stop
+ * delivering until the matching resume call; the socket is not read meanwhile (TCP
+ * backpressure). */
+#define TT_BODY_PAUSE 1
+
 #endif

@@ -39,11 +39,18 @@ typedef struct tt_res tt_res; /* its response writer (tt_res_*): a distinct type
 /* A request handler: answer through res now or later (async); data is the route's pointer. */
 typedef void (*tt_handler_fn)(tt_req *req, tt_res *res, void *data);
 
+/* tt_route.flags */
+enum {
+    TT_ROUTE_STREAM_BODY = 1u, /* call the handler once the head is read; it takes the body as it
+                                  arrives with tt_req_body_read (no max_body, no buffering) */
+};
+
 /* A handler bound to a path prefix ("/" matches everything; the longest prefix wins). */
 typedef struct tt_route {
     const char *prefix; /* not copied: must outlive the server */
     tt_handler_fn fn;
     void *data;
+    unsigned flags; /* TT_ROUTE_* */
 } tt_route;
 
 /* Called on every connection state transition when set (tt_server_config.trace): data is
@@ -124,6 +131,9 @@ typedef struct tt_server_config {
 
 /* Append a route to cfg (prefix not copied). 0, or -ENOSPC when the table is full. */
 int tt_server_config_route(tt_server_config *cfg, const char *prefix, tt_handler_fn fn, void *data);
+/* tt_server_config_route with TT_ROUTE_* flags (TT_ROUTE_STREAM_BODY). 0 or -ENOSPC. */
+int tt_server_config_route_ex(tt_server_config *cfg, const char *prefix, tt_handler_fn fn,
+                              void *data, unsigned flags);
 
 /* Create a server: resolve defaults, open one SO_REUSEPORT listener per worker and address.
  * cfg is copied (its strings are not). Returns 0 or -errno; *out is owned by the caller. */
@@ -254,6 +264,23 @@ const char *tt_req_trailer(const tt_req *req, const char *name, size_t *len);
 int tt_req_trailer_count(const tt_req *req);
 int tt_req_trailer_at(const tt_req *req, int i, const char **name, size_t *nlen, const char **value,
                       size_t *vlen);
+/* Streaming request bodies (routes with TT_ROUTE_STREAM_BODY). fn gets each piece of the body
+ * as it arrives, de-chunked (data valid during the call only), then once with data NULL, len 0
+ * and err 0 at the end (trailers are then readable with tt_req_trailer*), or once with err < 0
+ * when the body cannot complete (-ECONNRESET peer gone, -ETIMEDOUT body timeout, -EPROTO bad
+ * framing). It returns 0 for more, or TT_BODY_PAUSE to stop delivery (the socket is not read:
+ * TCP pushes back on the client) until tt_req_body_resume. */
+typedef int (*tt_req_body_fn)(tt_req *req, const char *data, size_t len, int err, void *ud);
+/* Start taking the body of a streaming route's request (once; sends 100 Continue when the
+ * client asked for it). fn runs from the loop, never inside this call; a request without a
+ * body gets the end at once. 0, -EALREADY (second call) or -EINVAL (not a streaming route). */
+int tt_req_body_read(tt_req *req, tt_req_body_fn fn, void *ud);
+/* Resume delivery after fn returned TT_BODY_PAUSE (from the loop thread; pieces follow from
+ * the loop, never inside this call). 0 or -EINVAL. */
+int tt_req_body_resume(tt_req *req);
+/* The announced body length: Content-Length, 0 without a body, -1 for chunked. */
+long long tt_req_body_length(const tt_req *req);
+
 /* Connection information for this request. 0 or -errno. */
 int tt_req_conn_info(const tt_req *req, tt_conn_info *out);
 /* The worker's loop (for async handlers: finish the response from a callback on it). */

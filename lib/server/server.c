@@ -18,12 +18,18 @@
 #include "server/server_int.h"
 #include "tether/socket.h"
 
+TT_API int tt_server_config_route_ex(tt_server_config *cfg, const char *prefix, tt_handler_fn fn,
+                                     void *data, unsigned flags)
+{
+    if (cfg->nroutes >= TT_SERVER_MAX_ROUTES) return -ENOSPC;
+    cfg->routes[cfg->nroutes++] = (tt_route){prefix, fn, data, flags};
+    return 0;
+}
+
 TT_API int tt_server_config_route(tt_server_config *cfg, const char *prefix, tt_handler_fn fn,
                                   void *data)
 {
-    if (cfg->nroutes >= TT_SERVER_MAX_ROUTES) return -ENOSPC;
-    cfg->routes[cfg->nroutes++] = (tt_route){prefix, fn, data};
-    return 0;
+    return tt_server_config_route_ex(cfg, prefix, fn, data, 0);
 }
 
 #define DEF(f, v)                                                                                  \
@@ -89,7 +95,7 @@ static void setup_routes(tt_server *s)
 {
     s->nroutes = 0;
     if (s->cfg.root)
-        s->routes[s->nroutes++] = (tt_route){"/", tt_static_handler, (void *)s->cfg.root};
+        s->routes[s->nroutes++] = (tt_route){"/", tt_static_handler, (void *)s->cfg.root, 0};
     for (int i = 0; i < s->cfg.nroutes && i < TT_SERVER_MAX_ROUTES; i++)
         s->routes[s->nroutes++] = s->cfg.routes[i];
 }
