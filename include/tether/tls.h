@@ -102,6 +102,11 @@ uint64_t tt_stream_tls_started_us(const tt_stream *s);
  * (OpenSSL's alert or the verification error, e.g. "certificate has expired") into msg. */
 int tt_stream_tls_failure(const tt_stream *s, char *msg, size_t msglen);
 
+/* Nonzero when the stream's input ended without the peer's close_notify (a TCP FIN or RST
+ * only): reads then return 0 like a clean end, and a client whose body is delimited by the
+ * close must treat it as a truncation (RFC 8446 §6.1). */
+int tt_stream_tls_truncated(const tt_stream *s);
+
 /* What a handshake agreed. Strings are static or owned by the stream (valid while it is). */
 typedef struct tt_tls_info {
     const char *version; /* "TLSv1.3" */
