@@ -487,7 +487,7 @@ static void conn_read(tt__conn *k)
         int r;
         while ((r = conn_process(k, eof)) == 2) /* pipelined: the next response may be here */
             tt__xp(k->x)->resp_bytes = k->rb.len != 0;
-        if (r || eof) return;
+        if (r || eof || (tt__xp(k->x)->flags & TT__XF_PAUSED)) return;
         /* The head timeout is a deadline for the whole head (armed once, when the request went
          * out); only reads once the head is in re-arm it, as the body's inactivity limit. */
         if (n > 0 && tt__xp(k->x)->phase == TT_X_READING && k->x->status) x_arm_body(k->x);
