@@ -255,7 +255,8 @@ Test(flow, aborts_from_on_head_and_on_info_close_the_connection)
         char buf[4096];
         size_t len;
         start_and_read_head(&f, buf, sizeof buf, &len);
-        send_str(f.sfd, "HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        send_str(f.sfd,
+                 "HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         run_until(f.c, &f.r.done);
         cr_assert_eq(f.x.error, -ECANCELED);
         cr_assert_str_eq(f.x.error_what, which ? "aborted by on_info" : "aborted by on_head");
@@ -422,6 +423,14 @@ static ssize_t prod_read(void *data, char *buf, size_t cap)
     return (ssize_t)l;
 }
 
+/* f's request: method with a body streamed from p. */
+static void streamed(fx *f, prod *p, const char *method)
+{
+    f->x.method = method;
+    f->x.body_read = prod_read;
+    f->x.body_data = p;
+}
+
 /* Make one more piece (or the end) available and tell the exchange. */
 static void prod_more(fx *f, prod *p)
 {
@@ -436,9 +445,7 @@ Test(flow, streamed_chunked_body_waits_for_body_ready_and_sends_trailers)
     setup(&f, NULL);
     prod p = {.pieces = {"hello ", "world"}, .n = 2};
     const char *trl[] = {"X-Sum: 123", "X-Other: a b"};
-    f.x.method = "POST";
-    f.x.body_read = prod_read;
-    f.x.body_data = &p;
+    streamed(&f, &p, "POST");
     f.x.body_trailers = trl;
     f.x.nbody_trailers = 2;
     char buf[4096];
@@ -473,9 +480,7 @@ Test(flow, streamed_content_length_body_is_sent_exactly)
     fx f;
     setup(&f, NULL);
     prod p = {.pieces = {"hello ", "world"}, .n = 2, .avail = 1};
-    f.x.method = "PUT";
-    f.x.body_read = prod_read;
-    f.x.body_data = &p;
+    streamed(&f, &p, "PUT");
     f.x.body_stream_len = 11;
     char buf[4096];
     size_t len;
@@ -504,9 +509,7 @@ Test(flow, streamed_content_length_too_short_or_too_long_fails_with_eproto)
         fx f;
         setup(&f, NULL);
         prod p = {.pieces = {"hello"}, .n = 1, .avail = 2, .over = which};
-        f.x.method = "POST";
-        f.x.body_read = prod_read;
-        f.x.body_data = &p;
+        streamed(&f, &p, "POST");
         f.x.body_stream_len = which ? 3 : 11;
         cr_assert_eq(tt_client_start(f.c, &f.x), 0);
         f.sfd = accept_one(f.lfd, f.c);
@@ -540,9 +543,7 @@ Test(flow, expect_continue_with_a_streamed_body)
     fx f;
     setup(&f, &o);
     prod p = {.pieces = {"abc"}, .n = 1, .avail = 2};
-    f.x.method = "POST";
-    f.x.body_read = prod_read;
-    f.x.body_data = &p;
+    streamed(&f, &p, "POST");
     f.x.expect_continue = 1;
     char buf[4096];
     size_t len;
@@ -569,11 +570,12 @@ Test(flow, bad_trailers_are_refused)
     fx f;
     setup(&f, NULL);
     prod p = {.n = 0, .avail = 1};
-    f.x.method = "POST";
-    f.x.body_read = prod_read;
-    f.x.body_data = &p;
-    const char *bad[][1] = {{"Content-Length: 5"}, {"X-A: a\r\nX-B: b"}, {"Bad Name: v"},
-                            {"Transfer-Encoding: gzip"}, {"Host: evil"}};
+    streamed(&f, &p, "POST");
+    const char *bad[][1] = {{"Content-Length: 5"},
+                            {"X-A: a\r\nX-B: b"},
+                            {"Bad Name: v"},
+                            {"Transfer-Encoding: gzip"},
+                            {"Host: evil"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         f.x.body_trailers = bad[i];
         f.x.nbody_trailers = 1;
@@ -589,6 +591,46 @@ Test(flow, bad_trailers_are_refused)
     run_until(f.c, &f.r.done);
     cr_assert_eq(f.x.error, -EINVAL);
     cr_assert_str_eq(f.x.error_what, "bad trailer");
+    cr_assert_not(f.x.conn_kept);
+    teardown(&f);
+}
+
+Test(flow, an_early_answer_ends_a_waiting_streamed_body)
+{
+    fx f;
+    setup(&f, NULL);
+    prod p = {.pieces = {"x"}, .n = 1};
+    streamed(&f, &p, "PUT");
+    char buf[4096];
+    size_t len;
+    start_and_read_head(&f, buf, sizeof buf, &len);
+    cr_assert_eq(p.eagain, 1);
+    send_str(f.sfd, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n");
+    run_until(f.c, &f.r.done);
+    cr_assert_eq(f.x.error, 0, "%s", f.x.error_what);
+    cr_assert_eq(f.x.status, 413);
+    cr_assert_not(f.x.conn_kept, "kept with the request body unsent");
+    cr_assert_eq(tt_exchange_body_ready(&f.x), -EINVAL);
+    teardown(&f);
+}
+
+static ssize_t prod_fail(void *data, char *buf, size_t cap)
+{
+    return -EIO;
+}
+
+Test(flow, a_producer_error_fails_the_exchange_without_retry)
+{
+    fx f;
+    setup(&f, NULL);
+    f.x.method = "PUT"; /* idempotent: still not retried, the body itself failed */
+    f.x.body_read = prod_fail;
+    cr_assert_eq(tt_client_start(f.c, &f.x), 0);
+    f.sfd = accept_one(f.lfd, f.c);
+    run_until(f.c, &f.r.done);
+    cr_assert_eq(f.x.error, -EIO);
+    cr_assert_str_eq(f.x.error_what, "request body");
+    cr_assert_eq(f.x.retries, 0);
     cr_assert_not(f.x.conn_kept);
     teardown(&f);
 }
