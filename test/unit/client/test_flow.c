@@ -87,7 +87,7 @@ typedef struct rec {
     char xa[32];
     uint64_t hash;
     size_t pause_at; /* pause once the body passes this many bytes (0: never) */
-    int paused;
+    int paused, depth;
 } rec;
 
 static void on_done(tt_exchange *x)
@@ -360,45 +360,57 @@ Test(flow, pause_stops_reading_and_resume_delivers_the_rest_intact, .timeout = 1
     teardown(&f);
 }
 
+/* Pauses at every delivery; with r->pause_at set (used as a switch here) it asks to resume at
+ * once, from inside the call, as a proxy whose client socket drained meanwhile does. */
 static int pause_always(tt_exchange *x, const char *data, size_t len)
 {
     rec *r = x->data;
+    cr_assert_eq(r->depth, 0, "on_body re-entered");
+    r->depth++;
     r->body += len;
     r->paused++;
+    if (r->pause_at) cr_assert_eq(tt_exchange_resume(x), 0);
+    r->depth--;
     return TT_BODY_PAUSE;
 }
 
-Test(flow, resume_inside_on_body_and_chunked_trailers_with_on_body)
+Test(flow, paused_chunked_body_resumes_from_outside_or_inside_on_body_trailers_kept)
 {
-    fx f;
-    setup(&f, NULL);
-    f.x.on_body = pause_always;
-    char buf[4096];
-    size_t len;
-    start_and_read_head(&f, buf, sizeof buf, &len);
-    send_str(f.sfd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
-    for (int i = 0; i < 2000 && !f.r.paused; i++)
-        tt_client_wait(f.c, 5);
-    cr_assert_eq(f.r.paused, 1);
-    send_str(f.sfd, "2\r\nde\r\n0\r\nX-T: 1\r\n\r\n");
-    for (int i = 0; i < 40; i++)
-        tt_client_wait(f.c, 5);
-    cr_assert_eq(f.r.body, 3, "delivered while paused");
-    cr_assert_eq(tt_exchange_resume(&f.x), 0);
-    run_until(f.c, &f.r.done);
-    cr_assert_eq(f.x.error, 0, "%s", f.x.error_what);
-    cr_assert_eq(f.r.body, 5);
-    cr_assert_eq(f.r.head_framing, TT_FRAMING_CHUNKED);
-    cr_assert_str_eq(f.x.trailers, "X-T: 1\r\n");
-    cr_assert(f.x.conn_kept);
-    teardown(&f);
+    for (int inside = 0; inside < 2; inside++) {
+        fx f;
+        setup(&f, NULL);
+        f.x.on_body = pause_always;
+        f.r.pause_at = (size_t)inside;
+        char buf[4096];
+        size_t len;
+        start_and_read_head(&f, buf, sizeof buf, &len);
+        send_str(f.sfd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+        for (int i = 0; i < 2000 && !f.r.paused; i++)
+            tt_client_wait(f.c, 5);
+        cr_assert_eq(f.r.paused, 1);
+        send_str(f.sfd, "2\r\nde\r\n0\r\nX-T: 1\r\n\r\n");
+        if (!inside) {
+            for (int i = 0; i < 40; i++)
+                tt_client_wait(f.c, 5);
+            cr_assert_eq(f.r.body, 3, "delivered while paused");
+            cr_assert_eq(tt_exchange_resume(&f.x), 0);
+            cr_assert_eq(f.r.body, 3, "delivered inside tt_exchange_resume");
+        }
+        run_until(f.c, &f.r.done);
+        cr_assert_eq(f.x.error, 0, "%s", f.x.error_what);
+        cr_assert_eq(f.r.body, 5);
+        cr_assert_eq(f.r.head_framing, TT_FRAMING_CHUNKED);
+        cr_assert_str_eq(f.x.trailers, "X-T: 1\r\n");
+        cr_assert(f.x.conn_kept);
+        teardown(&f);
+    }
 }
 
 /* ---- streamed request bodies ---- */
 
 typedef struct prod {
     const char *pieces[8];
-    int n, next, avail, calls, eagain;
+    int n, next, avail, calls, eagain, rewinds;
     int over; /* keep producing past the end */
 } prod;
 
@@ -633,4 +645,50 @@ Test(flow, a_producer_error_fails_the_exchange_without_retry)
     cr_assert_eq(f.x.retries, 0);
     cr_assert_not(f.x.conn_kept);
     teardown(&f);
+}
+
+static int prod_rewind(void *data)
+{
+    prod *p = data;
+    p->rewinds++;
+    p->next = 0;
+    return 0;
+}
+
+Test(flow, a_streamed_body_is_replayed_only_with_body_rewind)
+{
+    for (int rewind = 1; rewind >= 0; rewind--) {
+        fx f;
+        setup(&f, NULL);
+        prod p = {.pieces = {"hello ", "world"}, .n = 2, .avail = 3};
+        streamed(&f, &p, "PUT"); /* idempotent */
+        if (rewind) f.x.body_rewind = prod_rewind;
+        const char *want = "6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n";
+        char buf[4096];
+        size_t len;
+        start_and_read_head(&f, buf, sizeof buf, &len);
+        read_until(f.sfd, f.c, buf, sizeof buf, &len, "0\r\n\r\n");
+        cr_assert_str_eq(strstr(buf, "\r\n\r\n") + 4, want);
+        close(f.sfd); /* no response: the request was maybe processed */
+        f.sfd = -1;
+        if (!rewind) {
+            run_until(f.c, &f.r.done);
+            cr_assert_eq(f.x.error, -ECONNRESET, "%d %s", f.x.error, f.x.error_what);
+            cr_assert_eq(f.x.sent_state, TT_MAYBE_PROCESSED);
+            cr_assert_eq(f.x.retries, 0);
+            teardown(&f);
+            continue;
+        }
+        f.sfd = accept_one(f.lfd, f.c); /* the replay, on a fresh connection */
+        len = 0;
+        read_until(f.sfd, f.c, buf, sizeof buf, &len, "0\r\n\r\n");
+        cr_assert_str_eq(strstr(buf, "\r\n\r\n") + 4, want);
+        send_str(f.sfd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        run_until(f.c, &f.r.done);
+        cr_assert_eq(f.x.error, 0, "%s", f.x.error_what);
+        cr_assert_eq(f.x.retries, 1);
+        cr_assert_eq(f.x.retry_reason, TT_RETRY_MAYBE_PROCESSED);
+        cr_assert_eq(p.rewinds, 1);
+        teardown(&f);
+    }
 }
