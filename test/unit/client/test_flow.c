@@ -299,7 +299,7 @@ Test(flow, pause_stops_reading_and_resume_delivers_the_rest_intact, .timeout = 1
     fx f;
     setup(&f, &o);
     f.x.on_body = on_body;
-    f.r.pause_at = 1024 * 1024;
+    f.r.pause_at = 256 * 1024; /* early: the receive buffer has not grown much (autotuning) */
     char buf[4096];
     size_t len;
     start_and_read_head(&f, buf, sizeof buf, &len);
