@@ -221,8 +221,8 @@ static int conn_write(tt__conn *k)
     size_t wrote = w ? tt__xp(w)->wrote : 0;
     int r = tt__h1_write(k);
     /* A streamed body may take long to produce: the head deadline runs from its last byte. */
-    if (r != TT__H1_FAIL && w && w->body_read && w == k->x && !w->status &&
-        tt__xp(w)->wrote != wrote && tt__xp(w)->phase == TT_X_SENDING)
+    if (r != TT__H1_FAIL && w && w->body_read && !w->body && w == k->x && !w->status &&
+        tt__xp(w)->wrote != wrote && tt__xp(w)->phase != TT_X_WAIT_CONTINUE)
         x_arm_head(w);
     if (r == TT__H1_WAIT_CONTINUE) {
         tt_client *c = k->c;

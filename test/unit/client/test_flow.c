@@ -692,3 +692,29 @@ Test(flow, a_streamed_body_is_replayed_only_with_body_rewind)
         teardown(&f);
     }
 }
+
+Test(flow, the_head_deadline_runs_from_the_last_streamed_body_byte, .timeout = 60)
+{
+    tt_client_opts o;
+    tt_client_opts_default(&o);
+    o.head_timeout_ms = 1000;
+    fx f;
+    setup(&f, &o);
+    prod p = {.pieces = {"a", "b", "c", "d", "e", "f", "g", "h"}, .n = 8, .avail = 1};
+    streamed(&f, &p, "POST");
+    char buf[4096];
+    size_t len;
+    start_and_read_head(&f, buf, sizeof buf, &len);
+    /* a piece every ~150 ms: the body takes longer than the head timeout, never a gap */
+    for (int piece = 1; piece <= 8; piece++) {
+        for (int i = 0; i < 30; i++)
+            tt_client_wait(f.c, 5);
+        cr_assert_eq(f.r.done, 0, "failed while streaming: %s", f.x.error_what);
+        prod_more(&f, &p);
+    }
+    read_until(f.sfd, f.c, buf, sizeof buf, &len, "0\r\n\r\n");
+    send_str(f.sfd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    run_until(f.c, &f.r.done);
+    cr_assert_eq(f.x.error, 0, "%s", f.x.error_what);
+    teardown(&f);
+}
