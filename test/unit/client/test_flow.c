@@ -718,3 +718,70 @@ Test(flow, the_head_deadline_runs_from_the_last_streamed_body_byte, .timeout = 6
     cr_assert_eq(f.x.error, 0, "%s", f.x.error_what);
     teardown(&f);
 }
+
+/* Count occurrences of s in buf. */
+static int count_of(const char *buf, const char *s)
+{
+    int n = 0;
+    for (const char *p = buf; (p = strstr(p, s)); p += strlen(s))
+        n++;
+    return n;
+}
+
+Test(flow, pausing_a_pipelined_exchange_pauses_the_connection)
+{
+    tt_client_opts o;
+    tt_client_opts_default(&o);
+    o.pipelining = 4;
+    o.max_per_route = 1;
+    fx f;
+    setup(&f, &o);
+    char buf[4096];
+    size_t len;
+    start_and_read_head(&f, buf, sizeof buf, &len); /* a first exchange proves the connection */
+    send_str(f.sfd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    run_until(f.c, &f.r.done);
+    cr_assert(f.x.conn_kept);
+
+    tt_exchange b, c;
+    rec rb = {.hash = 1469598103934665603ull, .pause_at = 1};
+    rec rc = {.hash = 1469598103934665603ull};
+    tt_exchange *xs[] = {&b, &c};
+    rec *rs[] = {&rb, &rc};
+    for (int i = 0; i < 2; i++) {
+        tt_exchange_init(xs[i]);
+        xs[i]->url = f.url;
+        xs[i]->data = rs[i];
+        xs[i]->on_done = on_done;
+        xs[i]->on_body = on_body;
+        cr_assert_eq(tt_client_start(f.c, xs[i]), 0);
+    }
+    len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < 2000 && count_of(buf, "\r\n\r\n") < 2; i++) {
+        len += read_now(f.sfd, buf + len, sizeof buf - 1 - len);
+        buf[len] = 0;
+        tt_client_wait(f.c, 5);
+    }
+    cr_assert_eq(count_of(buf, "\r\n\r\n"), 2, "not pipelined: %s", buf);
+    send_str(f.sfd, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbb");
+    for (int i = 0; i < 2000 && !rb.paused; i++)
+        tt_client_wait(f.c, 5);
+    cr_assert(rb.paused);
+    send_str(f.sfd, "bbHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\ncc");
+    for (int i = 0; i < 40; i++)
+        tt_client_wait(f.c, 5);
+    cr_assert_eq(rb.body, 2);
+    cr_assert_eq(rb.done + rc.done, 0, "completed while the connection was paused");
+    cr_assert_eq(tt_exchange_resume(&b), 0);
+    run_until(f.c, &rc.done);
+    cr_assert(rb.done);
+    cr_assert_eq(b.error, 0, "%s", b.error_what);
+    cr_assert_eq(c.error, 0, "%s", c.error_what);
+    cr_assert_eq(rb.body, 4);
+    cr_assert_eq(rc.body, 2);
+    cr_assert_eq(b.conn_id, c.conn_id);
+    tt_exchange_cleanup(&b);
+    tt_exchange_cleanup(&c);
+    teardown(&f);
+}
