@@ -179,6 +179,14 @@ static void start_and_read_head(fx *f, char *buf, size_t cap, size_t *len)
     read_until(f->sfd, f->c, buf, cap, len, "\r\n\r\n");
 }
 
+/* The server answers 200 with no body; the exchange completes without error. */
+static void answer_ok(fx *f)
+{
+    send_str(f->sfd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    run_until(f->c, &f->r.done);
+    cr_assert_eq(f->x.error, 0, "%s", f->x.error_what);
+}
+
 /* ---- on_head, on_info ---- */
 
 Test(flow, on_head_comes_before_the_body_with_status_and_fields)
@@ -480,9 +488,7 @@ Test(flow, streamed_chunked_body_waits_for_body_ready_and_sends_trailers)
     read_until(f.sfd, f.c, buf, sizeof buf, &len, "0\r\nX-Sum: 123\r\nX-Other: a b\r\n\r\n");
     body = strstr(buf, "\r\n\r\n") + 4;
     cr_assert_str_eq(body, "6\r\nhello \r\n5\r\nworld\r\n0\r\nX-Sum: 123\r\nX-Other: a b\r\n\r\n");
-    send_str(f.sfd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-    run_until(f.c, &f.r.done);
-    cr_assert_eq(f.x.error, 0, "%s", f.x.error_what);
+    answer_ok(&f);
     cr_assert(f.x.conn_kept);
     teardown(&f);
 }
@@ -508,9 +514,7 @@ Test(flow, streamed_content_length_body_is_sent_exactly)
     len += read_now(f.sfd, buf + len, sizeof buf - 1 - len);
     buf[len] = 0;
     cr_assert_str_eq(strstr(buf, "\r\n\r\n") + 4, "hello world");
-    send_str(f.sfd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-    run_until(f.c, &f.r.done);
-    cr_assert_eq(f.x.error, 0, "%s", f.x.error_what);
+    answer_ok(&f);
     cr_assert(f.x.conn_kept);
     teardown(&f);
 }
@@ -568,9 +572,7 @@ Test(flow, expect_continue_with_a_streamed_body)
     send_str(f.sfd, "HTTP/1.1 100 Continue\r\n\r\n");
     read_until(f.sfd, f.c, buf, sizeof buf, &len, "0\r\n\r\n");
     cr_assert_str_eq(strstr(buf, "\r\n\r\n") + 4, "3\r\nabc\r\n0\r\n\r\n");
-    send_str(f.sfd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-    run_until(f.c, &f.r.done);
-    cr_assert_eq(f.x.error, 0, "%s", f.x.error_what);
+    answer_ok(&f);
     cr_assert_eq(f.r.infos, 1);
     cr_assert_eq(f.r.info_status[0], 100);
     cr_assert_str_eq(f.r.info_head[0], "HTTP/1.1 100 Continue\r\n\r\n");
@@ -683,9 +685,7 @@ Test(flow, a_streamed_body_is_replayed_only_with_body_rewind)
         len = 0;
         read_until(f.sfd, f.c, buf, sizeof buf, &len, "0\r\n\r\n");
         cr_assert_str_eq(strstr(buf, "\r\n\r\n") + 4, want);
-        send_str(f.sfd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-        run_until(f.c, &f.r.done);
-        cr_assert_eq(f.x.error, 0, "%s", f.x.error_what);
+        answer_ok(&f);
         cr_assert_eq(f.x.retries, 1);
         cr_assert_eq(f.x.retry_reason, TT_RETRY_MAYBE_PROCESSED);
         cr_assert_eq(p.rewinds, 1);
@@ -713,9 +713,7 @@ Test(flow, the_head_deadline_runs_from_the_last_streamed_body_byte, .timeout = 6
         prod_more(&f, &p);
     }
     read_until(f.sfd, f.c, buf, sizeof buf, &len, "0\r\n\r\n");
-    send_str(f.sfd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-    run_until(f.c, &f.r.done);
-    cr_assert_eq(f.x.error, 0, "%s", f.x.error_what);
+    answer_ok(&f);
     teardown(&f);
 }
 
