@@ -62,8 +62,8 @@ uint64_t tt__tls_conn_accept(tt__conn *c)
     if (tt_stream_tls_accept(&c->s, c->w->srv->tls) < 0) return 0;
     c->flags |= TT__C_HANDSHAKE;
     /* The handshake has its own deadline; TT_OFF leaves the header deadline in charge. */
-    int ms = cfg->tls.handshake_timeout_ms > 0 ? cfg->tls.handshake_timeout_ms
-                                                : cfg->header_timeout_ms;
+    int ms =
+        cfg->tls.handshake_timeout_ms > 0 ? cfg->tls.handshake_timeout_ms : cfg->header_timeout_ms;
     return ms > 0 ? (uint64_t)ms : 1;
 }
 

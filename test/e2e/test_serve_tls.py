@@ -50,6 +50,15 @@ class TlsServer(tt.Tether):
             raise
         return self
 
+    def __exit__(self, *exc):
+        rc = self.stop()
+        err = self.proc.stderr.read().decode(errors="replace") if not self.proc.stderr.closed else ""
+        super().__exit__(*exc)
+        # A graceful stop exits 0; a sanitizer build (TETHER_BIN) reports here.
+        if exc[0] is None:
+            assert rc == 0, "exit %s: %s" % (rc, err[-2000:])
+            assert "Sanitizer" not in err and "runtime error" not in err, err[-4000:]
+
     def https(self, path="/"):
         return "https://localhost:%d%s" % (self.tls_port, path)
 
@@ -263,6 +272,7 @@ class ServeTlsTest(tt.TestCase):
                 srv.stop()
                 err = srv.proc.stderr.read().decode(errors="replace")
                 self.assertIn("TLS reload failed", err)
+                srv.proc.stderr.close()
 
     def test_status_pages_and_conn_over_https(self):
         with TlsServer("--echo") as srv:

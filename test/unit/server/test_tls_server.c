@@ -18,7 +18,8 @@ Test(tls_server, listen_specs)
     cr_assert_str_eq(tt__tls_listen_spec("http://127.0.0.1:8080/", &tls, buf, sizeof buf),
                      "127.0.0.1:8080");
     cr_assert_eq(tls, 0);
-    cr_assert_str_eq(tt__tls_listen_spec("HTTPS://[::1]:8443", &tls, buf, sizeof buf), "[::1]:8443");
+    cr_assert_str_eq(tt__tls_listen_spec("HTTPS://[::1]:8443", &tls, buf, sizeof buf),
+                     "[::1]:8443");
     cr_assert_eq(tls, 1);
     cr_assert_str_eq(tt__tls_listen_spec("unix:/tmp/x.sock", &tls, buf, sizeof buf),
                      "unix:/tmp/x.sock");
