@@ -118,35 +118,36 @@ class ServeTlsTest(tt.TestCase):
             self.assertGreaterEqual(st["requests"]["reused"], 1)
             self.assertTrue(st["tls"]["enabled"])
 
-    def test_s_client_alpn_and_resumption_tls13(self):
-        with TlsServer("--echo") as srv, tempfile.TemporaryDirectory() as d:
+    def full_then_resumed(self, srv, *flags):
+        """Two s_client runs with flags: a full handshake saving its session, then one offering
+        it; both get a 200. Returns the two outputs."""
+        outs = []
+        with tempfile.TemporaryDirectory() as d:
             sess = os.path.join(d, "sess.pem")
-            rc, out = s_client(srv, "-alpn", "http/1.1", "-sess_out", sess)
-            self.assertEqual(rc, 0, out)
-            self.assertIn("ALPN protocol: http/1.1", out)
-            self.assertIn("Verify return code: 0 (ok)", out)
-            self.assertIn("HTTP/1.1 200", out)
-            self.assertIn("TLSv1.3", out)
-            rc, out = s_client(srv, "-alpn", "http/1.1", "-sess_in", sess)
-            self.assertEqual(rc, 0, out)
-            self.assertIn("Reused, TLSv1.3", out)
-            self.assertIn("HTTP/1.1 200", out)
+            for io in ("-sess_out", "-sess_in"):
+                rc, out = s_client(srv, *flags, io, sess)
+                self.assertEqual(rc, 0, out)
+                self.assertIn("HTTP/1.1 200", out)
+                outs.append(out)
+        return outs
+
+    def test_s_client_alpn_and_resumption_tls13(self):
+        with TlsServer("--echo") as srv:
+            full, resumed = self.full_then_resumed(srv, "-alpn", "http/1.1")
+            self.assertIn("ALPN protocol: http/1.1", full)
+            self.assertIn("Verify return code: 0 (ok)", full)
+            self.assertIn("New, TLSv1.3", full)
+            self.assertIn("Reused, TLSv1.3", resumed)
             t = status(srv)["tls"]
             self.assertGreaterEqual(t["handshakes_resumed"], 1)
             self.assertGreaterEqual(t["handshakes_full"], 1)
 
     def test_tls12_and_session_cache(self):
-        with TlsServer("--echo") as srv, tempfile.TemporaryDirectory() as d:
-            sess = os.path.join(d, "sess.pem")
+        with TlsServer("--echo") as srv:
             # -no_ticket: resumption by session id, i.e. the server's TLS 1.2 session cache.
-            rc, out = s_client(srv, "-tls1_2", "-no_ticket", "-sess_out", sess)
-            self.assertEqual(rc, 0, out)
-            self.assertIn("Protocol  : TLSv1.2", out)
-            self.assertIn("HTTP/1.1 200", out)
-            rc, out = s_client(srv, "-tls1_2", "-no_ticket", "-sess_in", sess)
-            self.assertEqual(rc, 0, out)
-            self.assertIn("Reused, TLSv1.2", out)
-            self.assertIn("HTTP/1.1 200", out)
+            full, resumed = self.full_then_resumed(srv, "-tls1_2", "-no_ticket")
+            self.assertIn("Protocol  : TLSv1.2", full)
+            self.assertIn("Reused, TLSv1.2", resumed)
 
     def test_tls_min_13_refuses_tls12(self):
         with TlsServer("--echo", "--tls-min", "1.3") as srv:

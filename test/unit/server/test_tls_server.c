@@ -27,13 +27,20 @@ Test(tls_server, listen_specs)
     cr_assert_null(tt__tls_listen_spec("https://127.0.0.1:8443", &tls, buf, 8));
 }
 
-Test(tls_server, https_without_certificate)
+/* A one-worker configuration listening on spec. */
+static tt_server_config one_listener(const char *spec)
 {
     tt_server_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    cfg.listen[0] = "https://127.0.0.1:0";
+    cfg.listen[0] = spec;
     cfg.nlisten = 1;
     cfg.workers = 1;
+    return cfg;
+}
+
+Test(tls_server, https_without_certificate)
+{
+    tt_server_config cfg = one_listener("https://127.0.0.1:0");
     tt_server *srv = NULL;
     int bad = 0;
     char err[256];
@@ -45,11 +52,7 @@ Test(tls_server, https_without_certificate)
 
 Test(tls_server, cleartext_server_has_no_tls)
 {
-    tt_server_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.listen[0] = "http://127.0.0.1:0";
-    cfg.nlisten = 1;
-    cfg.workers = 1;
+    tt_server_config cfg = one_listener("http://127.0.0.1:0");
     tt_server *srv = NULL;
     cr_assert_eq(tt_server_new(&srv, &cfg), 0);
     tt_tls_stats st;
