@@ -18,18 +18,8 @@ import tt
 from test_insight import run_chromium
 
 
-def certs():
-    """build/certs (scripts/mkcerts.sh, made once; safe when several runs race)."""
-    if hasattr(tt, "certs"):
-        return tt.certs()
-    d = os.path.join(tt.ROOT, "build", "certs")
-    subprocess.run(["sh", os.path.join(tt.ROOT, "scripts", "mkcerts.sh"), d], check=True, timeout=120,
-                   stdout=subprocess.DEVNULL)
-    return d
-
-
 def cert(name):
-    return os.path.join(certs(), name)
+    return os.path.join(tt.certs(), name)
 
 
 class TlsServer(tt.Tether):
