@@ -254,6 +254,10 @@ static void x_timer(tt_loop *loop, tt_timer *t)
                        : p->phase == TT_X_CONNECTING ? "connect timeout"
                        : now >= total_deadline(x)    ? "total timeout"
                                                      : "response timeout";
+    if (k && k->state == TT_CLIENT_CONN_HANDSHAKING) {
+        what = "tls handshake: timeout";
+        tt_tls_ctx_count_failure(c->tls, TT_TLS_FAIL_TIMEOUT);
+    }
     if (k) {
         conn_fail_all(k, -ECONNABORTED, what, x);
         return;
@@ -397,6 +401,7 @@ static int x_response_done(tt__conn *k, int close_delimited)
     int reason = 0;
     x->conn_id = k->id;
     k->last_used = tt_loop_now(c->loop);
+    if (!err) tt__tls_after_response(k); /* the route's session cache, for resumption */
     if (more && tt__client_reuse(&in, &reason)) {
         /* The server closes after this response: the pipelined requests behind it failed. */
         pipe_broken(k, x, reason, err, what);
@@ -473,6 +478,35 @@ static void conn_read(tt__conn *k)
     }
 }
 
+/* k's TLS handshake failed (k->err, k->what): its exchange fails without a retry, since the
+ * same server would refuse the same handshake again (and a certificate must never be). */
+static void conn_tls_fail(tt__conn *k)
+{
+    tt_client *c = k->c;
+    tt_exchange *list[TT__C_MAX_PIPELINE + 1];
+    int err = k->err;
+    const char *what = k->what;
+    int n = conn_detach_all(k, list, TT_EVICT_ERROR);
+    for (int i = 0; i < n; i++) {
+        tt__xp(list[i])->conn = NULL;
+        x_complete(list[i], err, what, TT_NOT_SENT);
+    }
+    c_dispatch(c);
+}
+
+/* Step k's TLS handshake; once done, k is busy and its exchange is sent. */
+static void conn_handshake(tt__conn *k)
+{
+    int r = tt__tls_step(k);
+    if (r == -EAGAIN) return;
+    if (r < 0) {
+        conn_tls_fail(k);
+        return;
+    }
+    tt__conn_set_state(k, TT_CLIENT_CONN_BUSY);
+    x_attach(k->x, k, 0);
+}
+
 /* The connect of k finished (or failed). */
 static void conn_connected(tt__conn *k)
 {
@@ -486,7 +520,6 @@ static void conn_connected(tt__conn *k)
             tt__pool_close(k, TT_EVICT_ERROR);
         return;
     }
-    tt__conn_set_state(k, TT_CLIENT_CONN_BUSY);
     k->rt->opened++;
     c->st.connections_opened++;
     if (c->o.verbose) {
@@ -494,6 +527,18 @@ static void conn_connected(tt__conn *k)
         tt_addr_format(&k->addr, a, sizeof a);
         tt__client_log(c, "* Connected to %s (%s) as connection #%u", k->rt->host, a, k->id);
     }
+    if (k->rt->tls) {
+        if (tt__tls_start(k) < 0) {
+            conn_tls_fail(k);
+            return;
+        }
+        tt__conn_set_state(k, TT_CLIENT_CONN_HANDSHAKING);
+        /* The handshake has its own deadline, counted from the TCP connect. */
+        x_arm(k->x, after(tt_loop_now(c->loop), c->o.tls_handshake_timeout_ms));
+        conn_handshake(k);
+        return;
+    }
+    tt__conn_set_state(k, TT_CLIENT_CONN_BUSY);
     x_attach(k->x, k, 0);
 }
 
@@ -505,6 +550,7 @@ static void conn_io(tt_loop *loop, tt_io *io, unsigned ev)
     case TT_CLIENT_CONN_CONNECTING:
         if (ev & (TT_WRITE | TT_ERROR | TT_HUP)) conn_connected(k);
         return;
+    case TT_CLIENT_CONN_HANDSHAKING: conn_handshake(k); return;
     case TT_CLIENT_CONN_IDLE: {
         tt_client *c = k->c; /* k is freed when evicted */
         if (tt_stream_can_read(&k->s) && tt__pool_idle_check(k)) c_dispatch(c);
