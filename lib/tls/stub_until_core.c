@@ -72,3 +72,25 @@ TT_API void tt_tls_session_free(tt_tls_session *sess)
 {
     (void)sess;
 }
+TT_API int tt_tls_ctx_reload(tt_tls_ctx *ctx, char *err, size_t errlen)
+{
+    (void)ctx;
+    snprintf(err, errlen, "TLS not built in yet");
+    return -EPROTONOSUPPORT;
+}
+TT_API const tt_tls_opts *tt_tls_ctx_opts(const tt_tls_ctx *ctx)
+{
+    (void)ctx;
+    return NULL;
+}
+TT_API int tt_stream_tls_accept(tt_stream *s, tt_tls_ctx *ctx)
+{
+    (void)s;
+    (void)ctx;
+    return -EPROTONOSUPPORT;
+}
+TT_API uint64_t tt_stream_tls_started_us(const tt_stream *s)
+{
+    (void)s;
+    return 0;
+}
