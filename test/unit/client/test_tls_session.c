@@ -188,8 +188,8 @@ Test(tls_session, cached_replaced_offered_resumed)
     cr_assert_eq(st.tls_handshakes_resumed, (uint64_t)S.resumed);
     cr_assert_gt(st.tls_handshake_us_p50, 0);
     tt_exchange_cleanup(&x);
+    srv_stop(); /* on the client's loop: before the client frees it */
     tt_client_free(c); /* frees the cached session (ASan: no leak) */
-    srv_stop();
 }
 
 Test(tls_session, idle_tls_connection_is_reused)
@@ -212,8 +212,8 @@ Test(tls_session, idle_tls_connection_is_reused)
     cr_assert_eq(x.conn_id, id);
     cr_assert_eq(S.handshakes, 1);
     tt_exchange_cleanup(&x);
-    tt_client_free(c);
     srv_stop();
+    tt_client_free(c);
 }
 
 Test(tls_session, expired_certificate_is_rejected_not_retried)
@@ -233,8 +233,8 @@ Test(tls_session, expired_certificate_is_rejected_not_retried)
     cr_assert_eq(st.tls_failures, 1);
     cr_assert_eq(st.open, 0);
     tt_exchange_cleanup(&x);
-    tt_client_free(c);
     srv_stop();
+    tt_client_free(c);
 }
 
 Test(tls_session, insecure_accepts_a_self_signed_certificate)
@@ -248,8 +248,8 @@ Test(tls_session, insecure_accepts_a_self_signed_certificate)
     cr_assert_eq(fetch(c, &x, url, 0), 0, "%s", x.error_what);
     cr_assert_eq(x.status, 200);
     tt_exchange_cleanup(&x);
-    tt_client_free(c);
     srv_stop();
+    tt_client_free(c);
 }
 
 /* The trace hook sees connecting → handshaking → busy for a new https connection. */
@@ -281,6 +281,6 @@ Test(tls_session, handshaking_state_traced)
     cr_assert_eq(fetch(c, &x, url, 0), 0, "%s", x.error_what);
     cr_assert_eq(saw_hs, 3);
     tt_exchange_cleanup(&x);
-    tt_client_free(c);
     srv_stop();
+    tt_client_free(c);
 }
