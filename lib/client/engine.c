@@ -558,6 +558,9 @@ static void conn_io(tt_loop *loop, tt_io *io, unsigned ev)
     }
     case TT_CLIENT_CONN_BUSY:
         if (!k->x) return;
+        /* TLS: a write may wait for a read edge and a read for a write edge (stream.h). */
+        if ((k->s.io.ready & TT_STREAM_WR_WANTS_RD) && (ev & TT_READ)) ev |= TT_WRITE;
+        if ((k->s.io.ready & TT_STREAM_RD_WANTS_WR) && (ev & TT_WRITE)) ev |= TT_READ;
         if ((ev & TT_WRITE) && k->w && tt__xp(k->w)->phase == TT_X_SENDING && conn_write(k)) return;
         if (ev & (TT_READ | TT_RDHUP | TT_HUP | TT_ERROR)) {
             if ((ev & TT_ERROR) && !(ev & TT_READ)) {

@@ -42,6 +42,8 @@ class Nginx(tt.Nginx):
         os.makedirs(os.path.join(self.dir, "html"))
         with open(os.path.join(self.dir, "html", "index.html"), "w") as f:
             f.write("hello\n")
+        with open(os.path.join(self.dir, "html", "big.txt"), "w") as f:
+            f.write("".join("%07d\n" % i for i in range(40000)))  # 320 KB, many TLS records
 
     def url(self, path="/"):
         return "https://127.0.0.1:%d%s" % (self.port, path)
@@ -153,6 +155,19 @@ class GetTLSNginxTest(tt.TestCase):
             log = ng.log(5)
             self.assertEqual({line[2] for line in log}, {log[0][2]})  # one $connection
             self.assertEqual([line[3] for line in log], ["1", "2", "3", "4", "5"])
+
+    def test_large_bodies_and_parallel(self):
+        with Nginx() as ng:
+            with open(os.path.join(ng.dir, "html", "big.txt"), "rb") as f:
+                big = f.read()
+            p, st = get("--stats", "--parallel", "4", "--max-connections", "2", "--cacert",
+                        os.path.join(certs(), "ca.pem"), *[ng.url("/big.txt")] * 12)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout, big * 12)
+            self.assertLessEqual(st["connections_opened"], 2)
+            self.assertEqual(st["errors"], 0)
+            self.assertEqual(st["tls"]["handshakes_full"] + st["tls"]["handshakes_resumed"],
+                             st["connections_opened"])
 
     def check_resumption(self, ng, args, url, n=4):
         p, st = get("--stats", "--cacert", os.path.join(certs(), "ca.pem"), *args, *[url] * n)

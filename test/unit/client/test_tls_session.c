@@ -188,7 +188,7 @@ Test(tls_session, cached_replaced_offered_resumed)
     cr_assert_eq(st.tls_handshakes_resumed, (uint64_t)S.resumed);
     cr_assert_gt(st.tls_handshake_us_p50, 0);
     tt_exchange_cleanup(&x);
-    srv_stop(); /* on the client's loop: before the client frees it */
+    srv_stop();        /* on the client's loop: before the client frees it */
     tt_client_free(c); /* frees the cached session (ASan: no leak) */
 }
 
