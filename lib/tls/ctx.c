@@ -174,6 +174,8 @@ static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CI
     }
     pthread_mutex_unlock(&c->lock);
     if (!r) return 0; /* unknown key: a full handshake */
+    /* TLS 1.3 clients use a session once (OpenSSL's does): a resumption earns a new ticket. */
+    if (!enc && SSL_version(ssl) >= TLS1_3_VERSION) r = 2;
     OSSL_PARAM p[] = {
         OSSL_PARAM_construct_octet_string("key", k.hmac, sizeof k.hmac),
         OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
