@@ -27,13 +27,7 @@ HTTP = """
 """
 
 
-def certs():
-    """The test certificates (scripts/mkcerts.sh), made once."""
-    if hasattr(tt, "certs"):
-        return tt.certs()
-    d = os.path.join(tt.ROOT, "build", "certs")
-    subprocess.run(["sh", os.path.join(tt.ROOT, "scripts", "mkcerts.sh"), d], check=True)
-    return d
+certs = tt.certs
 
 
 class Nginx(tt.Nginx):
