@@ -372,6 +372,13 @@ static void pipe_broken(tt__conn *k, tt_exchange *x, int reason, int err, const 
  * closed or another exchange's, 2 when k goes on reading the next pipelined response. */
 static int x_response_done(tt__conn *k, int close_delimited)
 {
+    if (close_delimited && tt_stream_tls_truncated(&k->s)) {
+        /* Over TLS a body delimited by the close ends with the peer's close_notify: a bare FIN
+         * may be an attacker's truncation (RFC 8446 §6.1). Not retried: bytes came. */
+        tt__xp(k->x)->resp_bytes = 1;
+        conn_fail_all(k, -EPIPE, "truncated: no close_notify", NULL);
+        return 1;
+    }
     tt_exchange *x = k->x;
     tt__xpriv *p = tt__xp(x);
     tt_client *c = k->c;

@@ -571,12 +571,6 @@ int tt__h1_process(tt__conn *k, int eof)
         int e = deliver(x, k->rb.data, k->rb.len);
         if (e < 0) return body_fail(k, e);
         tt_buf_consume(&k->rb, k->rb.len);
-        /* Over TLS the close must be the peer's close_notify: a bare FIN may be an attacker's
-         * truncation (RFC 8446 §6.1). */
-        if (eof && tt_stream_tls_truncated(&k->s)) {
-            tt__xp(x)->resp_bytes = 1;
-            return fail(k, -EPIPE, "truncated: no close_notify");
-        }
         return eof ? TT__H1_DONE_CLOSE : TT__H1_MORE;
     }
     }
