@@ -39,10 +39,9 @@ static const char get_footer[] =
     "exit codes (curl-like): 0 ok, 1 unsupported scheme, 2 usage, 3 bad URL,\n"
     "  6 cannot resolve, 7 cannot connect, 8 malformed response, 18 closed mid-body,\n"
     "  22 HTTP error with -f, 23 write error, 26 cannot read -d @FILE, 28 timeout,\n"
-    "  47 too many redirects, 52 empty reply, 55 send failed, 56 receive failed,\n"
-    "  35 TLS handshake failed, 60 certificate did not verify, 63 body over\n"
-    "  --max-filesize, 77 cannot use --cacert/--ciphers. With several URLs: the first failure's\n"
-    "  code.\n";
+    "  35 TLS handshake failed, 47 too many redirects, 52 empty reply, 55 send failed,\n"
+    "  56 receive failed, 60 certificate did not verify, 63 body over --max-filesize,\n"
+    "  77 cannot use --cacert/--ciphers. With several URLs: the first failure's code.\n";
 
 /* What get's options set. */
 typedef struct get_opts {
