@@ -2,13 +2,13 @@
 resumption seen in its log as $ssl_session_reused), python ssl servers for the failure cases
 (expired, self-signed and wrong-host certificates: exit 60; a handshake failure: exit 35; a
 close-delimited body cut without close_notify: a truncation error), -k, --cacert, -v, --stats."""
-import json
 import os
 import socket
 import ssl
-import subprocess
 
+import test_get_nginx as gn
 import tt
+from test_get_nginx import get
 
 HTTP = """
   log_format tls '$uri $status $connection $connection_requests s$ssl_session_reused $ssl_protocol';
@@ -30,9 +30,11 @@ HTTP = """
 certs = tt.certs
 
 
-class Nginx(tt.Nginx):
+class Nginx(gn.Nginx):
+    """nginx with TLS (our HTTP block); log() as test_get_nginx's."""
+
     def __init__(self, protocols="TLSv1.2 TLSv1.3"):
-        super().__init__(HTTP, prefix="tt-get-tls-", certs=certs(), protocols=protocols)
+        tt.Nginx.__init__(self, HTTP, prefix="tt-get-tls-", certs=certs(), protocols=protocols)
         os.makedirs(os.path.join(self.dir, "html"))
         with open(os.path.join(self.dir, "html", "index.html"), "w") as f:
             f.write("hello\n")
@@ -41,23 +43,6 @@ class Nginx(tt.Nginx):
 
     def url(self, path="/"):
         return "https://127.0.0.1:%d%s" % (self.port, path)
-
-    def log(self, at_least=0):
-        """The access log as split lines, waiting (bounded) for at_least of them."""
-        def read():
-            with open(os.path.join(self.dir, "access.log")) as f:
-                return [line.split() for line in f.read().splitlines()]
-        tt.wait_for(lambda: len(read()) >= at_least, timeout=10)
-        return read()
-
-
-def get(*args, timeout=60):
-    p = subprocess.run([tt.TETHER, "get"] + list(args), capture_output=True, timeout=timeout)
-    stats = None
-    for line in p.stderr.decode(errors="replace").splitlines():
-        if line.startswith("{"):
-            stats = json.loads(line)
-    return p, stats
 
 
 class TLSServer(tt.ThreadedListener):
@@ -80,59 +65,46 @@ class TLSServer(tt.ThreadedListener):
     def url(self, path="/", host="127.0.0.1"):
         return "https://%s:%d%s" % (host, self.port, path)
 
-    def accept_loop(self):
-        while not self.stopping:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            if self.stopping:
-                c.close()
-                return
-            c.settimeout(10)
-            try:
-                s = self.ctx.wrap_socket(c, server_side=True)
-            except (OSError, ssl.SSLError):
-                c.close()
-                continue
-            self.handshakes += 1
-            try:
-                buf = b""
-                while b"\r\n\r\n" not in buf:
-                    d = s.recv(4096)
-                    if not d:
-                        break
-                    buf += d
-                s.sendall(self.response)
-                if self.clean:
-                    s.unwrap().close()  # close_notify, then the socket
-                else:
-                    # a bare FIN: close the TCP socket under the TLS layer
-                    c2 = socket.socket(fileno=os.dup(s.fileno()))
-                    c2.shutdown(socket.SHUT_RDWR)
-                    c2.close()
-                    s.close()
-            except (OSError, ssl.SSLError):
+    def handle(self, c):
+        c.settimeout(10)
+        try:
+            s = self.ctx.wrap_socket(c, server_side=True)
+        except (OSError, ssl.SSLError):
+            c.close()
+            return
+        self.handshakes += 1
+        try:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = s.recv(4096)
+                if not d:
+                    break
+                buf += d
+            s.sendall(self.response)
+            if self.clean:
+                s.unwrap().close()  # close_notify, then the socket
+            else:
+                # a bare FIN: close the TCP socket under the TLS layer
+                c2 = socket.socket(fileno=os.dup(s.fileno()))
+                c2.shutdown(socket.SHUT_RDWR)
+                c2.close()
                 s.close()
+        except (OSError, ssl.SSLError):
+            s.close()
 
 
 class PlainServer(tt.ThreadedListener):
     """Cleartext HTTP on the port an https URL names: answers whatever arrives with a 400."""
 
-    def accept_loop(self):
-        while not self.stopping:
+    def handle(self, c):
+        with c:
+            c.settimeout(5)
             try:
-                c, _ = self.sock.accept()
+                c.recv(4096)
+                c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+                          b"Connection: close\r\n\r\n")
             except OSError:
-                return
-            with c:
-                c.settimeout(5)
-                try:
-                    c.recv(4096)
-                    c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
-                              b"Connection: close\r\n\r\n")
-                except OSError:
-                    pass
+                pass
 
 
 class GetTLSNginxTest(tt.TestCase):
@@ -319,13 +291,8 @@ class Silent(tt.ThreadedListener):
         super().__init__()
         self.held = []
 
-    def accept_loop(self):
-        while not self.stopping:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.held.append(c)
+    def handle(self, c):
+        self.held.append(c)
 
     def __exit__(self, *exc):
         super().__exit__(*exc)

@@ -125,23 +125,45 @@ static void srv_stop(void)
     tt_tls_ctx_free(S.ctx);
 }
 
-static tt_client *client(int insecure)
+/* One test's client, server and exchange. */
+typedef struct fx {
+    tt_client *c;
+    tt_exchange x;
+    char url[64];
+} fx;
+
+/* A client (trusting the test CA; insecure: -k; trace: its hook) and a server with certificate
+ * cert on its loop; url points to the server by host. */
+static void fx_start(fx *f, const char *cert, int insecure, const char *host,
+                     void (*trace)(void *, const char *, unsigned, int, int))
 {
     tt_client_opts o;
     tt_client_opts_default(&o);
     o.ca_file = CERTS "/ca.pem";
     o.insecure = insecure;
-    tt_client *c;
-    cr_assert_eq(tt_client_new(&c, &o), 0);
-    return c;
+    o.trace = trace;
+    cr_assert_eq(tt_client_new(&f->c, &o), 0);
+    srv_start(tt_client_loop(f->c), cert);
+    snprintf(f->url, sizeof f->url, "https://%s:%d/", host, S.port);
+    tt_exchange_init(&f->x);
 }
 
-static int fetch(tt_client *c, tt_exchange *x, const char *url, int close)
+/* The server first (it lives on the client's loop), then the client (which frees the route's
+ * cached session: ASan sees a leak or a double free). */
+static void fx_end(fx *f)
 {
-    tt_exchange_reset(x);
-    x->url = url;
-    x->no_keepalive = close;
-    return tt_client_request(c, x);
+    tt_exchange_cleanup(&f->x);
+    srv_stop();
+    tt_client_free(f->c);
+}
+
+/* One request on f's URL (close: Connection: close). x->error. */
+static int fetch(fx *f, int close)
+{
+    tt_exchange_reset(&f->x);
+    f->x.url = f->url;
+    f->x.no_keepalive = close;
+    return tt_client_request(f->c, &f->x);
 }
 
 static tt__route *https_route(tt_client *c)
@@ -153,101 +175,78 @@ static tt__route *https_route(tt_client *c)
     return rt;
 }
 
+static tt_client_stats stats(fx *f)
+{
+    tt_client_stats st;
+    tt_client_get_stats(f->c, &st);
+    return st;
+}
+
 Test(tls_session, cached_replaced_offered_resumed)
 {
-    tt_client *c = client(0);
-    srv_start(tt_client_loop(c), "server");
-    char url[64];
-    snprintf(url, sizeof url, "https://127.0.0.1:%d/", S.port);
-    tt_exchange x;
-    tt_exchange_init(&x);
-    cr_assert_eq(fetch(c, &x, url, 1), 0, "%s", x.error_what);
-    cr_assert_eq(x.status, 200);
-    cr_assert_str_eq(x.resp_body, "ok");
-    tt__route *rt = https_route(c);
-    tt_tls_session *first = rt->sess;
-    cr_assert_not_null(first, "no session cached after the first response");
+    fx f;
+    fx_start(&f, "server", 0, "127.0.0.1", NULL);
+    cr_assert_eq(fetch(&f, 1), 0, "%s", f.x.error_what);
+    cr_assert_eq(f.x.status, 200);
+    cr_assert_str_eq(f.x.resp_body, "ok");
+    tt__route *rt = https_route(f.c);
+    cr_assert_not_null(rt->sess, "no session cached after the first response");
     cr_assert_eq(S.resumed, 0);
     /* the next connection offers it and resumes */
-    cr_assert_eq(fetch(c, &x, url, 1), 0, "%s", x.error_what);
+    cr_assert_eq(fetch(&f, 1), 0, "%s", f.x.error_what);
     cr_assert_eq(S.handshakes, 2);
     cr_assert_eq(S.resumed, 1);
     cr_assert_not_null(rt->sess);
     /* OpenSSL's client uses a TLS 1.3 ticket once: the next connection resumes with the fresh
      * ticket the resumed one received, which replaced the spent session in the route */
-    cr_assert_eq(fetch(c, &x, url, 1), 0, "%s", x.error_what);
-    cr_assert_eq(fetch(c, &x, url, 1), 0, "%s", x.error_what);
+    cr_assert_eq(fetch(&f, 1), 0, "%s", f.x.error_what);
+    cr_assert_eq(fetch(&f, 1), 0, "%s", f.x.error_what);
     cr_assert_eq(S.handshakes, 4);
     cr_assert_eq(S.resumed, 3);
     cr_assert_not_null(rt->sess);
-    tt_client_stats st;
-    tt_client_get_stats(c, &st);
+    tt_client_stats st = stats(&f);
     cr_assert_eq(st.tls_handshakes_full, 1);
     cr_assert_eq(st.tls_handshakes_resumed, 3);
     cr_assert_gt(st.tls_handshake_us_p50, 0);
-    tt_exchange_cleanup(&x);
-    srv_stop();        /* on the client's loop: before the client frees it */
-    tt_client_free(c); /* frees the cached session (ASan: no leak) */
+    fx_end(&f);
 }
 
 Test(tls_session, idle_tls_connection_is_reused)
 {
-    tt_client *c = client(0);
-    srv_start(tt_client_loop(c), "server");
-    char url[64];
-    snprintf(url, sizeof url, "https://127.0.0.1:%d/", S.port);
-    tt_exchange x;
-    tt_exchange_init(&x);
-    cr_assert_eq(fetch(c, &x, url, 0), 0, "%s", x.error_what);
-    unsigned id = x.conn_id;
+    fx f;
+    fx_start(&f, "server", 0, "127.0.0.1", NULL);
+    cr_assert_eq(fetch(&f, 0), 0, "%s", f.x.error_what);
+    unsigned id = f.x.conn_id;
     /* idle for a while on the loop: late tickets are not stray bytes */
-    tt_client_wait(c, 100);
-    tt_client_stats st;
-    tt_client_get_stats(c, &st);
-    cr_assert_eq(st.idle, 1);
-    cr_assert_eq(fetch(c, &x, url, 0), 0, "%s", x.error_what);
-    cr_assert(x.reused);
-    cr_assert_eq(x.conn_id, id);
+    tt_client_wait(f.c, 100);
+    cr_assert_eq(stats(&f).idle, 1);
+    cr_assert_eq(fetch(&f, 0), 0, "%s", f.x.error_what);
+    cr_assert(f.x.reused);
+    cr_assert_eq(f.x.conn_id, id);
     cr_assert_eq(S.handshakes, 1);
-    tt_exchange_cleanup(&x);
-    srv_stop();
-    tt_client_free(c);
+    fx_end(&f);
 }
 
 Test(tls_session, expired_certificate_is_rejected_not_retried)
 {
-    tt_client *c = client(0);
-    srv_start(tt_client_loop(c), "expired");
-    char url[64];
-    snprintf(url, sizeof url, "https://127.0.0.1:%d/", S.port);
-    tt_exchange x;
-    tt_exchange_init(&x);
-    cr_assert_eq(fetch(c, &x, url, 0), -EKEYREJECTED);
-    cr_assert_eq(strncmp(x.error_what, "certificate: ", 13), 0, "%s", x.error_what);
-    cr_assert_eq(x.retries, 0);
-    cr_assert_eq(x.sent_state, TT_NOT_SENT);
-    tt_client_stats st;
-    tt_client_get_stats(c, &st);
-    cr_assert_eq(st.tls_failures, 1);
-    cr_assert_eq(st.open, 0);
-    tt_exchange_cleanup(&x);
-    srv_stop();
-    tt_client_free(c);
+    fx f;
+    fx_start(&f, "expired", 0, "127.0.0.1", NULL);
+    cr_assert_eq(fetch(&f, 0), -EKEYREJECTED);
+    cr_assert_eq(strncmp(f.x.error_what, "certificate: ", 13), 0, "%s", f.x.error_what);
+    cr_assert_eq(f.x.retries, 0);
+    cr_assert_eq(f.x.sent_state, TT_NOT_SENT);
+    cr_assert_eq(stats(&f).tls_failures, 1);
+    cr_assert_eq(stats(&f).open, 0);
+    fx_end(&f);
 }
 
 Test(tls_session, insecure_accepts_a_self_signed_certificate)
 {
-    tt_client *c = client(1);
-    srv_start(tt_client_loop(c), "self");
-    char url[64];
-    snprintf(url, sizeof url, "https://localhost:%d/", S.port);
-    tt_exchange x;
-    tt_exchange_init(&x);
-    cr_assert_eq(fetch(c, &x, url, 0), 0, "%s", x.error_what);
-    cr_assert_eq(x.status, 200);
-    tt_exchange_cleanup(&x);
-    srv_stop();
-    tt_client_free(c);
+    fx f;
+    fx_start(&f, "self", 1, "localhost", NULL);
+    cr_assert_eq(fetch(&f, 0), 0, "%s", f.x.error_what);
+    cr_assert_eq(f.x.status, 200);
+    fx_end(&f);
 }
 
 /* The trace hook sees connecting → handshaking → busy for a new https connection. */
@@ -264,21 +263,10 @@ static void trace(void *d, const char *m, unsigned id, int from, int to)
 
 Test(tls_session, handshaking_state_traced)
 {
-    tt_client_opts o;
-    tt_client_opts_default(&o);
-    o.ca_file = CERTS "/ca.pem";
-    o.trace = trace;
-    tt_client *c;
-    cr_assert_eq(tt_client_new(&c, &o), 0);
-    srv_start(tt_client_loop(c), "server");
-    char url[64];
-    snprintf(url, sizeof url, "https://127.0.0.1:%d/", S.port);
-    tt_exchange x;
-    tt_exchange_init(&x);
+    fx f;
     saw_hs = 0;
-    cr_assert_eq(fetch(c, &x, url, 0), 0, "%s", x.error_what);
+    fx_start(&f, "server", 0, "127.0.0.1", trace);
+    cr_assert_eq(fetch(&f, 0), 0, "%s", f.x.error_what);
     cr_assert_eq(saw_hs, 3);
-    tt_exchange_cleanup(&x);
-    srv_stop();
-    tt_client_free(c);
+    fx_end(&f);
 }
