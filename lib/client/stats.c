@@ -62,7 +62,7 @@ void tt__client_log_lines(tt_client *c, const char *prefix, const char *text, si
 }
 
 /* Median of a log2 histogram of microseconds (bucket i: [2^i, 2^(i+1)), bucket 0 also 0),
- * interpolated linearly within its bucket; 0 when empty. */
+ * interpolated linearly within its bucket (one sample: the bucket's middle); 0 when empty. */
 static uint64_t hist_p50(const uint64_t *h, int n)
 {
     uint64_t total = 0, seen = 0;
@@ -73,7 +73,7 @@ static uint64_t hist_p50(const uint64_t *h, int n)
     for (int i = 0; i < n; i++) {
         if (seen + h[i] >= want) {
             uint64_t lo = i ? (uint64_t)1 << i : 0, hi = (uint64_t)1 << (i + 1);
-            return lo + (hi - lo) * (want - seen) / h[i];
+            return lo + (hi - lo) * (2 * (want - seen) - 1) / (2 * h[i]);
         }
         seen += h[i];
     }
