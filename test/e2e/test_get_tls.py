@@ -138,8 +138,8 @@ class GetTLSNginxTest(tt.TestCase):
 
     def test_idle_connection_closed_by_nginx_is_evicted(self):
         # nginx closes the idle connection after 1 s (close_notify, FIN; 3 s leave room on a
-        # loaded machine): the client sees it
-        # while idle, evicts it, and the next request resumes on a new connection, no retry
+        # loaded machine): the client sees it while idle, evicts it, and the next request
+        # resumes on a new connection, no retry
         with Nginx() as ng:
             p, st = get("--stats", "--interval", "3", "--cacert",
                         os.path.join(certs(), "ca.pem"), ng.url("/short"), ng.url("/short"))
