@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -693,7 +694,8 @@ static size_t heap_used(void)
  * SSL_MODE_RELEASE_BUFFERS it holds no record buffers, only the SSL object and its session. */
 Test(tls, idle_connections_hold_no_record_buffers)
 {
-    enum { N = 300 };
+    int N = getenv("TT_TLS_IDLE_N") ? atoi(getenv("TT_TLS_IDLE_N")) : 300; /* 1000: bench */
+    cr_assert_gt(N, 0);
     tt_raise_nofile();
     pair *p = calloc(N, sizeof *p);
     { /* warm up OpenSSL's lazily built tables so that they do not count */
@@ -801,4 +803,102 @@ Test(tls, stream_bits_other_edge)
     cr_assert(!tt_stream_can_write(&s));
     s.io.ready |= TT_READ;
     cr_assert(tt_stream_can_write(&s), "the read edge resumes the write");
+}
+
+Test(tls, min_version_13_refuses_a_12_client)
+{
+    use_server(server_ctx_with("server.pem", "server.key", 13, 0, 0));
+    use_client(client_ctx_ex(0, TLS1_2_VERSION));
+    pair p;
+    tls_pair(&p, "localhost", NULL);
+    cr_assert_eq(p.hs, -EPROTO);
+    cr_assert_lt(p.hc, 0);
+    cr_assert_neq(p.hc, -EAGAIN);
+    char msg[128];
+    cr_assert_eq(tt_stream_tls_failure(&p.s, msg, sizeof msg), TT_TLS_FAIL_PROTOCOL);
+    cr_assert(strstr(msg, "protocol"), "%s", msg); /* "unsupported protocol" */
+    cr_assert_eq(tt_stream_tls_failure(&p.c, NULL, 0), TT_TLS_FAIL_PROTOCOL);
+    pair_close(&p);
+}
+
+/* A client that offers other protocols (or none) still gets a handshake, without ALPN. */
+Test(tls, alpn_without_http11_agrees_on_none)
+{
+    static const unsigned char h2[] = "\x02h2";
+    for (int none = 0; none < 2; none++) {
+        pair p;
+        pair_open(&p);
+        cr_assert_eq(tt_stream_tls_accept(&p.s, sc), 0);
+        cr_assert_eq(tt_stream_tls_connect(&p.c, cc, "127.0.0.1", NULL), 0);
+        SSL *cs = ((tt__tls *)p.c.impl)->ssl;
+        cr_assert_eq(SSL_set_alpn_protos(cs, none ? NULL : h2, none ? 0 : 3), 0);
+        drive(&p);
+        cr_assert_eq(p.hs, 0);
+        cr_assert_eq(p.hc, 0);
+        tt_tls_info is;
+        cr_assert_eq(tt_stream_tls_info(&p.s, &is), 0);
+        cr_assert_str_eq(is.alpn, "");
+        cr_assert_null(SSL_get_servername(((tt__tls *)p.s.impl)->ssl, TLSEXT_NAMETYPE_host_name),
+                       "no SNI for an IP literal");
+        pair_close(&p);
+    }
+}
+
+/* Workers share one server context: handshakes (full and resumed) on two threads while the
+ * main thread reloads the certificate and rotates the ticket keys. */
+typedef struct worker_arg {
+    int ok, resumed;
+} worker_arg;
+
+static void *worker(void *arg)
+{
+    worker_arg *w = arg;
+    tt_loop *lp;
+    cr_assert_eq(tt_loop_new(&lp), 0);
+    tt_tls_session *sess = NULL;
+    for (int i = 0; i < 40; i++) {
+        pair p;
+        int c, s;
+        tcp_pair(&c, &s);
+        memset(&p, 0, sizeof p);
+        p.loop = lp;
+        cr_assert_eq(tt_stream_open(&p.c, lp, c, 1, nop_cb, NULL), 0);
+        cr_assert_eq(tt_stream_open(&p.s, lp, s, 1, nop_cb, NULL), 0);
+        cr_assert_eq(tt_stream_tls_accept(&p.s, sc), 0);
+        cr_assert_eq(tt_stream_tls_connect(&p.c, cc, "localhost", sess), 0);
+        drive(&p);
+        tt_tls_info ic;
+        if (p.hc == 0 && p.hs == 0 && tt_stream_tls_info(&p.c, &ic) == 0) {
+            w->ok++;
+            w->resumed += ic.resumed;
+            tt_tls_session_free(sess);
+            sess = exchange_and_session(&p);
+        }
+        tt_stream_close(&p.c, lp, 0);
+        tt_stream_close(&p.s, lp, 0);
+    }
+    tt_tls_session_free(sess);
+    tt_loop_free(lp);
+    return NULL;
+}
+
+Test(tls, shared_context_across_threads)
+{
+    pthread_t th[2];
+    worker_arg wa[2] = {{0}};
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, worker, &wa[i]), 0);
+    char err[256];
+    for (int i = 0; i < 20; i++) {
+        cr_assert_eq(tt_tls_ctx_reload(sc, err, sizeof err), 0, "%s", err);
+        if (i % 5 == 0) tt__tls_ctx_rotate_tickets(sc);
+        usleep(10000);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    cr_assert_eq(wa[0].ok + wa[1].ok, 80, "every handshake completed");
+    cr_assert_gt(wa[0].resumed + wa[1].resumed, 0, "and sessions resumed meanwhile");
+    tt_tls_stats st;
+    tt_tls_ctx_stats(sc, &st);
+    cr_assert_eq(st.handshakes_full + st.handshakes_resumed, 80);
 }
