@@ -92,10 +92,6 @@ int tt__res_begin(struct tt_req *x, int status, long long length)
     r->started = 1;
     r->status = status;
     if (length < 0 && x->req.minor_version == 0) r->keep_alive = 0; /* close-delimited */
-    /* A streamed body nobody reads yet: the answer comes first; keep the connection only if
-     * the rest of the body can be skipped. (A body being read may still end before the
-     * response does: tt__body_end decides then.) */
-    if (x->body.on && !x->body.fn && r->keep_alive && !tt__x_body_abandon(x, 0)) r->keep_alive = 0;
     size_t n = r->nhdrs;
     if (cfg->server_name[0])
         r->hdrs[n++] = (tt_header){"Server", 6, cfg->server_name, strlen(cfg->server_name)};

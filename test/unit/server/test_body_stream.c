@@ -202,7 +202,8 @@ Test(body_stream, content_length_small_writes)
     fill(b, N, 0);
     int fd = connect_port(tt_server_port(srv));
     char head[128];
-    int hl = snprintf(head, sizeof head, "POST /s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", N);
+    int hl =
+        snprintf(head, sizeof head, "POST /s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", N);
     send_all(fd, head, (size_t)hl);
     for (size_t off = 0, step = 1; off < N; off += step, step = step % 997 + 1)
         send_all(fd, b + off, off + step > N ? N - off : step);
@@ -252,7 +253,8 @@ Test(body_stream, pause_blocks_the_client)
     fill(b, N, 0);
     int fd = connect_port(tt_server_port(srv));
     char head[128];
-    int hl = snprintf(head, sizeof head, "PUT /s/x HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", N);
+    int hl = snprintf(head, sizeof head,
+                      "PUT /s/x HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", N);
     send_all(fd, head, (size_t)hl);
     size_t off = 0;
     int blocked = 0;
@@ -294,8 +296,8 @@ Test(body_stream, hundred_mb_bounded, .timeout = 120)
     fill(b, CH, 0);
     int fd = connect_port(tt_server_port(srv));
     char head[128];
-    int hl = snprintf(head, sizeof head, "POST /s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n",
-                      N * CH);
+    int hl = snprintf(head, sizeof head,
+                      "POST /s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", N * CH);
     send_all(fd, head, (size_t)hl);
     uint64_t h = 14695981039346656037ull;
     for (int i = 0; i < N; i++) {
@@ -375,7 +377,8 @@ Test(body_stream, bad_chunk_400)
 {
     serve(0);
     int fd = connect_port(tt_server_port(srv));
-    const char *rq = "POST /s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n";
+    const char *rq =
+        "POST /s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n";
     send_all(fd, rq, strlen(rq));
     for (int i = 0; i < 2000 && S.bytes < 3; i++)
         usleep(1000);
@@ -522,5 +525,141 @@ Test(body_stream, length_and_plain_routes)
     read_some(fd, buf, sizeof buf, "Large\n");
     cr_assert(strstr(buf, "HTTP/1.1 413"), "%s", buf);
     close(fd);
+    stop();
+}
+
+/* ---- echo: the body streams back as it arrives, under flow control both ways ---- */
+
+static size_t echo_max_pending;
+
+static void echo_drained(tt_res *res, void *data)
+{
+    (void)data;
+    tt_req_body_resume(tt_res_req(res));
+}
+
+static int echo_body(tt_req *req, const char *data, size_t len, int err, void *ud)
+{
+    tt_res *res = ud;
+    if (!data) {
+        S.terminals++;
+        S.err = err;
+        tt_res_end(res);
+        return 0;
+    }
+    size_t held = req->rbuf.off + req->rbuf.cap;
+    if (held > S.max_held) S.max_held = held;
+    tt_res_write(res, data, len);
+    size_t p = tt_res_pending(res);
+    if (p > echo_max_pending) echo_max_pending = p;
+    if (p > 256 * 1024) {
+        tt_res_on_drain(res, 64 * 1024, echo_drained, NULL);
+        return TT_BODY_PAUSE;
+    }
+    return 0;
+}
+
+static void echo_handler(tt_req *req, tt_res *res, void *data)
+{
+    (void)data;
+    cr_assert_eq(tt_res_start(res, 200, tt_req_body_length(req)), 0);
+    cr_assert_eq(tt_req_body_read(req, echo_body, res), 0);
+}
+
+/* 32 MB sent and read back at once on one connection (poll-driven client): the whole body
+ * comes back in order, the server's buffers stay bounded on both sides. */
+Test(body_stream, echo_under_flow_control, .timeout = 120)
+{
+    memset(&S, 0, sizeof S);
+    signal(SIGPIPE, SIG_IGN);
+    tt_server_config cfg;
+    helper_config(&cfg);
+    cr_assert_eq(tt_server_config_route_ex(&cfg, "/", echo_handler, NULL, TT_ROUTE_STREAM_BODY), 0);
+    srv = helper_serve(&cfg, &th);
+    enum { N = 32 << 20 };
+    char *b = malloc(N);
+    fill(b, N, 3);
+    int fd = connect_port(tt_server_port(srv));
+    char head[128];
+    int hl =
+        snprintf(head, sizeof head, "POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", N);
+    send_all(fd, head, (size_t)hl);
+    size_t sent = 0, got = 0, hgot = 0;
+    char rh[1024], rb[65536];
+    uint64_t h = 14695981039346656037ull, hw = h;
+    for (int idle = 0; got < N && idle < 10000;) {
+        struct pollfd pfd = {fd, (short)(POLLIN | (sent < N ? POLLOUT : 0)), 0};
+        if (poll(&pfd, 1, 1) <= 0) {
+            idle++;
+            continue;
+        }
+        idle = 0;
+        if ((pfd.revents & POLLOUT) && sent < N) {
+            ssize_t k = send(fd, b + sent, N - sent > 65536 ? 65536 : N - sent, MSG_NOSIGNAL);
+            if (k > 0) sent += (size_t)k;
+        }
+        if (pfd.revents & (POLLIN | POLLHUP)) {
+            ssize_t k;
+            if (hgot < 4 || memcmp(rh + hgot - 4, "\r\n\r\n", 4)) { /* the head, byte by byte */
+                k = recv(fd, rh + hgot, 1, 0);
+                cr_assert_gt(k, 0);
+                hgot++;
+                cr_assert_lt(hgot, sizeof rh);
+                continue;
+            }
+            k = recv(fd, rb, sizeof rb, 0);
+            cr_assert_gt(k, 0);
+            for (ssize_t i = 0; i < k; i++)
+                h = (h ^ (unsigned char)rb[i]) * 1099511628211ull;
+            got += (size_t)k;
+        }
+    }
+    rh[hgot] = 0;
+    cr_assert(strstr(rh, "HTTP/1.1 200"), "%s", rh);
+    cr_assert_eq(got, (size_t)N);
+    for (size_t i = 0; i < N; i++)
+        hw = (hw ^ (unsigned char)b[i]) * 1099511628211ull;
+    cr_assert_eq(h, hw);
+    cr_assert_eq(S.terminals, 1);
+    cr_assert_eq(S.err, 0);
+    cr_assert_leq(S.max_held, 4 * 16384, "read buffer grew to %zu", S.max_held);
+    cr_assert_leq(echo_max_pending, 256 * 1024 + 65536, "write buffer grew to %zu",
+                  echo_max_pending);
+    /* the connection is kept: the next request on it */
+    send_all(fd, "POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi", 50);
+    char buf[1024];
+    read_some(fd, buf, sizeof buf, "\r\n\r\nhi");
+    tt_server_stats st;
+    tt_server_stats_get(srv, -1, &st);
+    cr_assert(strstr(buf, "\r\n\r\nhi"), "[%s] states %llu %llu %llu %llu %llu", buf,
+              (unsigned long long)st.conns[0], (unsigned long long)st.conns[1],
+              (unsigned long long)st.conns[2], (unsigned long long)st.conns[3],
+              (unsigned long long)st.conns[4]);
+    close(fd);
+    free(b);
+    helper_stop(srv, th);
+}
+
+/* A reset while the handler holds delivery paused still ends the body (-ECONNRESET). */
+Test(body_stream, reset_while_paused)
+{
+    serve(0);
+    S.hold = 1;
+    int fd = connect_port(tt_server_port(srv));
+    const char *rq = "POST /s HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabcdef";
+    send_all(fd, rq, strlen(rq));
+    for (int i = 0; i < 2000 && S.bytes < 6; i++)
+        usleep(1000);
+    cr_assert_eq(S.bytes, 6);
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+    for (int i = 0; i < 2000 && !__atomic_load_n(&S.terminals, __ATOMIC_SEQ_CST); i++)
+        usleep(1000);
+    cr_assert_eq(S.terminals, 1);
+    cr_assert_eq(S.err, -ECONNRESET);
+    S.release = 1; /* the resume after it is harmless */
+    usleep(50000);
+    cr_assert_eq(S.after_end, 0);
     stop();
 }
