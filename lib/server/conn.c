@@ -580,7 +580,7 @@ static int conn_need_body(tt__conn *c)
     }
     if (c->state != TT_CONN_READING_BODY) {
         conn_set_state(c, TT_CONN_READING_BODY);
-        tt__x_body_deadline(c, c->x->t_start);
+        tt__x_body_deadline(c, c->x->t_start, tt_loop_now(c->w->loop));
     }
     return 0;
 }
@@ -662,7 +662,8 @@ static ssize_t conn_read(tt__conn *c)
     if (n > 0) {
         tt_buf_commit(&x->rbuf, (size_t)n);
         x->rx += (uint64_t)n;
-        if (c->state == TT_CONN_READING_BODY) tt__x_body_deadline(c, c->x->t_start);
+        if (c->state == TT_CONN_READING_BODY)
+            tt__x_body_deadline(c, c->x->t_start, tt_loop_now(c->w->loop));
         return n;
     }
     if (n == 0 || n == -EAGAIN) return 0;

@@ -96,6 +96,7 @@ struct tt__body {
     uint64_t left;      /* Content-Length bytes not yet delivered */
     uint64_t t0;        /* loop ms the min-rate deadline counts from (moved on by pauses) */
     uint64_t paused_at; /* loop ms of the last pause */
+    uint64_t last;      /* loop ms of the last progress (a read, the start, a resume) */
     uint8_t on;         /* the request's route streams its body */
     uint8_t paused;     /* fn returned TT_BODY_PAUSE: the socket is not read */
     uint8_t ended;      /* the whole body was delivered (the end call may still be due) */
@@ -318,8 +319,9 @@ size_t tt__x_trailers_pack(struct tt_req *x, char *dst);
 /* Store a header for the head (tt_res_header checked it; the head writer checks it again). */
 int tt__res_add_header(struct tt_res *r, const char *name, const char *value);
 int tt__res_begin(struct tt_req *x, int status, long long length);
-/* (Re)arm c's body deadline; t0 is when the min-rate allowance starts counting. */
-void tt__x_body_deadline(tt__conn *c, uint64_t t0);
+/* (Re)arm c's body deadline: body_timeout after last (loop ms of the last progress), and no
+ * later than the min-rate allowance counted from t0. The ms it is away (0: passed). */
+uint64_t tt__x_body_deadline(tt__conn *c, uint64_t t0, uint64_t last);
 /* A streaming body the handler stops taking (it answers first): with apply, skip the rest
  * (raw_len and discard) or mark the connection closing. 1 when the connection can be kept. */
 int tt__x_body_abandon(struct tt_req *x, int apply);
