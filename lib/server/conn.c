@@ -471,7 +471,7 @@ static void conn_dispatch(tt__conn *c)
         conn_reply(c, 501, "501 Not Implemented\n", 20);
         return;
     }
-    const tt_route *r = find_route(c->w->srv, x->path, x->path_len);
+    const tt_route *r = x->route; /* found with the head (conn_head_done) */
     if (r)
         r->fn(x, &x->res, r->data);
     else
@@ -499,8 +499,9 @@ static int conn_refuse_body(tt__conn *c)
     return 1;
 }
 
-/* The head is complete (r bytes): check what it asks for. 0 go on, -1 answered and closing,
- * 1 answered (413 with the body skipped). */
+/* The head is complete (r bytes): check what it asks for and find its route. 0 go on, -1
+ * answered and closing, 1 answered (413 with the body skipped) or handed to a streaming
+ * route's handler before its body (body.c). */
 static int conn_head_done(tt__conn *c, size_t r)
 {
     struct tt_req *x = c->x;
@@ -516,7 +517,7 @@ static int conn_head_done(tt__conn *c, size_t r)
         return -1;
     }
     if (x->req.body == TT_HTTP1_BODY_CHUNKED) tt_http1_chunked_init(&x->dec);
-    const tt_route *rt = find_route(c->w->srv, x->path, x->path_len);
+    const tt_route *rt = x->route = find_route(c->w->srv, x->path, x->path_len);
     if (rt && (rt->flags & TT_ROUTE_STREAM_BODY) && x->req.method_id != TT_HTTP1_M_CONNECT &&
         x->req.target_form != TT_HTTP1_TARGET_ASTERISK) {
         x->body.on = 1; /* the handler takes the body as it arrives (body.c) */

@@ -120,6 +120,7 @@ struct tt_req {
     uint64_t discard; /* body bytes still to discard after the response */
     const char *path, *query;
     size_t path_len, query_len;
+    const tt_route *route; /* the route of path (conn_head_done), NULL: none */
     uint8_t sent_continue; /* "100 Continue" queued */
     uint8_t handling;      /* a handler owns the exchange (until tt_res_end) */
     uint8_t log_minor;     /* conn_error: the request's own minor version + 1 (the log's) */

@@ -663,3 +663,43 @@ Test(body_stream, reset_while_paused)
     cr_assert_eq(S.after_end, 0);
     stop();
 }
+
+/* A chunked body, its trailers and the next request in one write: all served in order. */
+Test(body_stream, chunked_trailers_then_pipelined)
+{
+    serve(0);
+    S.hash = 14695981039346656037ull;
+    int fd = connect_port(tt_server_port(srv));
+    const char *rq = "POST /s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "3\r\nabc\r\n0\r\nX-Sum: s1\r\n\r\n"
+                     "GET /x HTTP/1.1\r\nHost: x\r\n\r\n";
+    send_all(fd, rq, strlen(rq));
+    char buf[4096];
+    read_some(fd, buf, sizeof buf, "plain end\n");
+    check_answer(buf, 3, want_hash("abc", 3));
+    cr_assert(strstr(buf, "trailer=s1 end"), "%s", buf);
+    cr_assert(strstr(buf, "plain end"), "%s", buf);
+    close(fd);
+    stop();
+}
+
+/* An answer while a chunked body is still arriving: the answer is complete, then the
+ * connection closes (the rest is not decoded to be dropped). */
+Test(body_stream, early_answer_chunked_closes)
+{
+    serve(0);
+    S.answer_after = 1;
+    int fd = connect_port(tt_server_port(srv));
+    const char *rq =
+        "POST /s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n";
+    send_all(fd, rq, strlen(rq));
+    char buf[4096];
+    size_t n = read_some(fd, buf, sizeof buf, "\n\1"); /* until EOF */
+    cr_assert_gt(n, 0);
+    cr_assert(strstr(buf, "HTTP/1.1 200"), "%s", buf);
+    cr_assert(strstr(buf, "end\n"), "%s", buf);
+    cr_assert_eq(recv(fd, buf, sizeof buf, 0), 0, "the server closed");
+    cr_assert_eq(S.after_end, 0);
+    close(fd);
+    stop();
+}
