@@ -770,7 +770,7 @@ static void conn_on_io(tt_loop *loop, tt_io *io, unsigned ev)
                                     : tt__io_error_reason(tt_sock_error(tt_stream_fd(&c->s))));
         return;
     }
-    if ((ev & (TT_READ | TT_RDHUP)) && c->x) tt__body_kick(c->x); /* a body streaming in */
+    if (c->x) tt__body_kick(c->x); /* a body streaming in (any edge: a TLS read may wait on one) */
     if ((ev & TT_WRITE) && c->x && tt__out_pending(c->x)) {
         int r = conn_flush_timed(c);
         if (r < 0) return;
