@@ -1,6 +1,6 @@
 /* body.c — streaming request bodies (routes with TT_ROUTE_STREAM_BODY): the handler runs once
  * the head is read and takes the body with tt_req_body_read. Delivery runs from the loop (a
- * deferred callback the connection's read edges, timer and close queue): each piece is handed
+ * deferred callback the connection's edges, timer and close queue): each piece is handed
  * over zero-copy from the read buffer right after the head (de-chunked in place), then cut out,
  * so the buffer holds the head plus at most one read whatever the body's size. A handler that
  * returns TT_BODY_PAUSE stops the reads (TCP pushes back on the client) until
@@ -231,18 +231,18 @@ TT_API int tt_req_body_read(tt_req *req, tt_req_body_fn fn, void *ud)
     if (req->req.body == TT_HTTP1_BODY_NONE || (req->req.body == TT_HTTP1_BODY_LENGTH && !b->left))
         b->ended = 1;
     b->defer.cb = body_run;
+    tt_defer_queue(c->w->loop, &b->defer, body_run);
     if (c->state != TT_CONN_CLOSED && !b->ended) {
+        body_deadline(c, req);
         /* The client waits for this before it sends the body (RFC 9110 §10.1.1); never after
-         * a final response began. */
+         * a final response began. Sent now unless the loop's processing flushes it anyway. */
         if ((req->req.flags & TT_HTTP1_F_EXPECT_CONTINUE) && !req->sent_continue &&
             !req->res.started) {
             req->sent_continue = 1;
             tt_buf_append(&req->wbuf, c->w->pool, "HTTP/1.1 100 Continue\r\n\r\n", 25);
             if (!(c->flags & TT__C_IN_PROC)) tt__conn_push(c); /* a failure closes c */
         }
-        body_deadline(c, req);
     }
-    tt_defer_queue(c->w->loop, &b->defer, body_run);
     return 0;
 }
 
