@@ -724,3 +724,27 @@ Test(body_stream, early_answer_chunked_closes)
     close(fd);
     stop();
 }
+
+/* Held paused for longer than the body timeout: no 408 (the wait is the handler's doing); the
+ * body then completes. */
+Test(body_stream, pause_suspends_the_body_timeout)
+{
+    serve(200);
+    S.hash = 14695981039346656037ull;
+    S.hold = 1;
+    int fd = connect_port(tt_server_port(srv));
+    const char *rq = "POST /s HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc";
+    send_all(fd, rq, strlen(rq));
+    for (int i = 0; i < 10000 && S.bytes < 3; i++)
+        usleep(1000);
+    cr_assert_eq(S.bytes, 3);
+    usleep(1000 * 1000); /* five body timeouts */
+    send_all(fd, "def", 3);
+    usleep(100 * 1000);
+    S.release = 1;
+    char buf[1024];
+    read_long(fd, buf, sizeof buf, "end\n");
+    check_answer(buf, 6, want_hash("abcdef", 6));
+    close(fd);
+    stop();
+}
