@@ -207,10 +207,10 @@ def to_us(text):
     return float(m.group(1)) * UNITS[m.group(2)] if m else None
 
 
-def run_wrk(port, test, duration):
+def run_wrk(port, test, duration, scheme="http"):
     _, path, conns, wrk_args, _ = TESTS[test]
     argv = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c%d" % conns, "-d%ds" % duration,
-            "--latency", "--timeout", "5s"] + wrk_args + ["http://127.0.0.1:%d%s" % (port, path)]
+            "--latency", "--timeout", "5s"] + wrk_args + ["%s://127.0.0.1:%d%s" % (scheme, port, path)]
     if test == "pipe16":
         argv += ["--", "16"]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60,
@@ -472,9 +472,11 @@ def render(results, idle, info, args, started, elapsed, servers):
     return "\n".join(L)
 
 
-def write_docs(section):
+def write_docs(section, key="peers", title="Peer comparison"):
+    """Replace the section between <!-- KEY:begin --> and <!-- KEY:end --> of BENCHMARKS.md
+    (appended under `## TITLE` when missing)."""
     path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
-    begin, end = "<!-- peers:begin -->", "<!-- peers:end -->"
+    begin, end = "<!-- %s:begin -->" % key, "<!-- %s:end -->" % key
     if os.path.exists(path):
         with open(path) as f:
             text = f.read()
@@ -484,7 +486,7 @@ def write_docs(section):
         if not text:
             text = ("# Benchmarks\n\nSpeed lives here, never in tests: every number comes with the "
                     "command that produced it. See bench/README.md.\n\n")
-        text = text.rstrip("\n") + "\n\n## Peer comparison\n\n%s\n%s\n" % (begin, end)
+        text = text.rstrip("\n") + "\n\n## %s\n\n%s\n%s\n" % (title, begin, end)
     a = text.index(begin) + len(begin)
     b = text.index(end)
     text = text[:a] + "\n" + section + "\n" + text[b:]
