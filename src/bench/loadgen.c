@@ -10,7 +10,12 @@
  * (Connection: close, HTTP/1.0 without keep-alive) ends it at once, even with pipelined
  * requests still unanswered behind it: those go out again on a new connection and are counted
  * as resent, not as errors. So is a batch that a reused connection lost before any byte of an
- * answer arrived (the server closed it while idle). */
+ * answer arrived (the server closed it while idle).
+ *
+ * https: the stream is wrapped by tt_stream_tls_connect as soon as the connect starts, and the
+ * handshake is driven from the io callback before the first write. A new connection offers the
+ * last session a connection of its worker got (taken after the connection's first response:
+ * TLS 1.3 tickets arrive after the handshake), or none with BENCH_TLS_FULL. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -41,7 +46,10 @@ typedef struct conn {
     tt_timer timer; /* request timeout while in flight, pacing (--rate) while idle */
     tt_defer defer; /* reconnect outside the io callback */
     int connecting;
-    int parked; /* no more work */
+    int handshaking;  /* https: connected, TLS handshake in progress */
+    int tls_up;       /* https: the handshake completed (a clean close sends close_notify) */
+    int took_session; /* https: this connection's session was taken for the next ones */
+    int parked;       /* no more work */
     int close_after;
     int opened;        /* counted in conns_opened: its close is counted as server or client first */
     int peer_ended;    /* the read side saw the server's FIN or reset */
@@ -81,12 +89,15 @@ struct worker {
     tt_hdr *hist;
     uint64_t bytes, non2xx, conns_opened, resent, err[E_N], status_class[6];
     uint64_t closed_server_first, closed_client_first;
+    tt_tls_session *sess;          /* https: the session new connections offer (BENCH_TLS_RESUME) */
+    char tls_err[200];             /* https: the first failed handshake, "" when none */
     _Atomic uint64_t done, errors; /* progress display reads these */
     _Atomic int finished;
 };
 
 static _Atomic long long expected_len = -1; /* --verify */
 static _Atomic int expected_status = 0;
+static _Atomic int run_fatal; /* a failure every connection would repeat (certificate): stop */
 
 static uint64_t now_us(void)
 {
@@ -111,7 +122,7 @@ static void conn_io(tt_loop *loop, tt_io *io, unsigned events);
 static int server_closed_first(conn *c)
 {
     if (c->peer_ended || tt_stream_peer_fin(&c->s)) return 1;
-    if (c->connecting) return 0; /* given up before the handshake finished: ours */
+    if (c->connecting || c->handshaking) return 0; /* given up before it opened: ours */
     char b[1];
     ssize_t n = tt_stream_read(&c->s, b, sizeof b); /* bytes first: the server still sends */
     return n == 0 || (n < 0 && n != -EAGAIN);
@@ -126,9 +137,11 @@ static void conn_close_fd(conn *c)
         else
             c->w->closed_client_first++;
     }
+    if (c->tls_up && !c->peer_ended && tt_stream_fd(&c->s) >= 0)
+        tt_stream_shutdown(&c->s); /* close_notify: a clean end, as a browser or curl sends */
     c->opened = c->peer_ended = 0;
     tt_stream_close(&c->s, c->w->loop, 0);
-    c->connecting = 0;
+    c->connecting = c->handshaking = c->tls_up = c->took_session = 0;
     c->start = c->len = 0;
     c->close_after = 0;
     c->reused = 0;
@@ -178,7 +191,7 @@ static void conn_fail(conn *c, int kind)
     conn_close_fd(c);
     c->inflight = 0;
     parser_reset(c);
-    if (kind == E_CONNECT) {
+    if (kind == E_CONNECT || kind == E_TLS) {
         conn_retry_later(c);
         return;
     }
@@ -223,6 +236,7 @@ static void conn_timer(tt_loop *loop, tt_timer *t)
         conn_next(c);
         return;
     }
+    if (c->handshaking) tt_tls_ctx_count_failure(c->w->cfg->tls, TT_TLS_FAIL_TIMEOUT);
     if (c->inflight) conn_fail(c, E_TIMEOUT);
 }
 
@@ -280,6 +294,55 @@ static void conn_connect(conn *c)
     w->conns_opened++;
     c->opened = 1;
     parser_reset(c);
+    if (w->cfg->tls) {
+        const tt_tls_session *offer = w->cfg->tls_sessions == BENCH_TLS_RESUME ? w->sess : NULL;
+        if (tt_stream_tls_connect(&c->s, w->cfg->tls, w->cfg->hostname, offer) < 0) {
+            conn_fail(c, E_TLS);
+            return;
+        }
+        c->handshaking = 1;
+    }
+}
+
+/* The handshake failed: remember the first reason; a certificate that does not verify fails
+ * every connection alike, so it ends the run at once. */
+static void conn_tls_failed(conn *c)
+{
+    worker *w = c->w;
+    char msg[160] = "";
+    int reason = tt_stream_tls_failure(&c->s, msg, sizeof msg);
+    if (!w->tls_err[0])
+        snprintf(w->tls_err, sizeof w->tls_err, "%s%s%s", tt_tls_fail_name(reason),
+                 msg[0] ? ": " : "", msg);
+    if (reason == TT_TLS_FAIL_CERT) atomic_store(&run_fatal, 1);
+    conn_fail(c, E_TLS);
+}
+
+/* Drive the handshake: 0 when it completed, 1 while it waits for the socket, -1 when it
+ * failed (handled). */
+static int conn_handshake(conn *c)
+{
+    int rc = tt_stream_handshake(&c->s);
+    if (rc == -EAGAIN) return 1;
+    if (rc < 0) {
+        conn_tls_failed(c);
+        return -1;
+    }
+    c->handshaking = 0;
+    c->tls_up = 1;
+    return 0;
+}
+
+/* After a response on an https connection: keep its session for the worker's next new
+ * connections (once per connection; NULL until the server sent one). */
+static void conn_take_session(conn *c)
+{
+    worker *w = c->w;
+    tt_tls_session *sess = tt_stream_tls_session(&c->s);
+    if (!sess) return;
+    tt_tls_session_free(w->sess);
+    w->sess = sess;
+    c->took_session = 1;
 }
 
 /* Send the claimed batch now (connecting first if needed); sent_us is already set. */
@@ -297,7 +360,7 @@ static void conn_send(conn *c)
         return;
     }
     c->reused = 1;
-    if (!c->connecting) conn_write(c);
+    if (!c->connecting && !c->handshaking) conn_write(c);
 }
 
 /* Claim the next batch and send it (or wait for its intended time, or park). */
@@ -362,6 +425,8 @@ static void conn_response(conn *c, uint64_t now)
     if (st >= 400) count_error(w, E_STATUS);
     if (w->cfg->verify && !verify_ok(c, st)) count_error(w, E_VERIFY);
     if (!(c->r.flags & TT_HTTP1_F_KEEP_ALIVE)) c->close_after = 1;
+    if (c->tls_up && !c->took_session && w->cfg->tls_sessions == BENCH_TLS_RESUME)
+        conn_take_session(c);
     c->inflight--;
     parser_reset(c);
 }
@@ -549,6 +614,7 @@ static void conn_io(tt_loop *loop, tt_io *io, unsigned events)
         }
         c->connecting = 0;
     }
+    if (c->handshaking && conn_handshake(c) != 0) return;
     if (c->woff < c->wlen && conn_write(c) < 0) return;
     conn_read(c);
 }
@@ -641,6 +707,7 @@ static void worker_free(worker *w)
             free(w->conns[i].buf);
     free(w->conns);
     free(w->hist);
+    tt_tls_session_free(w->sess);
     if (w->loop) {
         tt_async_close(&w->wake);
         tt_loop_free(w->loop);
@@ -660,11 +727,11 @@ static void wait_workers(const bench_cfg *cfg, worker *ws, int started, uint64_t
     while (alive > 0) {
         struct timespec tick = {0, 200 * 1000 * 1000};
         int sig = sigtimedwait(&set, NULL, &tick);
-        if (sig == SIGINT || sig == SIGTERM) {
-            bench_interrupted = 1;
+        int fatal = atomic_exchange(&run_fatal, 0);
+        if (sig == SIGINT || sig == SIGTERM) bench_interrupted = 1;
+        if (sig == SIGINT || sig == SIGTERM || fatal)
             for (int i = 0; i < started; i++)
                 tt_async_send(&ws[i].wake);
-        }
         alive = 0;
         uint64_t done = 0, errs = 0;
         for (int i = 0; i < started; i++) {
@@ -717,6 +784,30 @@ static void merge_results(bench_result *res, const worker *ws, int started, uint
     if (res->duration_s <= 0) res->duration_s = 1e-6;
 }
 
+/* The context's TLS counters over the run (after - before), and the first failure seen. */
+static void tls_result(bench_tls_result *t, const tt_tls_stats *a, const tt_tls_stats *b,
+                       const worker *ws, int started)
+{
+    t->full = b->handshakes_full - a->handshakes_full;
+    t->resumed = b->handshakes_resumed - a->handshakes_resumed;
+    for (int k = 0; k < TT_TLS_FAIL_NREASONS; k++) {
+        t->failures[k] = b->failures[k] - a->failures[k];
+        t->failures_total += t->failures[k];
+    }
+    uint64_t hist[24], n = 0, seen = 0;
+    for (int i = 0; i < 24; i++)
+        n += hist[i] = b->handshake_us_hist[i] - a->handshake_us_hist[i];
+    for (int i = 0; i < 24 && n; i++) {
+        seen += hist[i];
+        if (seen * 2 >= n) {
+            t->hs_p50_us = i ? (3ull << i) / 2 : 1; /* the middle of [2^i, 2^(i+1)) */
+            break;
+        }
+    }
+    for (int i = 0; i < started && !t->first_error[0]; i++)
+        snprintf(t->first_error, sizeof t->first_error, "%s", ws[i].tls_err);
+}
+
 int bench_run(const bench_cfg *cfg, bench_result *res)
 {
     int nt = cfg->threads;
@@ -737,6 +828,9 @@ int bench_run(const bench_cfg *cfg, bench_result *res)
     }
     atomic_store(&expected_len, cfg->verify_length);
     atomic_store(&expected_status, 0);
+    atomic_store(&run_fatal, 0);
+    tt_tls_stats tls0, tls1;
+    if (cfg->tls) tt_tls_ctx_stats(cfg->tls, &tls0);
     uint64_t t0 = now_us();
     int started = 0;
     for (int i = 0; i < nt; i++) {
@@ -756,6 +850,11 @@ int bench_run(const bench_cfg *cfg, bench_result *res)
     }
     res->keepalive = cfg->keepalive;
     merge_results(res, ws, started, t0);
+    if (cfg->tls) {
+        tt_tls_ctx_stats(cfg->tls, &tls1);
+        tls_result(&res->tls, &tls0, &tls1, ws, started);
+        res->tls.sessions = cfg->tls_sessions;
+    }
     if (started < nt) rc = -1;
 out:
     for (int i = 0; i < nt; i++)
