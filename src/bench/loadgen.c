@@ -132,9 +132,10 @@ static int server_closed_first(conn *c)
 static void conn_close_fd(conn *c)
 {
     if (c->opened && tt_stream_fd(&c->s) >= 0) {
-        if (server_closed_first(c))
+        if (server_closed_first(c)) {
+            c->peer_ended = 1; /* no close_notify into a closed connection */
             c->w->closed_server_first++;
-        else
+        } else
             c->w->closed_client_first++;
     }
     if (c->tls_up && !c->peer_ended && tt_stream_fd(&c->s) >= 0)
