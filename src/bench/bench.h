@@ -47,7 +47,7 @@ typedef struct bench_cfg {
 /* TLS handshakes of one run (https): the context's counters over the run. */
 typedef struct bench_tls_result {
     uint64_t full, resumed, failures[TT_TLS_FAIL_NREASONS], failures_total;
-    uint64_t hs_p50_us;    /* median handshake time (log2 histogram: within a factor of 2) */
+    uint64_t hs_p50_us;    /* median handshake time (tt_tls_stats_handshake_p50_us) */
     int sessions;          /* BENCH_TLS_* of the run */
     char first_error[200]; /* the first failed handshake's reason and message, "" when none */
 } bench_tls_result;

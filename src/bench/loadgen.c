@@ -789,22 +789,16 @@ static void merge_results(bench_result *res, const worker *ws, int started, uint
 static void tls_result(bench_tls_result *t, const tt_tls_stats *a, const tt_tls_stats *b,
                        const worker *ws, int started)
 {
-    t->full = b->handshakes_full - a->handshakes_full;
-    t->resumed = b->handshakes_resumed - a->handshakes_resumed;
+    tt_tls_stats d = *b;
+    t->full = d.handshakes_full -= a->handshakes_full;
+    t->resumed = d.handshakes_resumed -= a->handshakes_resumed;
     for (int k = 0; k < TT_TLS_FAIL_NREASONS; k++) {
         t->failures[k] = b->failures[k] - a->failures[k];
         t->failures_total += t->failures[k];
     }
-    uint64_t hist[24], n = 0, seen = 0;
-    for (int i = 0; i < 24; i++)
-        n += hist[i] = b->handshake_us_hist[i] - a->handshake_us_hist[i];
-    for (int i = 0; i < 24 && n; i++) {
-        seen += hist[i];
-        if (seen * 2 >= n) {
-            t->hs_p50_us = i ? (3ull << i) / 2 : 1; /* the middle of [2^i, 2^(i+1)) */
-            break;
-        }
-    }
+    for (size_t i = 0; i < sizeof d.handshake_us_hist / sizeof d.handshake_us_hist[0]; i++)
+        d.handshake_us_hist[i] -= a->handshake_us_hist[i];
+    t->hs_p50_us = tt_tls_stats_handshake_p50_us(&d);
     for (int i = 0; i < started && !t->first_error[0]; i++)
         snprintf(t->first_error, sizeof t->first_error, "%s", ws[i].tls_err);
 }

@@ -380,6 +380,6 @@ void bench_print_compare(const bench_cfg *cfg, const bench_result *const *runs, 
                "handshake;\n"
                "  \"new, resumed\" offers the last session a connection of the same thread got "
                "(a TLS 1.3\n"
-               "  ticket, or a TLS 1.2 session). TLS handshake p50: the middle of its log2 "
-               "bucket.\n");
+               "  ticket, or a TLS 1.2 session). TLS handshake p50: from a log2 histogram, "
+               "interpolated.\n");
 }
