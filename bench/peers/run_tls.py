@@ -11,7 +11,7 @@ Cells (--cells):
   ka-bench  the same with `tether bench -k` (for reference)
   full      a new TLS connection per request (Connection: close), every handshake full:
             `tether bench --no-keepalive --full-handshake -k`
-  resumed   the same, each new connection resuming the last session of its thread:
+  resumed   the same, each new connection resuming a ticket an earlier one brought back:
             `tether bench --no-keepalive -k` (goal for both: server CPU <= 1.0x nginx)
   client    tether's client vs libcurl multi over https keep-alive (build/bench/clientbench
             https://... -k, against nginx), and whether the tether client's new connections
@@ -243,7 +243,8 @@ def render(results, client, idle, info, args, started, elapsed, servers):
         L.append("Handshakes are `tether bench`'s own counts (client side); wrk does not report "
                  "them. In the new-connection rows every request is a new TCP and TLS "
                  "connection: `--full-handshake` never offers a session, the resumed row offers "
-                 "the last session (TLS 1.3 ticket) its thread got.")
+                 "a TLS 1.3 ticket an earlier connection got (each ticket once), so only the first "
+                 "connection of each of the 100 slots makes a full handshake.")
         L.append("")
     if client:
         L.append("### Client over https (keep-alive), against nginx")

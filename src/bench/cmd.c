@@ -322,7 +322,7 @@ static int bench_options(int argc, char **argv, bench_cfg *cfg, bench_req *q, in
          "https: trust the CA certificates in FILE (PEM) instead of the system's", NULL},
         {"full-handshake", 0, TT_OPT_FLAG, NULL, 0, 0, &tls->full,
          "https: never offer a session, so every new connection makes a full handshake (by "
-         "default a new connection resumes the last session its thread got)",
+         "default a new connection resumes a session an earlier connection of its thread got)",
          NULL},
         {"json", 0, TT_OPT_FLAG, NULL, 0, 0, &cfg->json, "print one JSON object instead of text",
          NULL},

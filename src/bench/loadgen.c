@@ -13,9 +13,11 @@
  * answer arrived (the server closed it while idle).
  *
  * https: the stream is wrapped by tt_stream_tls_connect as soon as the connect starts, and the
- * handshake is driven from the io callback before the first write. A new connection offers the
- * last session a connection of its worker got (taken after the connection's first response:
- * TLS 1.3 tickets arrive after the handshake), or none with BENCH_TLS_FULL. */
+ * handshake is driven from the io callback before the first write. With BENCH_TLS_RESUME each
+ * connection puts its session in its worker's pool after its first response (TLS 1.3 tickets
+ * arrive after the handshake), and a new connection takes one out: a TLS 1.3 session resumes
+ * once (OpenSSL's client offers it no more), so sessions are not shared between connections;
+ * a connection that resumed brings a fresh ticket back. BENCH_TLS_FULL offers none. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -89,8 +91,9 @@ struct worker {
     tt_hdr *hist;
     uint64_t bytes, non2xx, conns_opened, resent, err[E_N], status_class[6];
     uint64_t closed_server_first, closed_client_first;
-    tt_tls_session *sess;          /* https: the session new connections offer (BENCH_TLS_RESUME) */
-    char tls_err[200];             /* https: the first failed handshake, "" when none */
+    tt_tls_session **sess; /* https: unused sessions for new connections (BENCH_TLS_RESUME) */
+    int nsess;             /* in sess[], at most nconns */
+    char tls_err[200];     /* https: the first failed handshake, "" when none */
     _Atomic uint64_t done, errors; /* progress display reads these */
     _Atomic int finished;
 };
@@ -296,8 +299,10 @@ static void conn_connect(conn *c)
     c->opened = 1;
     parser_reset(c);
     if (w->cfg->tls) {
-        const tt_tls_session *offer = w->cfg->tls_sessions == BENCH_TLS_RESUME ? w->sess : NULL;
-        if (tt_stream_tls_connect(&c->s, w->cfg->tls, w->cfg->hostname, offer) < 0) {
+        tt_tls_session *offer = w->nsess > 0 ? w->sess[--w->nsess] : NULL; /* the newest */
+        int rc = tt_stream_tls_connect(&c->s, w->cfg->tls, w->cfg->hostname, offer);
+        tt_tls_session_free(offer); /* the stream holds its own reference */
+        if (rc < 0) {
             conn_fail(c, E_TLS);
             return;
         }
@@ -334,16 +339,21 @@ static int conn_handshake(conn *c)
     return 0;
 }
 
-/* After a response on an https connection: keep its session for the worker's next new
- * connections (once per connection; NULL until the server sent one). */
+/* After a response on an https connection: put its session in the worker's pool for a new
+ * connection (once per connection; none until the server sent one). A full pool drops its
+ * oldest. */
 static void conn_take_session(conn *c)
 {
     worker *w = c->w;
     tt_tls_session *sess = tt_stream_tls_session(&c->s);
     if (!sess) return;
-    tt_tls_session_free(w->sess);
-    w->sess = sess;
     c->took_session = 1;
+    if (w->nsess == w->nconns) {
+        tt_tls_session_free(w->sess[0]);
+        memmove(w->sess, w->sess + 1, (size_t)(w->nsess - 1) * sizeof *w->sess);
+        w->nsess--;
+    }
+    w->sess[w->nsess++] = sess;
 }
 
 /* Send the claimed batch now (connecting first if needed); sent_us is already set. */
@@ -686,6 +696,9 @@ static int worker_setup(worker *w, const bench_cfg *cfg, int index, int nconns, 
     w->hist = tt_hdr_new();
     w->conns = calloc((size_t)nconns, sizeof *w->conns);
     if (!w->hist || !w->conns) return -1;
+    if (cfg->tls && cfg->tls_sessions == BENCH_TLS_RESUME &&
+        !(w->sess = calloc((size_t)nconns, sizeof *w->sess)))
+        return -1;
     if (tt_async_init(w->loop, &w->wake, worker_wake, w) < 0) return -1;
     tt_timer_init(&w->deadline, worker_deadline);
     for (int i = 0; i < nconns; i++) {
@@ -708,7 +721,9 @@ static void worker_free(worker *w)
             free(w->conns[i].buf);
     free(w->conns);
     free(w->hist);
-    tt_tls_session_free(w->sess);
+    for (int i = 0; i < w->nsess; i++)
+        tt_tls_session_free(w->sess[i]);
+    free(w->sess);
     if (w->loop) {
         tt_async_close(&w->wake);
         tt_loop_free(w->loop);

@@ -378,8 +378,8 @@ void bench_print_compare(const bench_cfg *cfg, const bench_result *const *runs, 
     if (cfg->tls)
         printf("  https: \"new, full hs\" offers no session, so every connection makes a full "
                "handshake;\n"
-               "  \"new, resumed\" offers the last session a connection of the same thread got "
-               "(a TLS 1.3\n"
-               "  ticket, or a TLS 1.2 session). TLS handshake p50: from a log2 histogram, "
+               "  \"new, resumed\" offers an unused session an earlier connection of the same "
+               "thread got\n"
+               "  (a TLS 1.3 ticket resumes once). TLS handshake p50: from a log2 histogram, "
                "interpolated.\n");
 }
