@@ -196,6 +196,17 @@ def idle_tls(server, n, limit_s=120):
             "alive": alive}
 
 
+def negotiated(port):
+    """What a handshake with OpenSSL's default client settings agrees with the server on
+    port: "TLSv1.3 TLS_AES_256_GCM_SHA384" (the same defaults tether bench and wrk use)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            return "%s %s" % (s.version(), s.cipher()[0])
+
+
 def fmt(v, f="%.2f"):
     return f % v if v is not None else "—"
 
@@ -214,11 +225,12 @@ def render(results, client, idle, info, args, started, elapsed, servers):
     L.append("Setup: one worker per server pinned to CPU 0, the load generator pinned to CPU 1 with "
              "one thread, loopback, %d s per cell; the same ECDSA P-256 certificate "
              "(`scripts/mkcerts.sh`) and OpenSSL's default protocol and cipher choice on both "
-             "sides (TLS 1.3, TLS_AES_256_GCM_SHA384, X25519). nginx: `bench/peers/nginx-tls.conf` "
+             "sides (negotiated: %s). nginx: `bench/peers/nginx-tls.conf` "
              "(`ssl_session_cache shared:SSL:10m`, `ssl_session_tickets on`, `access_log off`, "
              "`keepalive_requests 100000`); tether: `tether serve --listen https://... --workers 1 "
              "--echo`. Server CPU = utime+stime of the server process (nginx: its worker) over "
-             "the cell ÷ requests completed." % args.duration)
+             "the cell ÷ requests completed." % (args.duration, "; ".join(
+                 "%s %s" % kv for kv in info.get("negotiated", {}).items()) or "?"))
     L.append("")
     if results:
         L.append("| test | server | req/s | p50 | p99 | server CPU µs/req | CPU × nginx | "
@@ -325,9 +337,12 @@ def main():
     servers = build_servers(args.servers, workdir, certdir)
     results, client, idle = {}, None, {}
     try:
+        info["negotiated"] = {}
         for s in servers.values():
             s.start()
-            log("started %s on port %d (pid %d)" % (s.name, s.port, s.measure_pid))
+            info["negotiated"][s.name] = negotiated(s.port)
+            log("started %s on port %d (pid %d): %s" % (s.name, s.port, s.measure_pid,
+                                                         info["negotiated"][s.name]))
         for cell in (c for c in CELLS if c in args.cells and c in CELL_NAMES):
             for name in args.servers:
                 srv = servers[name]
