@@ -170,8 +170,13 @@ static int hs_error(tt__tls *t)
     long v = SSL_get_verify_result(t->ssl);
     t->ossl_err = ERR_peek_last_error();
     ERR_clear_error();
-    if (!SSL_is_server(t->ssl) && v != X509_V_OK) return hs_fail(t, TT_TLS_FAIL_CERT, -EPROTO);
+    if (!SSL_is_server(t->ssl) && (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER) &&
+        v != X509_V_OK) /* insecure clients record a result too: it is not the reason */
+        return hs_fail(t, TT_TLS_FAIL_CERT, -EPROTO);
     if (t->err) return hs_fail(t, TT_TLS_FAIL_PEER_CLOSED, -t->err);
+    /* An alert or a bad message is the reason even when the peer closed right after it. */
+    if (t->ossl_err && ERR_GET_REASON(t->ossl_err) != SSL_R_UNEXPECTED_EOF_WHILE_READING)
+        return hs_fail(t, TT_TLS_FAIL_PROTOCOL, -EPROTO);
     if (t->flags & TT__TLS_F_EOF) return hs_fail(t, TT_TLS_FAIL_PEER_CLOSED, -ECONNRESET);
     return hs_fail(t, TT_TLS_FAIL_PROTOCOL, -EPROTO);
 }
@@ -197,6 +202,8 @@ static int tls_handshake(tt_stream *s)
         uint64_t now = tt__tls_now_us();
         tt__tls_ctx_count_done(t->ctx, SSL_session_reused(t->ssl),
                                now > t->started_us ? now - t->started_us : 0);
+        /* Data read ahead with the last flight (a TLS 1.3 client's first request) */
+        if (SSL_has_pending(t->ssl)) s->io.ready |= TT_READ;
         return 0;
     }
     switch (SSL_get_error(t->ssl, r)) {
@@ -226,11 +233,15 @@ static ssize_t tls_read(tt_stream *s, void *buf, size_t len)
     s->io.ready &= (uint16_t)~TT_STREAM_RD_WANTS_WR;
     int r = SSL_read(t->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
     if (r > 0) {
-        /* Drained socket and nothing decrypted or read ahead: the next read would block. */
+        /* Drained socket and nothing decrypted or read ahead: the next read would block.
+         * Otherwise input may remain: keep (or, after a read that waited for a write edge,
+         * restore) TT_READ so that the owner reads on. */
         if ((t->flags & TT__TLS_F_DRAINED) && !SSL_has_pending(t->ssl) &&
             !(s->io.ready & (TT_RDHUP | TT_HUP))) {
             s->io.ready &= (uint16_t)~TT_READ;
             SSL_free_buffers(t->ssl); /* see below */
+        } else {
+            s->io.ready |= TT_READ;
         }
         return r;
     }
@@ -260,6 +271,7 @@ static ssize_t tls_read(tt_stream *s, void *buf, size_t len)
 static ssize_t tls_writev(tt_stream *s, const struct iovec *iov, int iovcnt)
 {
     tt__tls *t = TLS(s);
+    if (iovcnt <= 0) return 0;
     if (t->state != TT__TLS_OPEN) {
         int h = tls_handshake(s);
         if (h < 0) return h;
@@ -282,7 +294,10 @@ static ssize_t tls_writev(tt_stream *s, const struct iovec *iov, int iovcnt)
     ERR_clear_error();
     s->io.ready &= (uint16_t)~TT_STREAM_WR_WANTS_RD;
     int r = SSL_write(t->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
-    if (r > 0) return r;
+    if (r > 0) {
+        s->io.ready |= TT_WRITE; /* after a write that waited for a read edge */
+        return r;
+    }
     switch (SSL_get_error(t->ssl, r)) {
     case SSL_ERROR_WANT_WRITE: return -EAGAIN; /* the stream clears TT_WRITE */
     case SSL_ERROR_WANT_READ:
