@@ -172,10 +172,10 @@ typedef struct tt_client_stats {
 typedef struct tt_route_stats {
     char host[256];
     int port;
-    int tls; /* an https route */
     int leased, idle, pending, connecting;
     uint64_t opened, requests, reused;
     uint64_t learned_idle_ms; /* idle-close time learned from the server (0: unknown) */
+    int tls;                  /* an https route (the route key includes the scheme) */
 } tt_route_stats;
 
 /* Called when an asynchronous exchange completes (x->error tells how). x may be reused or

@@ -392,7 +392,7 @@ TT_API uint64_t tt_tls_stats_handshake_p50_us(const tt_tls_stats *st)
     for (int i = 0; i < N; i++) {
         if (seen + h[i] >= want) {
             uint64_t lo = i ? (uint64_t)1 << i : 0, hi = (uint64_t)1 << (i + 1);
-            return lo + (hi - lo) * (want - seen) / h[i];
+            return lo + (hi - lo) * (2 * (want - seen) - 1) / (2 * h[i]); /* 1 sample: middle */
         }
         seen += h[i];
     }

@@ -23,6 +23,7 @@ HTTP = """
     ssl_protocols {protocols};
     root {d}/html;
     location /close {{ keepalive_timeout 0; return 200 "bye\\n"; }}
+    location /short {{ keepalive_timeout 1s; return 200 "short\\n"; }}
   }}
 """
 
@@ -134,6 +135,20 @@ class GetTLSNginxTest(tt.TestCase):
             self.assertEqual(st["errors"], 0)
             self.assertEqual(st["tls"]["handshakes_full"] + st["tls"]["handshakes_resumed"],
                              st["connections_opened"])
+
+    def test_idle_connection_closed_by_nginx_is_evicted(self):
+        # nginx closes the idle connection after 1 s (close_notify, FIN; 3 s leave room on a
+        # loaded machine): the client sees it while idle, evicts it, and the next request
+        # resumes on a new connection, no retry
+        with Nginx() as ng:
+            p, st = get("--stats", "--interval", "3", "--cacert",
+                        os.path.join(certs(), "ca.pem"), ng.url("/short"), ng.url("/short"))
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout, b"short\n" * 2)
+            self.assertEqual(st["evictions"]["peer_closed"], 1)
+            self.assertEqual(st["retries"], 0)
+            self.assertEqual(st["connections_opened"], 2)
+            self.assertEqual(st["tls"]["handshakes_resumed"], 1)
 
     def check_resumption(self, ng, args, url, n=4):
         p, st = get("--stats", "--cacert", os.path.join(certs(), "ca.pem"), *args, *[url] * n)
