@@ -504,6 +504,25 @@ def write_docs(section, key="peers", title="Peer comparison"):
     return path
 
 
+def parse_args(ap):
+    """Add the options every harness shares (--no-docs, --json), parse, split --servers."""
+    ap.add_argument("--no-docs", action="store_true", help="print the section, do not rewrite docs")
+    ap.add_argument("--json", help="also write raw results to this file")
+    args = ap.parse_args()
+    args.argv = sys.argv[1:]
+    args.servers = [s for s in args.servers.split(",") if s]
+    return args
+
+
+def require(tools):
+    """Exit with a message unless build/tether and every tool are there."""
+    if not os.access(TETHER, os.X_OK):
+        raise SystemExit("build tether first: make")
+    for tool in tools:
+        if not shutil.which(tool):
+            raise SystemExit("missing %s (see scripts/deps.sh)" % tool)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=5, help="seconds per cell [5]")
@@ -512,21 +531,13 @@ def main():
                     default="nginx,h2o,tether,floor,close-floor,close-floor-sf,nginx-deferred")
     ap.add_argument("--generators", default="wrk,tether")
     ap.add_argument("--tests", default=",".join(TESTS))
-    ap.add_argument("--no-docs", action="store_true", help="print the section, do not rewrite docs")
-    ap.add_argument("--json", help="also write raw results to this file")
-    args = ap.parse_args()
-    args.argv = sys.argv[1:]
-    args.servers = [s for s in args.servers.split(",") if s]
+    args = parse_args(ap)
     args.generators = [g for g in args.generators.split(",") if g]
     args.tests = [t for t in args.tests.split(",") if t]
     for t in args.tests:
         if t not in TESTS:
             raise SystemExit("unknown test %s (have %s)" % (t, ",".join(TESTS)))
-    if not os.access(TETHER, os.X_OK):
-        raise SystemExit("build tether first: make")
-    for tool in ("taskset", "wrk"):
-        if not shutil.which(tool):
-            raise SystemExit("missing %s (see scripts/deps.sh)" % tool)
+    require(("taskset", "wrk"))
     if os.cpu_count() < 2:
         log("warning: fewer than 2 CPUs: server and load generator share a core")
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

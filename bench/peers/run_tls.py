@@ -313,20 +313,12 @@ def main():
     ap.add_argument("--cells", default=",".join(CELLS))
     ap.add_argument("--client-requests", type=int, default=20000,
                     help="requests per clientbench round [20000]")
-    ap.add_argument("--no-docs", action="store_true", help="print the section, do not rewrite docs")
-    ap.add_argument("--json", help="also write raw results to this file")
-    args = ap.parse_args()
-    args.argv = sys.argv[1:]
-    args.servers = [s for s in args.servers.split(",") if s]
+    args = P.parse_args(ap)
     args.cells = [c for c in args.cells.split(",") if c]
     for c in args.cells:
         if c not in CELLS:
             raise SystemExit("unknown cell %s (have %s)" % (c, ",".join(CELLS)))
-    if not os.access(TETHER, os.X_OK):
-        raise SystemExit("build tether first: make")
-    for tool in ("taskset", "wrk", "nginx", "openssl"):
-        if not shutil.which(tool):
-            raise SystemExit("missing %s (see scripts/deps.sh)" % tool)
+    P.require(("taskset", "wrk", "nginx", "openssl"))
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     t_start = time.time()
     info = P.machine()
