@@ -79,6 +79,9 @@ typedef struct tt_tls_stats {
 } tt_tls_stats;
 /* Snapshot of ctx's counters into *out. */
 void tt_tls_ctx_stats(const tt_tls_ctx *ctx, tt_tls_stats *out);
+/* Median handshake time in microseconds of st->handshake_us_hist (interpolated within its
+ * log2 bucket; 0 when empty): the one place that reads the histogram (client stats, bench). */
+uint64_t tt_tls_stats_handshake_p50_us(const tt_tls_stats *st);
 /* Count a failure the owner detected itself (TT_TLS_FAIL_TIMEOUT). */
 void tt_tls_ctx_count_failure(tt_tls_ctx *ctx, int reason);
 

@@ -61,25 +61,6 @@ void tt__client_log_lines(tt_client *c, const char *prefix, const char *text, si
     }
 }
 
-/* Median of a log2 histogram of microseconds (bucket i: [2^i, 2^(i+1)), bucket 0 also 0),
- * interpolated linearly within its bucket (one sample: the bucket's middle); 0 when empty. */
-static uint64_t hist_p50(const uint64_t *h, int n)
-{
-    uint64_t total = 0, seen = 0;
-    for (int i = 0; i < n; i++)
-        total += h[i];
-    if (!total) return 0;
-    uint64_t want = (total + 1) / 2;
-    for (int i = 0; i < n; i++) {
-        if (seen + h[i] >= want) {
-            uint64_t lo = i ? (uint64_t)1 << i : 0, hi = (uint64_t)1 << (i + 1);
-            return lo + (hi - lo) * (2 * (want - seen) - 1) / (2 * h[i]);
-        }
-        seen += h[i];
-    }
-    return 0;
-}
-
 /* The TLS counters of the client's context into s (zeros without one). */
 static void tls_stats(tt_client *c, tt_client_stats *s)
 {
@@ -88,8 +69,7 @@ static void tls_stats(tt_client *c, tt_client_stats *s)
     tt_tls_ctx_stats(c->tls, &t);
     s->tls_handshakes_full = t.handshakes_full;
     s->tls_handshakes_resumed = t.handshakes_resumed;
-    s->tls_handshake_us_p50 =
-        hist_p50(t.handshake_us_hist, (int)(sizeof t.handshake_us_hist / sizeof(uint64_t)));
+    s->tls_handshake_us_p50 = tt_tls_stats_handshake_p50_us(&t);
     s->tls_failures = 0;
     for (int i = 1; i < TT_TLS_FAIL_NREASONS; i++)
         s->tls_failures += t.failures[i];

@@ -910,3 +910,15 @@ Test(tls, shared_context_across_threads)
     tt_tls_ctx_stats(sc, &st);
     cr_assert_eq(st.handshakes_full + st.handshakes_resumed, 80);
 }
+
+Test(tls, handshake_p50_of_the_histogram)
+{
+    tt_tls_stats st;
+    memset(&st, 0, sizeof st);
+    cr_expect_eq(tt_tls_stats_handshake_p50_us(&st), 0); /* empty */
+    st.handshake_us_hist[10] = 3;                        /* three in [1024, 2048) */
+    cr_expect_eq(tt_tls_stats_handshake_p50_us(&st), 1024 + 1024 * 3 / 6); /* the 2nd of 3 */
+    st.handshake_us_hist[4] = 10; /* now the median is among these: [16, 32) */
+    uint64_t p50 = tt_tls_stats_handshake_p50_us(&st);
+    cr_expect(p50 >= 16 && p50 < 32, "p50 %llu", (unsigned long long)p50);
+}
