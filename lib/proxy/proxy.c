@@ -438,7 +438,9 @@ static int on_head(tt_exchange *e)
     }
     /* no body for 204 and 304 (a Content-Length there describes the selected
      * representation, kept for 304 and HEAD by the serializer) */
-    if (e->status == 204) len = -1;
+    if (e->status == 204 || e->resp_framing == TT_FRAMING_CHUNKED ||
+        e->resp_framing == TT_FRAMING_CLOSE)
+        len = -1;
     x->started = 1;
     if (tt_res_start(x->res, e->status, len) < 0) return -1;
     return 0;
