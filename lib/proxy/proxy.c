@@ -118,6 +118,7 @@ static void publish(tt__pworker *w)
     tt_route_stats rs[TT_PROXY_MAX_UPSTREAMS];
     int n = tt_client_route_stats(w->client, rs, TT_PROXY_MAX_UPSTREAMS);
     tt_proxy *p = w->p;
+    w->published = tt_loop_now(w->loop);
     for (int i = 0; i < p->nups; i++) {
         int open = 0, idle = 0;
         uint64_t opened = w->opened[i];
@@ -195,10 +196,13 @@ TT_API void tt_proxy_worker_exit(void *proxy)
         tt__pworker *w = *pp;
         if (w->p != p) continue;
         *pp = w->tnext;
+        tt_timer_stop(w->loop, &w->tick);
+        publish(w);
         pthread_mutex_lock(&p->mu);
+        for (int i = 0; i < p->nups; i++)
+            w->open[i] = w->idle[i] = 0;
         tt__list_remove(&w->link);
         pthread_mutex_unlock(&p->mu);
-        tt_timer_stop(w->loop, &w->tick);
         /* exchanges still running fail with -ECANCELED: their contexts are freed below */
         tt_client_free(w->client);
         tt__list *n;
@@ -553,6 +557,7 @@ static void on_done(tt_exchange *e)
     x->in_flight = 0;
     TT__PADD(u->inflight, -1);
     if (e->reused) TT__PADD(u->reused, 1);
+    if (tt_loop_now(x->w->loop) - x->w->published >= 100) publish(x->w);
     if (!e->error) {
         forward_trailers(x);
         tt_res *res = x->res;

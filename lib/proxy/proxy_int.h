@@ -54,6 +54,7 @@ typedef struct tt__pworker {
     tt_timer tick;             /* publishes the pool gauges once a second */
     int open[TT_PROXY_MAX_UPSTREAMS], idle[TT_PROXY_MAX_UPSTREAMS]; /* gauges (atomic) */
     uint64_t opened[TT_PROXY_MAX_UPSTREAMS]; /* client's per-route opened, last seen */
+    uint64_t published;                      /* loop ms of the last publish */
 } tt__pworker;
 
 /* A growable byte arena (kept across reuse). */
