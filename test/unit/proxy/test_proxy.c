@@ -650,3 +650,30 @@ Test(proxy, truncated_upstream_body_is_seen, .timeout = 60)
     cr_expect_eq(s.failures[TT_PROXY_FAIL_BODY], 1);
     stop_env(&e);
 }
+
+Test(proxy, expect_continue_follows_the_upstream, .timeout = 60)
+{
+    env e = {0};
+    start_backend(&e);
+    tt_proxy_config pc = {0};
+    start_front(&e, &pc);
+    int fd = raw_connect(e.fport);
+    char buf[4096];
+    raw_send(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                 "Expect: 100-continue\r\n\r\n");
+    raw_read(fd, buf, sizeof buf, "\r\n\r\n");
+    cr_expect(strstr(buf, "HTTP/1.1 100 Continue\r\n") == buf, "%s", buf);
+    raw_send(fd, "hello");
+    raw_read(fd, buf, sizeof buf, "hello");
+    cr_expect(strstr(buf, "HTTP/1.1 200") != NULL, "%s", buf);
+    cr_expect(strstr(buf, "\r\n\r\nhello") != NULL, "%s", buf);
+    close(fd);
+    /* the upstream refuses the body at once (over its max_body): no 100 reaches the client */
+    fd = raw_connect(e.fport);
+    raw_send(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n"
+                 "Expect: 100-continue\r\n\r\n");
+    raw_read(fd, buf, sizeof buf, "\r\n\r\n");
+    cr_expect(strstr(buf, "HTTP/1.1 413") == buf, "%s", buf);
+    close(fd);
+    stop_env(&e);
+}
