@@ -452,12 +452,33 @@ static int on_head(tt_exchange *e)
 
 static int on_info(tt_exchange *e, int status, const char *head, size_t len)
 {
-    (void)e;
-    (void)status;
-    (void)head;
-    (void)len;
+    tt__pctx *x = e->data;
     /* 100 Continue is the server's to send (tt_req_body_read answers the client's Expect once
-     * the upstream asked for the body); other interim responses are not relayed */
+     * the upstream asked for the body); other interim responses (103) are relayed */
+    if (status == 100 || x->started) return 0;
+    tt_header f[32];
+    size_t n = 0;
+    const char *p = memchr(head, '\n', len), *end = head + len;
+    const char *cv[1] = {NULL};
+    size_t cl[1] = {0};
+    while (p && ++p < end && n < 32) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol) break;
+        size_t ll = (size_t)(eol - p);
+        if (ll && p[ll - 1] == '\r') ll--;
+        const char *colon = ll ? memchr(p, ':', ll) : NULL;
+        if (colon && colon > p) {
+            const char *v = colon + 1, *ve = p + ll;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            size_t nl = (size_t)(colon - p);
+            if (!tt__proxy_hop(p, nl, cv, cl, 0)) f[n++] = (tt_header){p, nl, v, (size_t)(ve - v)};
+        }
+        p = eol;
+    }
+    tt_res_interim(x->res, status, f, n);
     return 0;
 }
 

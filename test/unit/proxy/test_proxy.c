@@ -111,6 +111,16 @@ static void h_trunc(tt_req *req, tt_res *res, void *d)
     tt_res_abort(res);
 }
 
+static void h_early(tt_req *req, tt_res *res, void *d)
+{
+    (void)req;
+    (void)d;
+    tt_header f[] = {{"Link", 4, "</a.css>; rel=preload", 21}};
+    cr_expect_eq(tt_res_interim(res, 103, f, 1), 0);
+    cr_expect_eq(tt_res_interim(res, 100, NULL, 0), -EINVAL);
+    tt_res_send(res, 200, "text/plain", "final", 5);
+}
+
 static void *run_thread(void *arg)
 {
     tt_server_run(arg, 0);
@@ -139,6 +149,7 @@ static void start_backend(env *e)
     tt_server_config_route(&c, "/hello", h_hello, NULL);
     tt_server_config_route(&c, "/big", h_big, NULL);
     tt_server_config_route(&c, "/trunc", h_trunc, NULL);
+    tt_server_config_route(&c, "/early", h_early, NULL);
     cr_assert_eq(tt_server_new(&e->backend, &c), 0);
     e->bport = tt_server_port(e->backend);
     cr_assert_eq(pthread_create(&e->tb, NULL, run_thread, e->backend), 0);
@@ -674,6 +685,30 @@ Test(proxy, expect_continue_follows_the_upstream, .timeout = 60)
                  "Expect: 100-continue\r\n\r\n");
     raw_read(fd, buf, sizeof buf, "\r\n\r\n");
     cr_expect(strstr(buf, "HTTP/1.1 413") == buf, "%s", buf);
+    close(fd);
+    stop_env(&e);
+}
+
+Test(proxy, interim_103_relayed, .timeout = 60)
+{
+    env e = {0};
+    start_backend(&e);
+    tt_proxy_config pc = {0};
+    start_front(&e, &pc);
+    int fd = raw_connect(e.fport);
+    char buf[4096];
+    raw_send(fd, "GET /early HTTP/1.1\r\nHost: x\r\n\r\n");
+    raw_read(fd, buf, sizeof buf, "final");
+    cr_expect(strstr(buf, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+                          "HTTP/1.1 200") == buf,
+              "%s", buf);
+    cr_expect(strstr(buf, "\r\n\r\nfinal") != NULL, "%s", buf);
+    close(fd);
+    /* an HTTP/1.0 client gets no 1xx */
+    fd = raw_connect(e.fport);
+    raw_send(fd, "GET /early HTTP/1.0\r\nHost: x\r\n\r\n");
+    raw_read(fd, buf, sizeof buf, NULL);
+    cr_expect(strstr(buf, "HTTP/1.1 200") == buf, "%s", buf);
     close(fd);
     stop_env(&e);
 }
