@@ -203,7 +203,10 @@ TT_API void tt_proxy_worker_exit(void *proxy)
             w->open[i] = w->idle[i] = 0;
         tt__list_remove(&w->link);
         pthread_mutex_unlock(&p->mu);
-        /* exchanges still running fail with -ECANCELED: their contexts are freed below */
+        /* exchanges still running fail with -ECANCELED: their requests are gone with the
+         * server's loop, so the callbacks touch nothing; the contexts are freed below */
+        for (tt__list *n = w->busy.next; n != &w->busy; n = n->next)
+            tt__list_entry(n, tt__pctx, link)->dead = 1;
         tt_client_free(w->client);
         tt__list *n;
         while ((n = tt__list_pop_front(&w->free)))
@@ -234,7 +237,7 @@ static tt__pctx *ctx_get(tt__pworker *w)
     x->attempts = x->tried = 0;
     x->started = x->in_flight = x->has_body = x->body_started = x->body_end = 0;
     x->body_err = x->body_paused = x->body_waiting = x->res_paused = 0;
-    x->aborted = x->discarded = x->expect = 0;
+    x->aborted = x->discarded = x->expect = x->dead = 0;
     x->hd.len = x->rs.len = 0;
     x->nlines = x->ntlines = 0;
     x->roff = x->wlen = 0;
@@ -425,7 +428,7 @@ static int on_head(tt_exchange *e)
 {
     tt__pctx *x = e->data;
     tt_proxy *p = x->w->p;
-    if (tt_res_aborted(x->res)) return -1;
+    if (x->dead || tt_res_aborted(x->res)) return -1;
     TT__PADD(p->ups[x->up].responses, 1);
     tt__upstream_result(p, &p->ups[x->up], 0, tt_loop_now(x->w->loop));
     if (tt__proxy_res_fields(e, p->via, &x->rs, add_field, x->res) < 0) return -1;
@@ -455,6 +458,7 @@ static int on_info(tt_exchange *e, int status, const char *head, size_t len)
     tt__pctx *x = e->data;
     /* 100 Continue is the server's to send (tt_req_body_read answers the client's Expect once
      * the upstream asked for the body); other interim responses (103) are relayed */
+    if (x->dead) return -1;
     if (status == 100 || x->started) return 0;
     tt_header f[32];
     size_t n = 0;
@@ -493,7 +497,7 @@ static void on_drain(tt_res *res, void *data)
 static int on_body(tt_exchange *e, const char *data, size_t len)
 {
     tt__pctx *x = e->data;
-    if (x->aborted || tt_res_aborted(x->res)) return -1;
+    if (x->dead || x->aborted || tt_res_aborted(x->res)) return -1;
     if (tt_res_write(x->res, data, len) < 0) return -1;
     size_t high = (size_t)x->w->p->cfg.buffer;
     if (tt_res_pending(x->res) > high) {
@@ -577,6 +581,7 @@ static void on_done(tt_exchange *e)
     tt__upstream *u = &p->ups[x->up];
     x->in_flight = 0;
     TT__PADD(u->inflight, -1);
+    if (x->dead) return;
     if (e->reused) TT__PADD(u->reused, 1);
     if (tt_loop_now(x->w->loop) - x->w->published >= 100) publish(x->w);
     if (!e->error) {

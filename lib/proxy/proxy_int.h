@@ -77,6 +77,7 @@ typedef struct tt__pctx {
     uint8_t in_flight; /* the client exchange is running */
     uint8_t has_body, body_started, body_end, body_err, body_paused, body_waiting;
     uint8_t res_paused, aborted, discarded, expect;
+    uint8_t dead;       /* the worker is stopping: the server's request is gone, touch nothing */
     long long body_len; /* announced request body length (-1 chunked) */
     /* request head: lines and URL in one arena; header pointers into it */
     tt__parena hd;
