@@ -15,7 +15,7 @@
 
 /* ---- the arena ---- */
 
-static int arena_room(tt__parena *a, size_t n)
+int tt__parena_reserve(tt__parena *a, size_t n)
 {
     if (a->len + n <= a->cap) return 0;
     size_t cap = a->cap ? a->cap : 1024;
@@ -30,7 +30,7 @@ static int arena_room(tt__parena *a, size_t n)
 
 long tt__parena_put(tt__parena *a, const char *s, size_t n)
 {
-    if (arena_room(a, n + 1) < 0) return -1;
+    if (tt__parena_reserve(a, n + 1) < 0) return -1;
     long off = (long)a->len;
     if (n) memcpy(a->buf + a->len, s, n);
     a->buf[a->len + n] = 0;
@@ -44,7 +44,7 @@ long tt__parena_printf(tt__parena *a, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0 || arena_room(a, (size_t)n + 1) < 0) return -1;
+    if (n < 0 || tt__parena_reserve(a, (size_t)n + 1) < 0) return -1;
     long off = (long)a->len;
     va_start(ap, fmt);
     vsnprintf(a->buf + a->len, (size_t)n + 1, fmt, ap);
@@ -125,12 +125,12 @@ static int combined(tt__parena *a, const tt__preq_in *in, const char *name, cons
 {
     size_t start = a->len, total = 0;
     int any = 0;
-    if (arena_room(a, strlen(name) + 2) < 0) return -ENOMEM;
+    if (tt__parena_reserve(a, strlen(name) + 2) < 0) return -ENOMEM;
     total = (size_t)sprintf(a->buf + a->len, "%s: ", name);
     a->len += total;
     for (int i = 0; i < in->n; i++) {
         if (!is(in->names[i], in->nlens[i], name) || !in->vlens[i]) continue;
-        if (arena_room(a, in->vlens[i] + 2) < 0) return -ENOMEM;
+        if (tt__parena_reserve(a, in->vlens[i] + 2) < 0) return -ENOMEM;
         if (any) {
             memcpy(a->buf + a->len, ", ", 2);
             a->len += 2;
@@ -140,7 +140,7 @@ static int combined(tt__parena *a, const tt__preq_in *in, const char *name, cons
         any = 1;
     }
     size_t al = strlen(add);
-    if (arena_room(a, al + 3) < 0) return -ENOMEM;
+    if (tt__parena_reserve(a, al + 3) < 0) return -ENOMEM;
     if (any) {
         memcpy(a->buf + a->len, ", ", 2);
         a->len += 2;
@@ -235,7 +235,7 @@ int tt__proxy_res_fields(const tt_exchange *x, const char *via, tt__parena *scra
             cv[nc] = h + s->value;
             cl[nc++] = s->value_len;
         } else if (is(nm, s->name_len, "Via") && s->value_len) {
-            if (arena_room(scratch, s->value_len + 3) < 0) return -ENOMEM;
+            if (tt__parena_reserve(scratch, s->value_len + 3) < 0) return -ENOMEM;
             memcpy(scratch->buf + scratch->len, h + s->value, s->value_len);
             memcpy(scratch->buf + scratch->len + s->value_len, ", ", 2);
             scratch->len += s->value_len + 2;

@@ -185,7 +185,7 @@ static void ctx_free(tt__pctx *x)
     free(x->lines);
     free(x->offs);
     free(x->tlines);
-    free(x->bb);
+    tt__parena_free(&x->body);
     free(x);
 }
 
@@ -240,7 +240,7 @@ static tt__pctx *ctx_get(tt__pworker *w)
     x->aborted = x->discarded = x->expect = x->dead = 0;
     x->hd.len = x->rs.len = 0;
     x->nlines = x->ntlines = 0;
-    x->roff = x->wlen = 0;
+    x->roff = x->body.len = 0;
     tt__list_push_back(&w->busy, &x->link);
     return x;
 }
@@ -289,22 +289,16 @@ static void count_fail(tt__pctx *x, int reason)
 
 static int body_room(tt__pctx *x, size_t len)
 {
-    if (x->bcap - x->wlen >= len) return 0;
+    tt__parena *b = &x->body;
+    if (b->cap - b->len >= len) return 0;
     if (x->roff) { /* compact: what was sent cannot be replayed any more */
-        memmove(x->bb, x->bb + x->roff, x->wlen - x->roff);
-        x->wlen -= x->roff;
+        memmove(b->buf, b->buf + x->roff, b->len - x->roff);
+        b->len -= x->roff;
         x->roff = 0;
         x->discarded = 1;
-        if (x->bcap - x->wlen >= len) return 0;
     }
-    size_t cap = x->bcap ? x->bcap : (size_t)x->w->p->cfg.buffer;
-    while (cap - x->wlen < len)
-        cap *= 2;
-    char *b = realloc(x->bb, cap);
-    if (!b) return -ENOMEM;
-    x->bb = b;
-    x->bcap = cap;
-    return 0;
+    if (!b->cap && (size_t)x->w->p->cfg.buffer > len) len = (size_t)x->w->p->cfg.buffer;
+    return tt__parena_reserve(b, len);
 }
 
 /* Point the exchange's request strings into the head arena again (after it grew). */
@@ -358,8 +352,8 @@ static int on_req_body(tt_req *req, const char *data, size_t len, int err, void 
         if (body_room(x, len) < 0) {
             x->body_err = 1;
         } else {
-            memcpy(x->bb + x->wlen, data, len);
-            x->wlen += len;
+            memcpy(x->body.buf + x->body.len, data, len);
+            x->body.len += len;
         }
     }
     if (x->in_flight && x->body_waiting) {
@@ -367,7 +361,7 @@ static int on_req_body(tt_req *req, const char *data, size_t len, int err, void 
         tt_exchange_body_ready(&x->x);
     }
     if (x->in_flight && !x->body_end && !x->body_err &&
-        x->wlen - x->roff >= (size_t)x->w->p->cfg.buffer) {
+        x->body.len - x->roff >= (size_t)x->w->p->cfg.buffer) {
         x->body_paused = 1;
         return TT_BODY_PAUSE;
     }
@@ -386,12 +380,12 @@ static ssize_t body_read(void *data, char *buf, size_t cap)
             return -EIO;
         }
     }
-    size_t avail = x->wlen - x->roff;
+    size_t avail = x->body.len - x->roff;
     if (avail) {
         size_t n = avail < cap ? avail : cap;
-        memcpy(buf, x->bb + x->roff, n);
+        memcpy(buf, x->body.buf + x->roff, n);
         x->roff += n;
-        if (x->body_paused && x->wlen - x->roff <= (size_t)x->w->p->cfg.buffer / 2) {
+        if (x->body_paused && x->body.len - x->roff <= (size_t)x->w->p->cfg.buffer / 2) {
             x->body_paused = 0;
             tt_req_body_resume(x->req);
         }

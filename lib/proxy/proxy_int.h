@@ -87,9 +87,9 @@ typedef struct tt__pctx {
     long url_off, method_off;
     const char **tlines; /* request trailers (lines in hd) */
     int ntlines, cap_tlines;
-    /* request body buffer: [roff, wlen) unread */
-    char *bb;
-    size_t roff, wlen, bcap;
+    /* request body buffer: [roff, body.len) unread */
+    tt__parena body;
+    size_t roff;
     /* response: a scratch arena for NUL-terminated names and values */
     tt__parena rs;
 } tt__pctx;
@@ -107,6 +107,8 @@ int tt__proxy_conn_named(const char *name, size_t n, const char *const *vals, co
 int tt__proxy_hop(const char *name, size_t n, const char *const *vals, const size_t *vlens,
                   int nvals);
 
+/* Room for n more bytes in the arena (grown by doubling; kept). 0 or -ENOMEM. */
+int tt__parena_reserve(tt__parena *a, size_t n);
 /* Append s[0,n) to the arena; returns its offset or -1 (no memory). NUL-terminated. */
 long tt__parena_put(tt__parena *a, const char *s, size_t n);
 /* Append printf-style text to the arena as one NUL-terminated string: its offset or -1. */

@@ -159,20 +159,8 @@ TT_API int tt_res_interim(tt_res *res, int status, const tt_header *fields, size
                                 .content_length = -1,
                                 .request_minor = 1,
                                 .keep_alive = 1};
-    size_t want = 256;
-    for (;;) {
-        char *p = tt_buf_reserve(&x->wbuf, c->w->pool, want);
-        if (!p) return -ENOMEM;
-        size_t space = tt_buf_space(&x->wbuf);
-        h.keep_alive = 1;
-        size_t need = tt_http1_serialize_response(p, space, &h);
-        if (!need) return -EINVAL; /* an invalid field: nothing written */
-        if (need <= space) {
-            tt_buf_commit(&x->wbuf, need);
-            break;
-        }
-        want = need;
-    }
+    int rc = tt__res_write_head(x, &h);
+    if (rc < 0) return rc;
     if (!(c->flags & TT__C_IN_PROC)) return tt__conn_push(c);
     return 0;
 }
