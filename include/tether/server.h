@@ -281,8 +281,11 @@ int tt_req_body_resume(tt_req *req);
 /* The announced body length: Content-Length, 0 without a body, -1 for chunked. */
 long long tt_req_body_length(const tt_req *req);
 
-/* Connection information for this request. 0 or -errno. */
+/* Connection information for this request (two system calls for the addresses). 0 or -errno. */
 int tt_req_conn_info(const tt_req *req, tt_conn_info *out);
+/* The id of the connection carrying req (tt_conn_info.id: unique per server, never reused),
+ * without a system call: a key for per-connection caches. */
+uint64_t tt_req_conn_id(const tt_req *req);
 /* The worker's loop (for async handlers: finish the response from a callback on it). */
 tt_loop *tt_req_loop(const tt_req *req);
 /* The server the request arrived at. */

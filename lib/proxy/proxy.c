@@ -66,6 +66,7 @@ TT_API int tt_proxy_new(tt_proxy **out, const tt_proxy_config *cfg, int *bad_ups
         tt_proxy_free(p);
         return -ENOMEM;
     }
+    if (strlen(p->via) > TT__PROXY_VIA_MAX || strlen(p->proto) > 32) goto bad;
     /* values written into fields: no CR, LF or other controls */
     for (const char *s = p->host ? p->host : ""; *s; s++)
         if ((unsigned char)*s < 0x21 || *s == 0x7f) goto bad;
@@ -330,7 +331,7 @@ static int trailer_lines(tt__pctx *x)
         size_t nl, vl;
         if (tt_req_trailer_at(x->req, i, &nm, &nl, &v, &vl) < 0) continue;
         if (tt__proxy_hop_static(nm, nl)) continue;
-        long o = tt__parena_printf(&x->hd, "%.*s: %.*s", (int)nl, nm, (int)vl, v);
+        long o = tt__parena_line(&x->hd, nm, nl, v, vl);
         if (o < 0) return -ENOMEM;
         offs[k++] = o;
     }
@@ -617,8 +618,8 @@ static int attempt(tt__pctx *x)
     tt__upstream *u = &p->ups[up];
     size_t pl, ql;
     const char *path = tt_req_path(x->req, &pl), *q = tt_req_query(x->req, &ql);
-    long uo = tt__parena_printf(&x->hd, "%s%.*s%s%.*s", u->url, (int)pl, path, q ? "?" : "",
-                                q ? (int)ql : 0, q ? q : "");
+    tt__pstr parts[4] = {{u->url, strlen(u->url)}, {path, pl}, {"?", q ? 1 : 0}, {q, q ? ql : 0}};
+    long uo = tt__parena_join(&x->hd, parts, 4);
     if (uo < 0) return -1;
     x->url_off = uo;
     relink(x);
@@ -636,6 +637,21 @@ static int attempt(tt__pctx *x)
         return -1;
     }
     return 0;
+}
+
+/* The client's address as text, from the worker's cache by connection id (the system calls
+ * once per connection, not per request). NULL when unknown. */
+static const char *peer_ip(tt__pworker *w, tt_req *req)
+{
+    uint64_t key = tt_req_conn_id(req) + 1;
+    size_t slot = (size_t)(key % TT__PROXY_IPC);
+    if (w->ipc[slot].key != key) {
+        tt_conn_info ci;
+        if (tt_req_conn_info(req, &ci) < 0) return NULL;
+        tt__proxy_peer_ip(&ci.peer, w->ipc[slot].ip, sizeof w->ipc[slot].ip);
+        w->ipc[slot].key = key;
+    }
+    return w->ipc[slot].ip;
 }
 
 /* Build the upstream request's method and fields into x (once per request). 0 or -errno. */
@@ -656,16 +672,13 @@ static int build_head(tt__pctx *x, tt_req *req)
             host_len = vlens[i];
         }
     }
-    char ip[64];
-    tt_conn_info ci;
-    int have_ip = tt_req_conn_info(req, &ci) == 0;
-    if (have_ip) tt__proxy_peer_ip(&ci.peer, ip, sizeof ip);
+    const char *ip = peer_ip(x->w, req);
     tt__preq_in in = {.names = names,
                       .values = values,
                       .nlens = nlens,
                       .vlens = vlens,
                       .n = n,
-                      .peer_ip = have_ip ? ip : NULL,
+                      .peer_ip = ip,
                       .host = host,
                       .host_len = host_len,
                       .up_host = p->host,
