@@ -558,7 +558,8 @@ static int retry_elsewhere(tt__pctx *x, int reason)
     if (reason == TT_PROXY_FAIL_CONNECT && x->x.sent_state == TT_NOT_SENT) {
         if (x->body_started && body_rewind(x) < 0) return 0;
     } else if (reason == TT_PROXY_FAIL_RESET) {
-        if (!idempotent(x->req) || x->x.retries) return 0;
+        if (!idempotent(x->req)) return 0;
+        if (x->x.retries && x->x.retry_reason == TT_RETRY_MAYBE_PROCESSED) return 0; /* once */
         if (x->body_started && (!x->body_end || body_rewind(x) < 0)) return 0;
     } else {
         return 0;
@@ -578,6 +579,7 @@ static void on_done(tt_exchange *e)
     TT__PADD(u->inflight, -1);
     if (x->dead) return;
     if (e->reused) TT__PADD(u->reused, 1);
+    if (e->retries) TT__PADD(u->retries, (uint64_t)e->retries); /* the pool's own */
     if (tt_loop_now(x->w->loop) - x->w->published >= 100) publish(x->w);
     if (!e->error) {
         forward_trailers(x);

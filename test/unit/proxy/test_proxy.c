@@ -634,6 +634,11 @@ Test(proxy, get_retried_post_not, .timeout = 60)
     cr_assert_eq(request(&e, &x, "POST", "/3"), 0, "%s", x.error_what);
     cr_expect_eq(x.status, 502);
     tt_exchange_cleanup(&x);
+    tt_proxy_upstream_stats s;
+    stats_wait(e.proxy, 0, &s, fail_seen);
+    cr_expect_eq(s.retries, 1, "the GET's retry on a fresh connection");
+    cr_expect_eq(s.failures[TT_PROXY_FAIL_RESET], 1, "the POST");
+    cr_expect_eq(s.responses, 2);
     stop_env(&e);
     shutdown(r.lfd, SHUT_RDWR);
     close(r.lfd);
