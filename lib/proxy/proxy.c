@@ -595,6 +595,12 @@ static void on_done(tt_exchange *e)
         tt_res_abort(res);
         return;
     }
+    if (tt_res_aborted(x->res)) { /* the client left first: not the upstream's failure */
+        tt_res *res = x->res;
+        ctx_put(x);
+        tt_res_end(res);
+        return;
+    }
     int reason = fail_reason(x);
     count_fail(x, reason);
     uint64_t now = tt_loop_now(x->w->loop);

@@ -717,3 +717,31 @@ Test(proxy, interim_103_relayed, .timeout = 60)
     close(fd);
     stop_env(&e);
 }
+
+Test(proxy, client_leaving_mid_body_is_not_an_upstream_failure, .timeout = 60)
+{
+    env e = {0};
+    start_backend(&e);
+    tt_proxy_config pc = {0};
+    pc.buffer = 16384;
+    start_front(&e, &pc);
+    for (int i = 0; i < 3; i++) {
+        int fd = raw_connect(e.fport);
+        char buf[2048];
+        raw_send(fd, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+        cr_expect_gt(raw_read(fd, buf, sizeof buf, "\r\n\r\n"), 0);
+        close(fd); /* ~1 MiB unread */
+    }
+    tt_exchange x;
+    tt_exchange_init(&x);
+    cr_assert_eq(request(&e, &x, "GET", "/hello"), 0, "%s", x.error_what);
+    cr_expect_eq(x.status, 200);
+    cr_expect_str_eq(x.resp_body, "hello");
+    tt_exchange_cleanup(&x);
+    tt_proxy_upstream_stats s;
+    stats_wait(e.proxy, 0, &s, fail_seen);
+    cr_expect_eq(s.leased, 0, "every exchange ended");
+    cr_expect_eq(s.failures[TT_PROXY_FAIL_BODY], 0);
+    cr_expect_eq(s.failures[TT_PROXY_FAIL_OTHER], 0);
+    stop_env(&e);
+}
