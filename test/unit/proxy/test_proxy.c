@@ -271,7 +271,7 @@ static int opened_known(const tt_proxy_upstream_stats *s)
     return s->opened >= 1 && s->leased == 0;
 }
 
-Test(proxy, get_reuses_upstream_connections, .timeout = 60)
+Test(proxy, get_reuses_upstream_connections)
 {
     env e = {0};
     start_backend(&e);
@@ -306,7 +306,7 @@ Test(proxy, get_reuses_upstream_connections, .timeout = 60)
     stop_env(&e);
 }
 
-Test(proxy, post_content_length_and_chunked_with_trailers, .timeout = 60)
+Test(proxy, post_content_length_and_chunked_with_trailers)
 {
     env e = {0};
     start_backend(&e);
@@ -344,7 +344,7 @@ static ssize_t src_read(void *d, char *buf, size_t cap)
     return (ssize_t)n;
 }
 
-Test(proxy, chunked_request_with_trailers, .timeout = 60)
+Test(proxy, chunked_request_with_trailers)
 {
     env e = {0};
     start_backend(&e);
@@ -371,7 +371,7 @@ Test(proxy, chunked_request_with_trailers, .timeout = 60)
     stop_env(&e);
 }
 
-Test(proxy, one_mib_both_ways, .timeout = 90)
+Test(proxy, one_mib_both_ways)
 {
     env e = {0};
     start_backend(&e);
@@ -399,7 +399,7 @@ Test(proxy, one_mib_both_ways, .timeout = 90)
     stop_env(&e);
 }
 
-Test(proxy, chunked_response_trailers, .timeout = 60)
+Test(proxy, chunked_response_trailers)
 {
     env e = {0};
     start_backend(&e);
@@ -416,7 +416,7 @@ Test(proxy, chunked_response_trailers, .timeout = 60)
     stop_env(&e);
 }
 
-Test(proxy, head_204_304_framed, .timeout = 60)
+Test(proxy, head_204_304_framed)
 {
     env e = {0};
     start_backend(&e);
@@ -446,7 +446,7 @@ Test(proxy, head_204_304_framed, .timeout = 60)
     stop_env(&e);
 }
 
-Test(proxy, hop_by_hop_removed, .timeout = 60)
+Test(proxy, hop_by_hop_removed)
 {
     env e = {0};
     start_backend(&e);
@@ -486,7 +486,7 @@ static int fail_seen(const tt_proxy_upstream_stats *s)
     return s->leased == 0;
 }
 
-Test(proxy, refused_is_502_then_down, .timeout = 60)
+Test(proxy, refused_is_502_then_down)
 {
     env e = {0};
     char url[64];
@@ -516,7 +516,7 @@ Test(proxy, refused_is_502_then_down, .timeout = 60)
     stop_env(&e);
 }
 
-Test(proxy, refused_goes_to_the_other_upstream, .timeout = 60)
+Test(proxy, refused_goes_to_the_other_upstream)
 {
     env e = {0};
     start_backend(&e);
@@ -543,7 +543,7 @@ Test(proxy, refused_goes_to_the_other_upstream, .timeout = 60)
 }
 
 /* A listener that never accepts: connects complete in the kernel, nothing answers. */
-Test(proxy, no_answer_is_504, .timeout = 60)
+Test(proxy, no_answer_is_504)
 {
     env e = {0};
     tt_addr a;
@@ -599,7 +599,7 @@ static void *rawup_run(void *arg)
     return NULL;
 }
 
-Test(proxy, get_retried_post_not, .timeout = 60)
+Test(proxy, get_retried_post_not)
 {
     env e = {0};
     rawup r = {0};
@@ -646,7 +646,7 @@ Test(proxy, get_retried_post_not, .timeout = 60)
     cr_expect_eq(r.conns, 2, "the POST was not sent again on a new connection");
 }
 
-Test(proxy, truncated_upstream_body_is_seen, .timeout = 60)
+Test(proxy, truncated_upstream_body_is_seen)
 {
     env e = {0};
     start_backend(&e);
@@ -667,7 +667,7 @@ Test(proxy, truncated_upstream_body_is_seen, .timeout = 60)
     stop_env(&e);
 }
 
-Test(proxy, expect_continue_follows_the_upstream, .timeout = 60)
+Test(proxy, expect_continue_follows_the_upstream)
 {
     env e = {0};
     start_backend(&e);
@@ -694,7 +694,7 @@ Test(proxy, expect_continue_follows_the_upstream, .timeout = 60)
     stop_env(&e);
 }
 
-Test(proxy, interim_103_relayed, .timeout = 60)
+Test(proxy, interim_103_relayed)
 {
     env e = {0};
     start_backend(&e);
@@ -718,7 +718,7 @@ Test(proxy, interim_103_relayed, .timeout = 60)
     stop_env(&e);
 }
 
-Test(proxy, client_leaving_mid_body_is_not_an_upstream_failure, .timeout = 60)
+Test(proxy, client_leaving_mid_body_is_not_an_upstream_failure)
 {
     env e = {0};
     start_backend(&e);
