@@ -342,6 +342,10 @@ int tt_res_trailer(tt_res *res, const char *name, const char *value);
  * short body (Content-Length), so the client sees the truncation; before the head it acts as
  * tt_res_close + tt_res_end. res is invalid afterwards. 0 or -EALREADY. */
 int tt_res_abort(tt_res *res);
+/* Attach a short note to this exchange's access log line ($log_note; "-" without one), e.g.
+ * why a proxy answered 502. note is not copied: static storage (or valid until the exchange
+ * ends). A later call replaces it. */
+void tt_res_log_note(tt_res *res, const char *note);
 /* Ask for "Connection: close" on this response (before the head is written). */
 void tt_res_close(tt_res *res);
 /* Nonzero when the peer went away (tt_req_aborted for the response's request). */

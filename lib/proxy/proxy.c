@@ -274,6 +274,7 @@ static void answer_error(tt__pctx *x, int status, const char *why)
                      status == 504 ? "Gateway Timeout" : "Bad Gateway", why);
     tt_res *res = x->res;
     ctx_put(x);
+    tt_res_log_note(res, why);
     if (tt_res_aborted(res)) {
         tt_res_end(res);
         return;
@@ -589,7 +590,10 @@ static void on_done(tt_exchange *e)
         return;
     }
     if (x->started) { /* truncated: the client must see it (no last chunk, short body) */
-        if (!tt_res_aborted(x->res) && !x->aborted) count_fail(x, TT_PROXY_FAIL_BODY);
+        if (!tt_res_aborted(x->res) && !x->aborted) {
+            count_fail(x, TT_PROXY_FAIL_BODY);
+            tt_res_log_note(x->res, tt_proxy_fail_name(TT_PROXY_FAIL_BODY));
+        }
         tt_res *res = x->res;
         ctx_put(x);
         tt_res_abort(res);
@@ -611,6 +615,7 @@ static void on_done(tt_exchange *e)
         tt_res *res = x->res;
         ctx_put(x);
         tt_res_close(res);
+        tt_res_log_note(res, tt_proxy_fail_name(TT_PROXY_FAIL_REQ_BODY));
         tt_res_send(res, 400, "text/plain", "400 Bad Request: request body\n", 30);
         return;
     }

@@ -197,6 +197,11 @@ TT_API int tt_res_trailer(tt_res *res, const char *name, const char *value)
     return tt__res_add_header(res, name, value);
 }
 
+TT_API void tt_res_log_note(tt_res *res, const char *note)
+{
+    res->note = note;
+}
+
 TT_API int tt_res_abort(tt_res *res)
 {
     if (res->finished) return -EALREADY;

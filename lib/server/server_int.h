@@ -73,6 +73,7 @@ struct tt_res {
     uint8_t started, finished, chunked, head_only;
     uint8_t keep_alive;  /* decision for this response */
     long long bytes_out; /* body bytes (access log) */
+    const char *note;    /* tt_res_log_note ($log_note), static storage */
     size_t nhdrs;
     size_t store_used;
     int file_fd;

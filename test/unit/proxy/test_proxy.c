@@ -133,6 +133,7 @@ typedef struct env {
     tt_proxy *proxy;
     tt_client *client;
     int fport, bport;
+    int logfd; /* > 0: the front's access log ("$status $log_note") */
 } env;
 
 static void start_backend(env *e)
@@ -170,6 +171,10 @@ static void start_front(env *e, tt_proxy_config *pc)
     c.listen[0] = "127.0.0.1:0";
     c.nlisten = 1;
     c.workers = 2;
+    if (e->logfd > 0) {
+        c.access_log_fd = e->logfd;
+        c.access_log_format = "$status $log_note";
+    }
     cr_assert_eq(tt_proxy_mount(&c, "/", e->proxy), 0);
     cr_assert_eq(tt_server_new(&e->front, &c), 0);
     cr_assert_eq(tt_proxy_attach(e->proxy, e->front), 0);
@@ -486,9 +491,25 @@ static int fail_seen(const tt_proxy_upstream_stats *s)
     return s->leased == 0;
 }
 
+/* Wait (bounded) until the file at fd holds want; its text in buf. */
+static int log_has(int fd, char *buf, size_t size, const char *want)
+{
+    for (int k = 0; k < 500; k++) {
+        ssize_t n = pread(fd, buf, size - 1, 0);
+        buf[n > 0 ? n : 0] = 0;
+        if (strstr(buf, want)) return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
 Test(proxy, refused_is_502_then_down)
 {
     env e = {0};
+    char logpath[] = "/tmp/tt-proxy-log-XXXXXX";
+    e.logfd = mkstemp(logpath);
+    cr_assert_gt(e.logfd, 0);
+    unlink(logpath);
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", free_port());
     tt_proxy_config pc = {0};
@@ -514,6 +535,9 @@ Test(proxy, refused_is_502_then_down)
     cr_expect_eq(s.healthy, 0);
     cr_expect_eq(s.rests, 1);
     stop_env(&e);
+    char log[4096];
+    cr_expect(log_has(e.logfd, log, sizeof log, "502 connect\n502 down\n"), "%s", log);
+    close(e.logfd);
 }
 
 Test(proxy, refused_goes_to_the_other_upstream)
