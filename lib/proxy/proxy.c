@@ -204,16 +204,21 @@ TT_API void tt_proxy_worker_exit(void *proxy)
             w->open[i] = w->idle[i] = 0;
         tt__list_remove(&w->link);
         pthread_mutex_unlock(&p->mu);
-        /* exchanges still running fail with -ECANCELED: their requests are gone with the
-         * server's loop, so the callbacks touch nothing; the contexts are freed below */
+        /* exchanges still running fail with -ECANCELED inside tt_client_free: their callbacks
+         * touch nothing (dead); their server responses are ended and the contexts freed below */
         for (tt__list *n = w->busy.next; n != &w->busy; n = n->next)
             tt__list_entry(n, tt__pctx, link)->dead = 1;
         tt_client_free(w->client);
         tt__list *n;
         while ((n = tt__list_pop_front(&w->free)))
             ctx_free(tt__list_entry(n, tt__pctx, link));
-        while ((n = tt__list_pop_front(&w->busy)))
-            ctx_free(tt__list_entry(n, tt__pctx, link));
+        while ((n = tt__list_pop_front(&w->busy))) {
+            tt__pctx *x = tt__list_entry(n, tt__pctx, link);
+            /* the server keeps such an exchange until its handler finishes it: finish it
+             * (the connection is gone; nothing more is written) */
+            if (x->res) tt_res_abort(x->res);
+            ctx_free(x);
+        }
         free(w);
         return;
     }

@@ -133,7 +133,8 @@ typedef struct env {
     tt_proxy *proxy;
     tt_client *client;
     int fport, bport;
-    int logfd; /* > 0: the front's access log ("$status $log_note") */
+    int logfd;    /* > 0: the front's access log ("$status $log_note") */
+    int drain_ms; /* the front's drain_timeout_ms */
 } env;
 
 static void start_backend(env *e)
@@ -171,6 +172,7 @@ static void start_front(env *e, tt_proxy_config *pc)
     c.listen[0] = "127.0.0.1:0";
     c.nlisten = 1;
     c.workers = 2;
+    c.drain_timeout_ms = e->drain_ms;
     if (e->logfd > 0) {
         c.access_log_fd = e->logfd;
         c.access_log_format = "$status $log_note";
@@ -768,4 +770,39 @@ Test(proxy, client_leaving_mid_body_is_not_an_upstream_failure)
     cr_expect_eq(s.failures[TT_PROXY_FAIL_BODY], 0);
     cr_expect_eq(s.failures[TT_PROXY_FAIL_OTHER], 0);
     stop_env(&e);
+}
+
+/* The front stops while an exchange waits for an upstream that never answers: the drain
+ * deadline passes, the worker's client is freed with the exchange in flight, nothing of the
+ * server's is touched after (ASan builds check it). */
+Test(proxy, shutdown_with_an_exchange_in_flight)
+{
+    env e = {0};
+    tt_addr a;
+    tt_addr_parse(&a, "127.0.0.1:0");
+    int lfd = tt_listen(&a, NULL);
+    cr_assert_geq(lfd, 0);
+    tt_addr l;
+    tt_sock_local(lfd, &l);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", tt_addr_port(&l));
+    tt_proxy_config pc = {0};
+    pc.upstreams[0] = url;
+    pc.nupstreams = 1;
+    e.drain_ms = 300;
+    start_front(&e, &pc);
+    int fd = raw_connect(e.fport);
+    raw_send(fd, "GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n");
+    tt_proxy_upstream_stats s;
+    for (int k = 0; k < 500; k++) { /* bounded: until the exchange is in flight */
+        tt_proxy_stats(e.proxy, 0, &s);
+        if (s.leased == 1) break;
+        usleep(10000);
+    }
+    cr_expect_eq(s.leased, 1);
+    stop_env(&e); /* returns after the drain deadline; the proxy is freed last */
+    char buf[512];
+    raw_read(fd, buf, sizeof buf, NULL);
+    close(fd);
+    close(lfd);
 }
