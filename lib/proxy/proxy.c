@@ -140,7 +140,12 @@ static void tick(tt_loop *loop, tt_timer *t)
 {
     tt__pworker *w = tt_container_of(t, tt__pworker, tick);
     publish(w);
-    tt_timer_start(loop, t, 1000);
+    /* an idle worker without upstream connections sleeps: the next attempt re-arms it */
+    for (int i = 0; i < w->p->nups; i++)
+        if (w->open[i]) {
+            tt_timer_start(loop, t, 1000);
+            return;
+        }
 }
 
 static tt__pworker *worker_get(tt_proxy *p, tt_req *req)
@@ -169,7 +174,6 @@ static tt__pworker *worker_get(tt_proxy *p, tt_req *req)
     tt__list_init(&w->free);
     tt__list_init(&w->busy);
     tt_timer_init(&w->tick, tick);
-    tt_timer_start(w->loop, &w->tick, 1000);
     pthread_mutex_lock(&p->mu);
     tt__list_push_back(&p->workers, &w->link);
     pthread_mutex_unlock(&p->mu);
@@ -647,6 +651,7 @@ static int attempt(tt__pctx *x)
     x->attempts++;
     x->in_flight = 1;
     TT__PADD(u->inflight, 1);
+    if (!tt_timer_armed(&x->w->tick)) tt_timer_start(x->w->loop, &x->w->tick, 1000);
     TT__PADD(u->requests, 1);
     if (tt_client_start(x->w->client, &x->x) < 0) {
         x->in_flight = 0;
