@@ -576,7 +576,7 @@ static int retry_elsewhere(tt__pctx *x, int reason)
     }
     uint64_t now = tt_loop_now(x->w->loop);
     for (int i = 0; i < p->nups; i++)
-        if (!(x->tried & (1 << i)) && tt__upstream_usable(p, &p->ups[i], now, 0)) return 1;
+        if (!(x->tried & (1u << i)) && tt__upstream_usable(p, &p->ups[i], now, 0)) return 1;
     return 0;
 }
 
@@ -587,7 +587,10 @@ static void on_done(tt_exchange *e)
     tt__upstream *u = &p->ups[x->up];
     x->in_flight = 0;
     TT__PADD(u->inflight, -1);
-    if (x->dead) return;
+    if (x->dead) {
+        tt__upstream_unprobe(u);
+        return;
+    }
     if (e->reused) TT__PADD(u->reused, 1);
     if (e->retries) TT__PADD(u->retries, (uint64_t)e->retries); /* the pool's own */
     if (tt_loop_now(x->w->loop) - x->w->published >= 100) publish(x->w);
@@ -609,6 +612,7 @@ static void on_done(tt_exchange *e)
         return;
     }
     if (tt_res_aborted(x->res)) { /* the client left first: not the upstream's failure */
+        tt__upstream_unprobe(u);
         tt_res *res = x->res;
         ctx_put(x);
         tt_res_end(res);
@@ -647,7 +651,7 @@ static int attempt(tt__pctx *x)
     relink(x);
     if (x->attempts) TT__PADD(u->retries, 1);
     x->up = up;
-    x->tried |= 1 << up;
+    x->tried |= 1u << up;
     x->attempts++;
     x->in_flight = 1;
     TT__PADD(u->inflight, 1);
@@ -656,6 +660,7 @@ static int attempt(tt__pctx *x)
     if (tt_client_start(x->w->client, &x->x) < 0) {
         x->in_flight = 0;
         TT__PADD(u->inflight, -1);
+        tt__upstream_unprobe(u);
         count_fail(x, TT_PROXY_FAIL_OTHER);
         return -1;
     }

@@ -79,7 +79,7 @@ typedef struct tt__pctx {
     tt_exchange x;
     int up;            /* upstream index of the current attempt */
     int attempts;      /* attempts made (proxy-level) */
-    int tried;         /* bit i: upstream i tried */
+    uint32_t tried;    /* bit i: upstream i tried */
     uint8_t started;   /* response head written downstream */
     uint8_t in_flight; /* the client exchange is running */
     uint8_t has_body, body_started, body_end, body_err, body_paused, body_waiting;
@@ -166,13 +166,16 @@ int tt__upstream_parse(tt__upstream *u, const char *url);
 /* Pick an upstream for a new attempt at loop time now (ms), skipping those in the mask
  * 'exclude' when another one is available. Returns the index, or -1 when every upstream is
  * resting. */
-int tt__upstream_pick(tt_proxy *p, uint64_t now, int exclude);
+int tt__upstream_pick(tt_proxy *p, uint64_t now, uint32_t exclude);
 /* Pure balancer core: among n candidates (ok[i] nonzero: usable), choose by policy (least
  * inflight[i], ties broken round-robin from *rr). -1 when none is usable. */
 int tt__balance(int policy, const int *inflight, const int *ok, int n, unsigned *rr);
 /* Passive health: rest decision after an attempt on u: failed (connect failure or reset) or
  * not. Returns 1 when u was just put to rest. */
 int tt__upstream_result(tt_proxy *p, tt__upstream *u, int failed, uint64_t now);
+/* An attempt that claimed u's probe ended without a verdict on u's health (the client left,
+ * the start failed): the next request probes again. */
+void tt__upstream_unprobe(tt__upstream *u);
 /* Whether u may be tried at now: healthy, or its rest is over and no other probe runs (this
  * call then claims the probe). */
 int tt__upstream_usable(const tt_proxy *p, tt__upstream *u, uint64_t now, int claim);

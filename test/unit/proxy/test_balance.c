@@ -102,6 +102,14 @@ Test(balance, health_rest_then_probe)
     tt_proxy_upstream_stats s;
     cr_assert_eq(tt_proxy_stats(p, 0, &s), 0);
     cr_expect_eq(s.rests, 2);
+    /* a probe that ends without a verdict (the client left) frees the probe for the next */
+    cr_expect_eq(tt__upstream_result(p, u, 1, now + 3000), 0);
+    cr_expect_eq(tt__upstream_result(p, u, 1, now + 3000), 0);
+    cr_expect_eq(tt__upstream_result(p, u, 1, now + 3000), 1);
+    cr_expect_eq(tt__upstream_pick(p, now + 4001, 2), 0, "probe");
+    cr_expect_eq(tt__upstream_pick(p, now + 4001, 2), 1, "one probe at a time");
+    tt__upstream_unprobe(u);
+    cr_expect_eq(tt__upstream_pick(p, now + 4002, 2), 0, "probed again");
     tt_proxy_free(p);
 }
 
