@@ -259,6 +259,17 @@ int tt__proxy_res_fields(const tt_exchange *x, const char *via, tt__parena *scra
     tt__pstr v[2] = {{x->version_minor ? "1.1 " : "1.0 ", 4}, {via, strlen(via)}};
     if (tt__parena_join(scratch, v, 2) < 0) return -ENOMEM;
     size_t mark = scratch->len;
+    /* all or nothing: a head the response writer cannot hold is refused before any field */
+    size_t nf = 1, bytes = 3 + mark - 1;
+    for (int i = 0; i < x->nhdrs; i++) {
+        const tt_hdr_span *s = &x->hdrs[i];
+        if (tt__proxy_hop(h + s->name, s->name_len, cv, cl, nc) ||
+            res_own(h + s->name, s->name_len))
+            continue;
+        nf++;
+        bytes += s->name_len + s->value_len;
+    }
+    if (nf > TT_RES_MAX_FIELDS || bytes > TT_RES_FIELD_BYTES) return -E2BIG;
     for (int i = 0; i < x->nhdrs; i++) {
         const tt_hdr_span *s = &x->hdrs[i];
         const char *nm = h + s->name;

@@ -247,7 +247,7 @@ static tt__pctx *ctx_get(tt__pworker *w)
     x->attempts = x->tried = 0;
     x->started = x->in_flight = x->has_body = x->body_started = x->body_end = 0;
     x->body_err = x->body_paused = x->body_waiting = x->res_paused = 0;
-    x->aborted = x->discarded = x->expect = x->dead = 0;
+    x->aborted = x->discarded = x->expect = x->dead = x->too_big = 0;
     x->hd.len = x->rs.len = 0;
     x->nlines = x->ntlines = 0;
     x->roff = x->body.len = 0;
@@ -436,7 +436,11 @@ static int on_head(tt_exchange *e)
     if (x->dead || tt_res_aborted(x->res)) return -1;
     TT__PADD(p->ups[x->up].responses, 1);
     tt__upstream_result(p, &p->ups[x->up], 0, tt_loop_now(x->w->loop));
-    if (tt__proxy_res_fields(e, p->via, &x->rs, add_field, x->res) < 0) return -1;
+    int r = tt__proxy_res_fields(e, p->via, &x->rs, add_field, x->res);
+    if (r < 0) {
+        x->too_big = r == -E2BIG || r == -ENOSPC;
+        return -1;
+    }
     long long len = -1;
     size_t cl;
     const char *v = tt_exchange_header(e, "Content-Length", &cl);
@@ -545,6 +549,7 @@ static int fail_reason(const tt__pctx *x)
     const tt_exchange *e = &x->x;
     const char *what = e->error_what ? e->error_what : "";
     if (x->body_err) return TT_PROXY_FAIL_REQ_BODY;
+    if (x->too_big) return TT_PROXY_FAIL_MALFORMED; /* a head we cannot relay */
     if (!strcmp(what, "connect") || e->error == -ECONNREFUSED || e->error == -EHOSTUNREACH ||
         e->error == -ENETUNREACH)
         return TT_PROXY_FAIL_CONNECT;

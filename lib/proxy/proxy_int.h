@@ -84,6 +84,7 @@ typedef struct tt__pctx {
     uint8_t in_flight; /* the client exchange is running */
     uint8_t has_body, body_started, body_end, body_err, body_paused, body_waiting;
     uint8_t res_paused, aborted, discarded, expect;
+    uint8_t too_big;    /* the upstream's head does not fit the response writer */
     uint8_t dead;       /* the worker is stopping: the server's request is gone, touch nothing */
     long long body_len; /* announced request body length (-1 chunked) */
     /* request head: lines and URL in one arena; header pointers into it */
@@ -152,7 +153,9 @@ int tt__proxy_req_fields(const tt__preq_in *in, tt__parena *a, long *offs, int m
                          int *expect);
 
 /* Calls add(ud, name, value) for each response field of x that is forwarded (NUL-terminated
- * copies in scratch), then Via. Returns 0 or the first negative value add returned. */
+ * copies in scratch), then Via. Returns 0, -E2BIG (more than the response writer holds:
+ * TT_RES_MAX_FIELDS / TT_RES_FIELD_BYTES; nothing added), -ENOMEM, or the first negative
+ * value add returned. */
 int tt__proxy_res_fields(const tt_exchange *x, const char *via, tt__parena *scratch,
                          int (*add)(void *ud, const char *name, const char *value), void *ud);
 

@@ -121,6 +121,20 @@ static void h_early(tt_req *req, tt_res *res, void *d)
     tt_res_send(res, 200, "text/plain", "final", 5);
 }
 
+/* More fields than a response can carry through the proxy. */
+static void h_many(tt_req *req, tt_res *res, void *d)
+{
+    (void)req;
+    (void)d;
+    tt_res_header(res, "Set-Cookie", "secret=1");
+    char n[32];
+    for (int i = 0; i < TT_RES_MAX_FIELDS - 1; i++) {
+        snprintf(n, sizeof n, "X-F%d", i);
+        tt_res_header(res, n, "v");
+    }
+    tt_res_send(res, 200, "text/plain", "many", 4);
+}
+
 static void *run_thread(void *arg)
 {
     tt_server_run(arg, 0);
@@ -152,6 +166,7 @@ static void start_backend(env *e)
     tt_server_config_route(&c, "/big", h_big, NULL);
     tt_server_config_route(&c, "/trunc", h_trunc, NULL);
     tt_server_config_route(&c, "/early", h_early, NULL);
+    tt_server_config_route(&c, "/many", h_many, NULL);
     cr_assert_eq(tt_server_new(&e->backend, &c), 0);
     e->bport = tt_server_port(e->backend);
     cr_assert_eq(pthread_create(&e->tb, NULL, run_thread, e->backend), 0);
@@ -805,4 +820,20 @@ Test(proxy, shutdown_with_an_exchange_in_flight)
     raw_read(fd, buf, sizeof buf, NULL);
     close(fd);
     close(lfd);
+}
+
+Test(proxy, head_too_large_is_502_without_its_fields)
+{
+    env e = {0};
+    start_backend(&e);
+    tt_proxy_config pc = {0};
+    start_front(&e, &pc);
+    tt_exchange x;
+    tt_exchange_init(&x);
+    cr_assert_eq(request(&e, &x, "GET", "/many"), 0, "%s", x.error_what);
+    cr_expect_eq(x.status, 502);
+    cr_expect_null(hdr(&x, "Set-Cookie"), "no upstream field on the 502");
+    cr_expect(x.resp_body && strstr(x.resp_body, "malformed"), "%s", x.resp_body);
+    tt_exchange_cleanup(&x);
+    stop_env(&e);
 }
