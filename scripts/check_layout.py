@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """check_layout.py — the layout rules of DEVELOPERS.md and issue #12, checked on the sources.
 
-    python3 scripts/check_layout.py [cycles|sizes|functions|io|all]
+    python3 scripts/check_layout.py [cycles|sizes|functions|layers|io|all]
 
 cycles     no two .c files of lib/ or src/ call each other in a loop: the graph has an edge
            A -> B when A.c calls a non-static function defined in B.c; every strongly
