@@ -208,8 +208,9 @@ int tt__proxy_req_fields(const tt__preq_in *in, tt__parena *a, long *offs, int m
     memcpy(via + 4, in->via, vl);
     via[4 + vl] = 0;
     if (combined(a, in, "Via", via, &offs[k++]) < 0) return -ENOMEM;
-    if (in->peer_ip && combined(a, in, "X-Forwarded-For", in->peer_ip, &offs[k++]) < 0)
-        return -ENOMEM;
+    /* the earlier hops are kept even when this one's address is unknown */
+    const char *ip = in->peer_ip ? in->peer_ip : "unknown";
+    if (combined(a, in, "X-Forwarded-For", ip, &offs[k++]) < 0) return -ENOMEM;
     if (in->forwarded) {
         if ((o = tt__parena_line(a, "X-Forwarded-Proto", 17, in->proto, strlen(in->proto))) < 0)
             return -ENOMEM;

@@ -640,7 +640,8 @@ static void on_done(tt_exchange *e)
     answer_error(x, reason == TT_PROXY_FAIL_TIMEOUT ? 504 : 502, tt_proxy_fail_name(reason));
 }
 
-/* Start an attempt on a picked upstream: 0, or -1 when none is usable (nothing started). */
+/* Start an attempt on a picked upstream: 0, -1 when none is usable, -2 when it could not start
+ * (counted as "other"). */
 static int attempt(tt__pctx *x)
 {
     tt_proxy *p = x->w->p;
@@ -651,7 +652,7 @@ static int attempt(tt__pctx *x)
     const char *path = tt_req_path(x->req, &pl), *q = tt_req_query(x->req, &ql);
     tt__pstr parts[4] = {{u->url, strlen(u->url)}, {path, pl}, {"?", q ? 1 : 0}, {q, q ? ql : 0}};
     long uo = tt__parena_join(&x->hd, parts, 4);
-    if (uo < 0) return -1;
+    if (uo < 0) return -2;
     x->url_off = uo;
     relink(x);
     if (x->attempts) TT__PADD(u->retries, 1);
@@ -659,6 +660,7 @@ static int attempt(tt__pctx *x)
     x->tried |= 1u << up;
     x->attempts++;
     x->in_flight = 1;
+    x->body_waiting = 0;
     TT__PADD(u->inflight, 1);
     if (!tt_timer_armed(&x->w->tick)) tt_timer_start(x->w->loop, &x->w->tick, 1000);
     TT__PADD(u->requests, 1);
@@ -667,7 +669,7 @@ static int attempt(tt__pctx *x)
         TT__PADD(u->inflight, -1);
         tt__upstream_unprobe(u);
         count_fail(x, TT_PROXY_FAIL_OTHER);
-        return -1;
+        return -2;
     }
     return 0;
 }
@@ -800,9 +802,12 @@ TT_API void tt_proxy_handler(tt_req *req, tt_res *res, void *proxy)
         x->body_started = 1;
         if (tt_req_body_read(req, on_req_body, x) < 0) x->body_err = 1;
     }
-    if (attempt(x) < 0) {
+    int r = attempt(x);
+    if (r == -1) {
         for (int i = 0; i < p->nups; i++)
             TT__PADD(p->ups[i].failures[TT_PROXY_FAIL_DOWN], 1);
         answer_error(x, 502, "down");
+    } else if (r < 0) {
+        answer_error(x, 502, "other");
     }
 }

@@ -136,7 +136,7 @@ typedef struct tt__preq_in {
     const char *const *names, *const *values; /* the request fields */
     const size_t *nlens, *vlens;
     int n;
-    const char *peer_ip; /* client address for X-Forwarded-For (NULL: none) */
+    const char *peer_ip; /* client address for X-Forwarded-For (NULL: "unknown") */
     const char *host;    /* the request's Host value (NULL: none) */
     size_t host_len;
     const char *up_host; /* upstream_host rewrite (NULL: keep Host) */

@@ -135,6 +135,21 @@ static void h_many(tt_req *req, tt_res *res, void *d)
     tt_res_send(res, 200, "text/plain", "many", 4);
 }
 
+/* A head over the response writer's inline room (16 fields, 1 KiB) but within its limits. */
+static void h_twenty(tt_req *req, tt_res *res, void *d)
+{
+    (void)req;
+    (void)d;
+    char n[32], v[128];
+    memset(v, 'v', 100);
+    v[100] = 0;
+    for (int i = 0; i < 20; i++) {
+        snprintf(n, sizeof n, "X-Big%d", i);
+        cr_expect_eq(tt_res_header(res, n, v), 0);
+    }
+    tt_res_send(res, 200, "text/plain", "twenty", 6);
+}
+
 static void *run_thread(void *arg)
 {
     tt_server_run(arg, 0);
@@ -167,6 +182,7 @@ static void start_backend(env *e)
     tt_server_config_route(&c, "/trunc", h_trunc, NULL);
     tt_server_config_route(&c, "/early", h_early, NULL);
     tt_server_config_route(&c, "/many", h_many, NULL);
+    tt_server_config_route(&c, "/twenty", h_twenty, NULL);
     cr_assert_eq(tt_server_new(&e->backend, &c), 0);
     e->bport = tt_server_port(e->backend);
     cr_assert_eq(pthread_create(&e->tb, NULL, run_thread, e->backend), 0);
@@ -820,6 +836,29 @@ Test(proxy, shutdown_with_an_exchange_in_flight)
     raw_read(fd, buf, sizeof buf, NULL);
     close(fd);
     close(lfd);
+}
+
+Test(proxy, large_head_relayed)
+{
+    env e = {0};
+    start_backend(&e);
+    tt_proxy_config pc = {0};
+    start_front(&e, &pc);
+    for (int k = 0; k < 3; k++) { /* the exchange's large-head block comes and goes */
+        tt_exchange x;
+        tt_exchange_init(&x);
+        cr_assert_eq(request(&e, &x, "GET", "/twenty"), 0, "%s", x.error_what);
+        cr_expect_eq(x.status, 200);
+        char n[32];
+        for (int i = 0; i < 20; i++) {
+            snprintf(n, sizeof n, "X-Big%d", i);
+            const char *v = hdr(&x, n);
+            cr_expect(v && strlen(v) == 100, "%s", n);
+        }
+        cr_expect_str_eq(x.resp_body, "twenty");
+        tt_exchange_cleanup(&x);
+    }
+    stop_env(&e);
 }
 
 Test(proxy, head_too_large_is_502_without_its_fields)
