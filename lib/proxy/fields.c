@@ -72,7 +72,10 @@ void tt__parena_free(tt__parena *a)
 
 static int is(const char *name, size_t n, const char *lit)
 {
-    return strlen(lit) == n && !strncasecmp(name, lit, n);
+    /* the first letter rejects most pairs before any length or string call (names are
+     * tokens and the literals start with a letter: | 0x20 folds the case) */
+    return n && (name[0] | 0x20) == (lit[0] | 0x20) && strlen(lit) == n &&
+           !strncasecmp(name, lit, n);
 }
 
 int tt__proxy_hop_static(const char *name, size_t n)

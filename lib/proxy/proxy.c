@@ -444,13 +444,12 @@ static int on_head(tt_exchange *e)
     long long len = -1;
     size_t cl;
     const char *v = tt_exchange_header(e, "Content-Length", &cl);
-    if (v && cl && cl < 20) {
-        char t[24];
-        memcpy(t, v, cl);
-        t[cl] = 0;
-        char *end;
-        long long n = strtoll(t, &end, 10);
-        if (*end == 0 && n >= 0) len = n;
+    if (v && cl && cl < 19) { /* the client's parser checked it: digits only */
+        long long n = 0;
+        size_t i = 0;
+        for (; i < cl && v[i] >= '0' && v[i] <= '9'; i++)
+            n = n * 10 + (v[i] - '0');
+        if (i == cl) len = n;
     }
     /* no body for 204 and 304 (a Content-Length there describes the selected
      * representation, kept for 304 and HEAD by the serializer) */
