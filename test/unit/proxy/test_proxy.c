@@ -164,6 +164,7 @@ typedef struct env {
     int fport, bport;
     int logfd;    /* > 0: the front's access log ("$status $log_note") */
     int drain_ms; /* the front's drain_timeout_ms */
+    int buffered; /* mount without TT_ROUTE_STREAM_BODY: bodies read whole first */
 } env;
 
 static void start_backend(env *e)
@@ -208,7 +209,12 @@ static void start_front(env *e, tt_proxy_config *pc)
         c.access_log_fd = e->logfd;
         c.access_log_format = "$status $log_note";
     }
-    cr_assert_eq(tt_proxy_mount(&c, "/", e->proxy), 0);
+    if (e->buffered) {
+        c.max_body = 4 << 20;
+        cr_assert_eq(tt_server_config_route(&c, "/", tt_proxy_handler, e->proxy), 0);
+    } else {
+        cr_assert_eq(tt_proxy_mount(&c, "/", e->proxy), 0);
+    }
     cr_assert_eq(tt_server_new(&e->front, &c), 0);
     cr_assert_eq(tt_proxy_attach(e->proxy, e->front), 0);
     e->fport = tt_server_port(e->front);
@@ -874,5 +880,37 @@ Test(proxy, head_too_large_is_502_without_its_fields)
     cr_expect_null(hdr(&x, "Set-Cookie"), "no upstream field on the 502");
     cr_expect(x.resp_body && strstr(x.resp_body, "malformed"), "%s", x.resp_body);
     tt_exchange_cleanup(&x);
+    stop_env(&e);
+}
+
+Test(proxy, buffered_route_bodies)
+{
+    env e = {0};
+    e.buffered = 1;
+    start_backend(&e);
+    tt_proxy_config pc = {0};
+    start_front(&e, &pc);
+    size_t n = 200000;
+    char *b = big_body(n);
+    tt_exchange x;
+    tt_exchange_init(&x);
+    x.body = b;
+    x.body_len = n;
+    cr_assert_eq(request(&e, &x, "POST", "/echo"), 0, "%s", x.error_what);
+    cr_expect_eq(x.status, 200);
+    cr_expect_str_eq(hdr(&x, "X-Seen-Len"), "200000");
+    cr_assert_eq(x.resp_body_len, n);
+    cr_expect_eq(memcmp(x.resp_body, b, n), 0);
+    tt_exchange_cleanup(&x);
+    src s = {b, n, 0};
+    tt_exchange_init(&x);
+    x.body_read = src_read;
+    x.body_data = &s;
+    cr_assert_eq(request(&e, &x, "POST", "/echo"), 0, "%s", x.error_what);
+    cr_expect_eq(x.status, 200);
+    cr_expect_str_eq(hdr(&x, "X-Seen-Len"), "200000", "a read body goes with its length");
+    cr_assert_eq(x.resp_body_len, n);
+    tt_exchange_cleanup(&x);
+    free(b);
     stop_env(&e);
 }
