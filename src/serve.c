@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,14 +64,69 @@ static char *default_root(void)
 
 /* The durations of serve's options, in seconds (-1: not given). */
 typedef struct serve_secs {
-    double ka_timeout, ka_time, header, body, send, linger, close_wait, drain;
+    double ka_timeout, ka_time, header, body, send, linger, close_wait, drain, handshake;
 } serve_secs;
+
+/* serve's TLS options as given (NULL: not given); ciphers is split into the TLS 1.2 list and
+ * the TLS 1.3 suites (names starting with "TLS_"), owned here. */
+typedef struct serve_tls {
+    const char *min, *ciphers;
+    char *c12, *c13;
+} serve_tls;
+
+/* Split an OpenSSL cipher string: TLS 1.3 suite names (TLS_*) to *c13, the rest to *c12 (NULL
+ * when a part is empty). 0 or -ENOMEM. */
+static int split_ciphers(const char *list, char **c12, char **c13)
+{
+    size_t n = strlen(list) + 1;
+    char *a = calloc(1, n), *b = calloc(1, n), *copy = strdup(list), *save = NULL;
+    if (!a || !b || !copy) {
+        free(a);
+        free(b);
+        free(copy);
+        return -ENOMEM;
+    }
+    for (char *t = strtok_r(copy, ":", &save); t; t = strtok_r(NULL, ":", &save)) {
+        char *dst = strncmp(t, "TLS_", 4) == 0 ? b : a;
+        if (*dst) strcat(dst, ":");
+        strcat(dst, t);
+    }
+    free(copy);
+    *c12 = *a ? a : (free(a), NULL);
+    *c13 = *b ? b : (free(b), NULL);
+    return 0;
+}
+
+/* Apply the TLS options to cfg->tls; an https:// listener without --tls-cert/--tls-key is a
+ * usage error naming them. TT_OPT_* result. */
+static int serve_tls_options(const tt_opt_cmd *cmd, tt_server_config *cfg, serve_tls *tls)
+{
+    for (int i = 0; i < cfg->nlisten; i++)
+        if (strncasecmp(cfg->listen[i], "https://", 8) == 0 &&
+            (!cfg->tls.cert_file || !cfg->tls.key_file))
+            return tt_opt_error(cmd, "--listen %s needs --tls-cert and --tls-key", cfg->listen[i]);
+    if (tls->min) {
+        if (strcmp(tls->min, "1.2") == 0)
+            cfg->tls.min_version = 12;
+        else if (strcmp(tls->min, "1.3") == 0)
+            cfg->tls.min_version = 13;
+        else
+            return tt_opt_error(cmd, "--tls-min: '%s' is not 1.2 or 1.3", tls->min);
+    }
+    if (tls->ciphers) {
+        if (split_ciphers(tls->ciphers, &tls->c12, &tls->c13) < 0) return TT_OPT_USAGE;
+        cfg->tls.ciphers = tls->c12;
+        cfg->tls.ciphersuites = tls->c13;
+    }
+    return TT_OPT_OK;
+}
 
 /* Parse serve's options into cfg and the command's own settings; TT_OPT_* result. */
 static int serve_options(int argc, char **argv, tt_server_config *cfg, const char **root,
-                         const char **log, const char **allow, int *echo, int *status)
+                         const char **log, const char **allow, int *echo, int *status,
+                         serve_tls *tls)
 {
-    serve_secs t = {-1, -1, -1, -1, -1, -1, -1, -1};
+    serve_secs t = {-1, -1, -1, -1, -1, -1, -1, -1, -1};
     tt_opt_list listen = {{0}, 0};
     int ka_req = -1, defer = -1, maxconn = -1;
     long long max_body = -1, body_mem = -1, max_line = -1, max_head = -1;
@@ -79,7 +135,19 @@ static int serve_options(int argc, char **argv, tt_server_config *cfg, const cha
     const double H = 2e6; /* the longest duration, in seconds (about 23 days) */
     const tt_opt opts[] = {
         {"listen", 0, TT_OPT_LIST, "ADDR:PORT", 0, TT_SERVER_MAX_LISTEN, &listen,
-         "listen address or unix:PATH, repeatable", "127.0.0.1:8080"},
+         "listen address (http://ADDR:PORT too), https://ADDR:PORT (TLS) or unix:PATH; "
+         "repeatable",
+         "127.0.0.1:8080"},
+        {"tls-cert", 0, TT_OPT_STRING, "FILE", 0, 0, &cfg->tls.cert_file,
+         "certificate chain (PEM, leaf first) of the https:// listeners; reloaded on SIGHUP", NULL},
+        {"tls-key", 0, TT_OPT_STRING, "FILE", 0, 0, &cfg->tls.key_file,
+         "its private key (PEM); reloaded on SIGHUP", NULL},
+        {"tls-min", 0, TT_OPT_STRING, "1.2|1.3", 0, 0, &tls->min, "lowest TLS version accepted",
+         "1.2"},
+        {"tls-ciphers", 0, TT_OPT_STRING, "LIST", 0, 0, &tls->ciphers,
+         "OpenSSL cipher list; TLS_* names are TLS 1.3 suites", "OpenSSL's"},
+        {"tls-handshake-timeout", 0, TT_OPT_DURATION, "SEC", 0, H, &t.handshake,
+         "deadline for a TLS handshake; 0 leaves it to --header-timeout", "10"},
         {"reuseport", 0, TT_OPT_FLAG, NULL, 0, 0, &cfg->share_port,
          "share a port another process listens on (graceful handover)", NULL},
         {"root", 0, TT_OPT_STRING, "DIR", 0, 0, root, "static files",
@@ -160,18 +228,17 @@ static int serve_options(int argc, char **argv, tt_server_config *cfg, const cha
     set_ms(&cfg->lingering_time_ms, t.linger, TT_OFF);
     set_ms(&cfg->close_wait_ms, t.close_wait, TT_OFF);
     set_ms(&cfg->drain_timeout_ms, t.drain, 1);
+    set_ms(&cfg->tls.handshake_timeout_ms, t.handshake, TT_OFF);
     if (*allow) *status = 1;
-    return TT_OPT_OK;
+    return serve_tls_options(&cmd, cfg, tls);
 }
 
-int tt_cmd_serve(int argc, char **argv)
+/* Build and run the server of cfg (the parsed options); the command's exit status. */
+static int serve_run(tt_server_config *cfg_in, const char *root, const char *log, const char *allow,
+                     int echo, int status)
 {
-    tt_server_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    const char *root = NULL, *log = NULL, *allow = NULL;
-    int echo = 0, status = 0;
-    int r = serve_options(argc, argv, &cfg, &root, &log, &allow, &echo, &status);
-    if (r) return r == TT_OPT_HELP ? 0 : 2;
+    tt_server_config cfg = *cfg_in;
+    int r;
     char *root_owned = NULL;
     if (!echo) {
         root_owned = root ? strdup(root) : default_root();
@@ -215,7 +282,13 @@ int tt_cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     tt_server *srv;
     int bad = -1;
-    r = tt_server_new_at(&srv, &cfg, &bad);
+    char err[256];
+    r = tt_server_new_err(&srv, &cfg, &bad, err, sizeof err);
+    if (r < 0 && err[0]) { /* the TLS context: OpenSSL's reason, the file */
+        fprintf(stderr, "tether serve: TLS: %s\n", err);
+        free(root_owned);
+        return 1;
+    }
     if (r == -EINVAL && bad < 0 && cfg.access_log_format) {
         fprintf(stderr, "tether serve: --log-format: unknown variable in '%s'\n",
                 cfg.access_log_format);
@@ -238,7 +311,8 @@ int tt_cmd_serve(int argc, char **argv)
     }
     const tt_server_config *eff = tt_server_get_config(srv);
     for (int i = 0; i < eff->nlisten; i++)
-        fprintf(stderr, "tether serve: listening on http://%s/ (%d workers, %s)\n", eff->listen[i],
+        fprintf(stderr, "tether serve: listening on %s%s/ (%d workers, %s)\n",
+                strstr(eff->listen[i], "://") ? "" : "http://", eff->listen[i],
                 tt_server_workers(srv), echo ? "echo" : eff->root);
     r = tt_server_run(srv, 1);
     tt_server_free(srv);
@@ -249,4 +323,23 @@ int tt_cmd_serve(int argc, char **argv)
         return 1;
     }
     return 0;
+}
+
+int tt_cmd_serve(int argc, char **argv)
+{
+    tt_server_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    const char *root = NULL, *log = NULL, *allow = NULL;
+    int echo = 0, status = 0;
+    serve_tls tls = {0};
+    int r = serve_options(argc, argv, &cfg, &root, &log, &allow, &echo, &status, &tls);
+    if (r) {
+        free(tls.c12);
+        free(tls.c13);
+        return r == TT_OPT_HELP ? 0 : 2;
+    }
+    r = serve_run(&cfg, root, log, allow, echo, status);
+    free(tls.c12);
+    free(tls.c13);
+    return r;
 }

@@ -16,6 +16,17 @@ TETHER = os.environ.get("TETHER_BIN", os.path.join(ROOT, "build", "tether"))
 BUILD = os.environ.get("TETHER_BUILD", os.path.join(ROOT, "build"))
 
 
+def certs():
+    """The directory of the test certificates (scripts/mkcerts.sh): ca.pem, server.pem/key,
+    server2, expired, self, wronghost. Made once under build/certs (the Makefile's `certs`
+    target makes the same directory); safe when several tests ask at once."""
+    d = os.path.join(ROOT, "build", "certs")
+    if not os.path.exists(os.path.join(d, ".done")):
+        subprocess.run(["sh", os.path.join(ROOT, "scripts", "mkcerts.sh"), d], check=True,
+                       timeout=120)
+    return d
+
+
 def _ephemeral_range():
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
@@ -269,8 +280,9 @@ def wait_for(pred, timeout=10.0, step=0.05):
 
 
 class ThreadedListener:
-    """A python server on a free loopback port whose accept loop (self.accept_loop, written by
-    the subclass; it runs until self.stopping) runs in a thread. Use as a context manager."""
+    """A python server on a free loopback port whose accept loop (self.accept_loop; it runs until
+    self.stopping) runs in a thread: the subclass writes handle(sock), or its own accept_loop.
+    Use as a context manager."""
 
     def __init__(self, backlog=64):
         self.sock = socket.socket()
@@ -295,7 +307,17 @@ class ThreadedListener:
         self.sock.close()
 
     def accept_loop(self):
-        raise NotImplementedError
+        """The default loop: each accepted connection goes to self.handle(sock), which owns
+        it; a subclass with another shape of server overrides accept_loop instead."""
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.stopping:
+                c.close()
+                return
+            self.handle(c)
 
 
 class TestCase(unittest.TestCase):
