@@ -61,18 +61,19 @@ TT_API int tt_proxy_new(tt_proxy **out, const tt_proxy_config *cfg, int *bad_ups
         p->cfg.upstreams[i] = p->ups[i].url;
     p->host = cfg->upstream_host && *cfg->upstream_host ? strdup(cfg->upstream_host) : NULL;
     p->via = dup_or(cfg->via, "tether");
-    p->proto = dup_or(cfg->proto, "http");
-    if ((cfg->upstream_host && *cfg->upstream_host && !p->host) || !p->via || !p->proto) {
+    p->proto = cfg->proto && *cfg->proto ? strdup(cfg->proto) : NULL; /* NULL: per connection */
+    if ((cfg->upstream_host && *cfg->upstream_host && !p->host) || !p->via ||
+        (cfg->proto && *cfg->proto && !p->proto)) {
         tt_proxy_free(p);
         return -ENOMEM;
     }
-    if (strlen(p->via) > TT__PROXY_VIA_MAX || strlen(p->proto) > 32) goto bad;
+    if (strlen(p->via) > TT__PROXY_VIA_MAX || (p->proto && strlen(p->proto) > 32)) goto bad;
     /* values written into fields: no CR, LF or other controls */
     for (const char *s = p->host ? p->host : ""; *s; s++)
         if ((unsigned char)*s < 0x21 || *s == 0x7f) goto bad;
     for (const char *s = p->via; *s; s++)
         if ((unsigned char)*s < 0x20 || *s == 0x7f) goto bad;
-    for (const char *s = p->proto; *s; s++)
+    for (const char *s = p->proto ? p->proto : ""; *s; s++)
         if ((unsigned char)*s < 0x21 || *s == 0x7f) goto bad;
     p->cfg.upstream_host = p->host;
     p->cfg.via = p->via;
@@ -673,9 +674,9 @@ static int attempt(tt__pctx *x)
     return 0;
 }
 
-/* The client's address as text, from the worker's cache by connection id (the system calls
- * once per connection, not per request). NULL when unknown. */
-static const char *peer_ip(tt__pworker *w, tt_req *req)
+/* The client's address as text and whether its connection is TLS, from the worker's cache by
+ * connection id (the system calls once per connection, not per request). NULL when unknown. */
+static const char *peer_ip(tt__pworker *w, tt_req *req, int *tls)
 {
     uint64_t key = tt_req_conn_id(req) + 1;
     size_t slot = (size_t)(key % TT__PROXY_IPC);
@@ -683,8 +684,11 @@ static const char *peer_ip(tt__pworker *w, tt_req *req)
         tt_conn_info ci;
         if (tt_req_conn_info(req, &ci) < 0) return NULL;
         tt__proxy_peer_ip(&ci.peer, w->ipc[slot].ip, sizeof w->ipc[slot].ip);
+        tt_tls_info ti;
+        w->ipc[slot].tls = tt_req_tls_info(req, &ti) == 0;
         w->ipc[slot].key = key;
     }
+    *tls = w->ipc[slot].tls;
     return w->ipc[slot].ip;
 }
 
@@ -706,7 +710,8 @@ static int build_head(tt__pctx *x, tt_req *req)
             host_len = vlens[i];
         }
     }
-    const char *ip = peer_ip(x->w, req);
+    int tls = 0;
+    const char *ip = peer_ip(x->w, req, &tls);
     tt__preq_in in = {.names = names,
                       .values = values,
                       .nlens = nlens,
@@ -718,7 +723,9 @@ static int build_head(tt__pctx *x, tt_req *req)
                       .up_host = p->host,
                       .via = p->via,
                       .minor = tt_req_minor(req),
-                      .proto = p->proto,
+                      .proto = p->proto ? p->proto
+                               : tls    ? "https"
+                                        : "http",
                       .forwarded = p->cfg.no_forwarded <= 0};
     int want = n + 8;
     if (want > x->cap_lines) {
