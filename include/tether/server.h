@@ -28,9 +28,11 @@
 extern "C" {
 #endif
 
-#define TT_SERVER_MAX_ROUTES     16 /* handlers per server config */
-#define TT_SERVER_MAX_LISTEN     8  /* listen addresses per server config */
-#define TT_SERVER_MAX_EXIT_HOOKS 8  /* tt_server_on_worker_exit registrations */
+#define TT_SERVER_MAX_ROUTES     16   /* handlers per server config */
+#define TT_SERVER_MAX_LISTEN     8    /* listen addresses per server config */
+#define TT_SERVER_MAX_EXIT_HOOKS 8    /* tt_server_on_worker_exit registrations */
+#define TT_RES_MAX_FIELDS        38   /* tt_res_header fields per response (-ENOSPC above) */
+#define TT_RES_FIELD_BYTES       4096 /* their names and values together (-ENOSPC above) */
 
 typedef struct tt_server tt_server;
 typedef struct tt_req tt_req; /* a request: read-only views (tt_req_*) */
@@ -311,8 +313,11 @@ int tt_req_body_resume(tt_req *req);
 /* The announced body length: Content-Length, 0 without a body, -1 for chunked. */
 long long tt_req_body_length(const tt_req *req);
 
-/* Connection information for this request. 0 or -errno. */
+/* Connection information for this request (two system calls for the addresses). 0 or -errno. */
 int tt_req_conn_info(const tt_req *req, tt_conn_info *out);
+/* The id of the connection carrying req (tt_conn_info.id: unique per server, never reused),
+ * without a system call: a key for per-connection caches. */
+uint64_t tt_req_conn_id(const tt_req *req);
 /* What the TLS handshake of the request's connection agreed (version, cipher, ALPN, resumed;
  * strings valid until the response is finished). 0, or -ENOTCONN on a cleartext connection. */
 int tt_req_tls_info(const tt_req *req, tt_tls_info *out);
@@ -335,6 +340,12 @@ int tt_res_send(tt_res *res, int status, const char *content_type, const void *b
  * behind it are not answered); -EALREADY after the head; -ENOSPC when the store is full. The
  * server adds "Date" and "Server" itself. */
 int tt_res_header(tt_res *res, const char *name, const char *value);
+/* Send an interim (1xx) response before the final one, e.g. 103 Early Hints (fields copied
+ * out at once; a proxy relays the upstream's). 0 (also when nothing is sent: an HTTP/1.0
+ * client must not get 1xx, RFC 9110 §15.2); -EINVAL for 100 (the server's, answering
+ * Expect: see tt_req_body_read), 101 or a status outside 1xx, or a bad field; -EALREADY after
+ * the final head. */
+int tt_res_interim(tt_res *res, int status, const tt_header *fields, size_t n);
 /* Start a response head: length >= 0 frames with Content-Length, -1 streams chunked (or
  * close-delimited for HTTP/1.0). 0 or -errno. */
 int tt_res_start(tt_res *res, int status, long long length);
@@ -355,6 +366,21 @@ typedef void (*tt_res_drain_fn)(tt_res *res, void *data);
 int tt_res_on_drain(tt_res *res, size_t low, tt_res_drain_fn fn, void *data);
 /* Finish the response (the last chunk for chunked). res is invalid afterwards. 0 or -errno. */
 int tt_res_end(tt_res *res);
+/* Add a trailer field to a chunked response (after tt_res_start, before tt_res_end; copied,
+ * written with the last chunk). 0; -ENOTSUP when the response is not chunked (Content-Length,
+ * HEAD, 204/304: trailers cannot be sent); -EINVAL for a bad name or value, or outside that
+ * window; -EPERM for a field a trailer must not carry (framing, Host, Content-Type...);
+ * -ENOSPC when the store is full. */
+int tt_res_trailer(tt_res *res, const char *name, const char *value);
+/* Give up on a response that cannot be completed (an upstream failed mid-body): the
+ * connection closes once what is queued is sent, without the last chunk (chunked) or with a
+ * short body (Content-Length), so the client sees the truncation; before the head it acts as
+ * tt_res_close + tt_res_end. res is invalid afterwards. 0 or -EALREADY. */
+int tt_res_abort(tt_res *res);
+/* Attach a short note to this exchange's access log line ($log_note; "-" without one), e.g.
+ * why a proxy answered 502. note is not copied: static storage (or valid until the exchange
+ * ends). A later call replaces it. */
+void tt_res_log_note(tt_res *res, const char *note);
 /* Ask for "Connection: close" on this response (before the head is written). */
 void tt_res_close(tt_res *res);
 /* Nonzero when the peer went away (tt_req_aborted for the response's request). */

@@ -73,6 +73,7 @@ static void x_reset_message(struct tt_req *x, const tt_server_config *cfg)
     r->started = r->finished = r->chunked = r->head_only = 0;
     r->nhdrs = r->store_used = 0;
     r->bytes_out = 0;
+    r->note = NULL;
     memset(&x->dec, 0, sizeof x->dec);
     x->dec.trailers = x->trailers;
     x->dec.max_trailers = TT__MAX_TRAILERS;
