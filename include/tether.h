@@ -14,5 +14,6 @@
 #include "tether/sockdiag.h"
 #include "tether/http1.h"
 #include "tether/client.h"
+#include "tether/proxy.h"
 
 #endif
