@@ -79,8 +79,8 @@ int tt_connopt_rows(tt_connopt *c, tt_opt *rows)
          "a body gets --body-timeout plus 1 s per BYTES received (Apache MinRate); 0 off", "500"},
         {"max-body-memory", 0, TT_OPT_SIZE, "SIZE", 0, 0, &c->body_mem,
          "memory all request bodies may hold; over it 503; 0 unlimited", "256m"},
-        {"access-log", 0, TT_OPT_STRING, "FILE|-", 0, 0, &c->log,
-         "access log (reopened on SIGHUP)", "off"},
+        {"access-log", 0, TT_OPT_STRING, "FILE|-", 0, 0, &c->log, "access log (reopened on SIGHUP)",
+         "off"},
         {"log-format", 0, TT_OPT_STRING, "FORMAT", 0, 0, &cfg->access_log_format,
          "nginx variables: $remote_addr $request $status $http_NAME ...", "Common Log Format"},
         {"status", 0, TT_OPT_FLAG, NULL, 0, 0, &c->status,
@@ -175,8 +175,8 @@ int tt_connopt_server(tt_connopt *c, const char *name, tt_server **out)
     if (r < 0) {
         const char *what = bad < 0 ? NULL : cfg->nlisten ? cfg->listen[bad] : "127.0.0.1:8080";
         if (r == -EINVAL && what)
-            fprintf(stderr, "tether %s: --listen %s: not HOST:PORT, [V6]:PORT or unix:PATH\n",
-                    name, what);
+            fprintf(stderr, "tether %s: --listen %s: not HOST:PORT, [V6]:PORT or unix:PATH\n", name,
+                    what);
         else if (what)
             fprintf(stderr, "tether %s: --listen %s: %s%s\n", name, what, strerror(-r),
                     r == -EADDRINUSE ? " (another process listens there; --reuseport shares it)"

@@ -55,6 +55,7 @@ static void json_hist(tt_json *j, const char *key, const uint64_t *h, const char
         tt_json_end(j);
     }
     tt_json_end(j);
+    tt_insight_upstreams_json(j); /* tether proxy only */
     tt_json_end(j);
 }
 
@@ -166,6 +167,7 @@ void tt_insight_status_json(tt_json *j, tt_server *srv, double uptime_s)
         tt_json_end(j);
     }
     tt_json_end(j);
+    tt_insight_upstreams_json(j); /* tether proxy only */
     tt_json_end(j);
 }
 
@@ -296,6 +298,7 @@ char *tt_insight_metrics_text(tt_server *srv, double uptime_s, size_t *len)
               all.lifetime_ms, 0.001);
     prom_tcp(f, tt_server_port(srv));
     prom_workers(f, srv);
+    tt_insight_upstreams_metrics(f); /* tether proxy only */
     if (fclose(f) != 0) {
         free(text);
         return NULL;
