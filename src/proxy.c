@@ -62,8 +62,8 @@ static int proxy_rows(proxy_flags *f, tt_opt *rows)
          "time to the response head (504 after it), then max gap in its body; 0 none", "60"},
         {"balance", 0, TT_OPT_STRING, "least-conn|round-robin", 0, 0, &f->balance,
          "how an upstream is chosen", "least-conn"},
-        {"upstream-host", 0, TT_OPT_STRING, "NAME", 0, 0, &f->host,
-         "Host sent upstream", "the client's Host"},
+        {"upstream-host", 0, TT_OPT_STRING, "NAME", 0, 0, &f->host, "Host sent upstream",
+         "the client's Host"},
         {"fail-threshold", 0, TT_OPT_INT, "N", 0, 1e6, &f->fail_threshold,
          "consecutive connect failures or resets before an upstream rests; 0 never", "3"},
         {"fail-rest", 0, TT_OPT_DURATION, "SEC", 0.001, H, &f->rest,
@@ -108,8 +108,7 @@ static int proxy_apply(proxy_flags *f, tt_proxy_config *pc, const tt_opt_cmd *cm
 }
 
 /* Parse proxy's options: the shared connection flags and the upstream ones. */
-static int proxy_options(int argc, char **argv, tt_connopt *c, proxy_flags *f,
-                         tt_proxy_config *pc)
+static int proxy_options(int argc, char **argv, tt_connopt *c, proxy_flags *f, tt_proxy_config *pc)
 {
     tt_opt opts[TT_CONNOPT_NROWS + 16];
     int n = tt_connopt_rows(c, opts);
@@ -120,7 +119,8 @@ static int proxy_options(int argc, char **argv, tt_connopt *c, proxy_flags *f,
         "A keep-alive reverse proxy: requests stream to the upstreams over pooled, reused\n"
         "connections (no TIME_WAIT per request on the upstream leg).",
         "A failure before the upstream's response head answers 502 (504 after\n"
-        "--upstream-timeout); --status adds the upstreams to /_tether/status.\n", opts};
+        "--upstream-timeout); --status adds the upstreams to /_tether/status.\n",
+        opts};
     int first, r = tt_opt_parse(&cmd, argc, argv, &first);
     if (r) return r;
     if (first < argc) return tt_opt_error(&cmd, "unexpected argument '%s'", argv[first]);
@@ -134,8 +134,15 @@ int tt_cmd_proxy(int argc, char **argv)
     memset(&cfg, 0, sizeof cfg);
     tt_connopt c;
     tt_connopt_init(&c, &cfg);
-    proxy_flags f = {.keepalive = -1, .max_conns = -1, .fail_threshold = -1, .max_retries = -1,
-                     .idle = -1, .connect = -1, .timeout = -1, .rest = -1, .buffer = -1};
+    proxy_flags f = {.keepalive = -1,
+                     .max_conns = -1,
+                     .fail_threshold = -1,
+                     .max_retries = -1,
+                     .idle = -1,
+                     .connect = -1,
+                     .timeout = -1,
+                     .rest = -1,
+                     .buffer = -1};
     tt_proxy_config pc;
     memset(&pc, 0, sizeof pc);
     int r = proxy_options(argc, argv, &c, &f, &pc);

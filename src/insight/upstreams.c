@@ -86,8 +86,8 @@ void tt_insight_upstreams_json(tt_json *j)
 }
 
 /* One gauge or counter per upstream: NAME{upstream="URL"} value. */
-static void per_upstream(FILE *f, tt_proxy *p, const char *name, const char *type,
-                         const char *help, int field)
+static void per_upstream(FILE *f, tt_proxy *p, const char *name, const char *type, const char *help,
+                         int field)
 {
     fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
     for (int i = 0; i < tt_proxy_upstreams(p); i++) {
