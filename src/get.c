@@ -180,14 +180,14 @@ static int on_body(tt_exchange *x, const char *data, size_t len)
     if (i == g->printed && !e->len) { /* streamed: out (and through a pipe) at once */
         out_write(g, data, len);
         if (fflush(g->out) != 0) g->write_err = 1;
-        return g->write_err;
+        return g->write_err ? -1 : 0; /* -1 aborts (1 would be TT_BODY_PAUSE) */
     }
     if (e->len + len > e->cap) {
         size_t cap = e->cap ? e->cap : 16384;
         while (cap < e->len + len)
             cap *= 2;
         char *nb = realloc(e->buf, cap);
-        if (!nb) return 1;
+        if (!nb) return -1;
         e->buf = nb;
         e->cap = cap;
     }

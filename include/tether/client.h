@@ -38,10 +38,11 @@ typedef struct tt_client_opts {
     int lease_timeout_ms;     /* max wait in the lease queue (default 10000; TT_OFF: no limit of
                                  its own, total_timeout_ms still applies) */
     int connect_timeout_ms;   /* TCP connect (default 5000; TT_OFF: the kernel's limit) */
-    int head_timeout_ms;      /* a deadline from the request's start of writing to the complete
-                                 response head (a server dribbling header bytes does not extend
-                                 it), then inactivity while reading the body (default 30000;
-                                 TT_OFF: none) */
+    int head_timeout_ms;      /* a deadline from the request's start of writing (streamed
+                                 body: its last byte written) to the complete response head (a
+                                 server dribbling header bytes does not extend it), then
+                                 inactivity while reading the body, suspended while paused
+                                 (default 30000; TT_OFF: none) */
     int total_timeout_ms;     /* whole exchange incl. retries (default and TT_OFF: none) */
     int idle_timeout_ms;      /* client-side idle limit for pooled connections (default 30000;
                                  TT_OFF: none, server hints and lifetime still apply) */
@@ -164,24 +165,38 @@ typedef struct tt_route_stats {
  * cleaned up inside the callback. */
 typedef void (*tt_exchange_cb)(tt_exchange *x);
 /* Receives response body bytes (valid during the call only). Return 0, TT_BODY_PAUSE to stop
- * delivery (the socket is not read) until tt_exchange_resume, or another nonzero value to abort
- * the exchange (the connection is then not reused). */
+ * delivery until tt_exchange_resume (the socket is not read, nothing is buffered beyond the
+ * connection's read buffer, the head/inactivity timeout is suspended: only total_timeout_ms
+ * runs), or another nonzero value to abort the exchange (the connection is then not reused).
+ * When the bytes paused on were the body's last, the exchange completes anyway (on_done). */
 typedef int (*tt_body_cb)(tt_exchange *x, const char *data, size_t len);
-/* Called once with the final response head (x->status, x->hdrs, tt_exchange_header valid),
- * before any body byte. Return 0, or nonzero to abort the exchange (connection not reused). */
+/* Called once with the final response head (x->status, x->hdrs, x->head, x->resp_framing,
+ * tt_exchange_header valid), before any body byte; also for responses without a body (HEAD,
+ * 204, 304). Return 0, or nonzero to abort the exchange (-ECANCELED, connection not reused). */
 typedef int (*tt_head_cb)(tt_exchange *x);
-/* Called for each 1xx interim response except 101 (head: its raw bytes, valid during the call
- * only). Return 0, or nonzero to abort. */
+/* Called for each 1xx interim response except 101, also the 100 Continue an expect_continue
+ * request waits for (head: its raw bytes, status line to the blank line's CRLF, valid during
+ * the call only). Return 0, or nonzero to abort (-ECANCELED, connection not reused). */
 typedef int (*tt_info_cb)(tt_exchange *x, int status, const char *head, size_t len);
-/* Produces request body bytes: returns bytes written to buf (0 at the end), -EAGAIN when none
- * are available yet (call tt_exchange_body_ready when there are), or -errno. */
+/* Produces request body bytes: returns bytes written to buf (at most cap; 0 at the end),
+ * -EAGAIN when none are available yet (the request head is written meanwhile; call
+ * tt_exchange_body_ready when there are), or -errno (the exchange fails with it, the connection
+ * is closed, no retry). */
 typedef ssize_t (*tt_body_read_cb)(void *data, char *buf, size_t cap);
 /* Rewinds a streamed request body to its start for a replay: 0, or -errno if impossible. */
 typedef int (*tt_body_rewind_cb)(void *data);
 
 enum { TT_CLIENT_MAX_HEADERS = 64 };
 /* Bytes reserved for the library's private part of a tt_exchange. */
-#define TT_EXCHANGE_PRIV_SIZE 384
+#define TT_EXCHANGE_PRIV_SIZE 448
+
+/* How the final response's body is delimited (tt_exchange.resp_framing). */
+enum tt_resp_framing {
+    TT_FRAMING_NONE = 0, /* no body: HEAD, 1xx, 204, 304, or Content-Length absent on such */
+    TT_FRAMING_LENGTH,   /* Content-Length (tt_exchange_header "Content-Length" gives it) */
+    TT_FRAMING_CHUNKED,  /* Transfer-Encoding: chunked (trailers in x->trailers at on_done) */
+    TT_FRAMING_CLOSE     /* delimited by the connection's close (never reused) */
+};
 
 /* Offsets of one response header field inside tt_exchange.head. */
 typedef struct tt_hdr_span {
@@ -216,10 +231,13 @@ struct tt_exchange {
     tt_head_cb on_head;     /* final response head, before the body (NULL: none) */
     tt_info_cb on_info;     /* 1xx interim responses (NULL: counted in informational only) */
     long long body_stream_len;        /* body_read: > 0 frames the streamed body with this
-                                         Content-Length (it must produce exactly that many bytes);
-                                         0: chunked */
+                                         Content-Length (it must produce exactly that many bytes,
+                                         then 0; fewer or more fail the exchange with -EPROTO and
+                                         close the connection); 0: chunked */
     const char *const *body_trailers; /* body_read, chunked: "Name: value" trailer lines sent
-                                         after the last chunk (read when body_read returns 0) */
+                                         after the last chunk (read when body_read returns 0;
+                                         checked like headers, and framing, routing, auth and
+                                         content fields refused: -EINVAL "bad trailer") */
     int nbody_trailers;
 
     /* ---- outcome (library) ---- */
@@ -227,6 +245,7 @@ struct tt_exchange {
     const char *error_what; /* short text for error ("connect", "lease timeout", ...) */
     int sent_state;         /* on error: TT_NOT_SENT or TT_MAYBE_PROCESSED */
     int status;             /* final status code */
+    int resp_framing;       /* enum tt_resp_framing of the final response (set before on_head) */
     int version_minor;      /* 0 or 1 */
     char *head;             /* raw final response head, NUL-terminated (status line + fields) */
     size_t head_len;
@@ -284,11 +303,14 @@ int tt_client_request_at(tt_client *c, tt_exchange *x, const char *file, int lin
  * ("bad request line"). */
 int tt_client_start_at(tt_client *c, tt_exchange *x, const char *file, int line);
 #define tt_client_start(c, x) tt_client_start_at((c), (x), __FILE__, __LINE__)
-/* Resume body delivery after on_body returned TT_BODY_PAUSE (loop thread). Bytes follow from
- * the loop, never inside this call. 0, or -EINVAL when x is not paused. */
+/* Resume body delivery after on_body returned TT_BODY_PAUSE (loop thread; also allowed inside
+ * that on_body call). The bytes already buffered follow from the loop, then the socket, never
+ * inside this call. 0, or -EINVAL when x is not paused (or completed meanwhile). */
 int tt_exchange_resume(tt_exchange *x);
-/* A streamed request body (body_read) that returned -EAGAIN has bytes again: call it from the
- * loop. 0, or -EINVAL when x is not waiting for body bytes. */
+/* A streamed request body (body_read) that returned -EAGAIN has bytes (or its end) again:
+ * body_read is called from the loop, never inside this call (loop thread). While it waits, the
+ * exchange has no timeout of its own: head_timeout_ms runs from the last body byte written
+ * (and total_timeout_ms). 0, or -EINVAL when x is not waiting for body bytes. */
 int tt_exchange_body_ready(tt_exchange *x);
 /* Run the client's loop for up to ms milliseconds (watching idle connections), or until
  * nothing is in flight when ms < 0. Returns 0 or a negative errno. */

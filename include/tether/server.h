@@ -322,6 +322,17 @@ typedef void (*tt_res_drain_fn)(tt_res *res, void *data);
 int tt_res_on_drain(tt_res *res, size_t low, tt_res_drain_fn fn, void *data);
 /* Finish the response (the last chunk for chunked). res is invalid afterwards. 0 or -errno. */
 int tt_res_end(tt_res *res);
+/* Add a trailer field to a chunked response (after tt_res_start, before tt_res_end; copied,
+ * written with the last chunk). 0; -ENOTSUP when the response is not chunked (Content-Length,
+ * HEAD, 204/304: trailers cannot be sent); -EINVAL for a bad name or value, or outside that
+ * window; -EPERM for a field a trailer must not carry (framing, Host, Content-Type...);
+ * -ENOSPC when the store is full. */
+int tt_res_trailer(tt_res *res, const char *name, const char *value);
+/* Give up on a response that cannot be completed (an upstream failed mid-body): the
+ * connection closes once what is queued is sent, without the last chunk (chunked) or with a
+ * short body (Content-Length), so the client sees the truncation; before the head it acts as
+ * tt_res_close + tt_res_end. res is invalid afterwards. 0 or -EALREADY. */
+int tt_res_abort(tt_res *res);
 /* Ask for "Connection: close" on this response (before the head is written). */
 void tt_res_close(tt_res *res);
 /* Nonzero when the peer went away (tt_req_aborted for the response's request). */

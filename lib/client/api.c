@@ -1,6 +1,7 @@
 /* api.c — the client's public API: creating and freeing a client, preparing an exchange (URL,
  * route, the request head) and running it blocking (tt_client_request) or asynchronously
- * (tt_client_start); the engine does the rest. */
+ * (tt_client_start), and the flow-control calls (tt_exchange_resume, tt_exchange_body_ready);
+ * the engine does the rest. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +138,24 @@ TT_API int tt_client_request_at(tt_client *c, tt_exchange *x, const char *file, 
         if (r < 0 && r != -EINTR) return r;
     }
     return x->error;
+}
+
+TT_API int tt_exchange_resume(tt_exchange *x)
+{
+    tt__xpriv *p = tt__xp(x);
+    if (!p->client || p->done || !(p->flags & (TT__XF_PAUSED | TT__XF_IN_BODY))) return -EINVAL;
+    p->flags |= TT__XF_RESUME;
+    tt__engine_flow(x);
+    return 0;
+}
+
+TT_API int tt_exchange_body_ready(tt_exchange *x)
+{
+    tt__xpriv *p = tt__xp(x);
+    if (!p->client || p->done || !(p->flags & TT__XF_BODY_WAIT)) return -EINVAL;
+    p->flags = (p->flags & ~TT__XF_BODY_WAIT) | TT__XF_BODY_READY;
+    tt__engine_flow(x);
+    return 0;
 }
 
 TT_API int tt_client_wait(tt_client *c, int ms)

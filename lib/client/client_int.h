@@ -38,6 +38,15 @@ enum {
     TT__XF_BODY_SENT = 2,
     TT__XF_STREAM_EOF = 4,
     TT__XF_DISCARD = 16,
+    TT__XF_PAUSED = 32,      /* on_body returned TT_BODY_PAUSE: the socket is not read */
+    TT__XF_RESUME = 64,      /* tt_exchange_resume asked: the flow step resumes delivery */
+    TT__XF_BODY_WAIT = 128,  /* body_read returned -EAGAIN: wait for tt_exchange_body_ready */
+    TT__XF_BODY_READY = 256, /* tt_exchange_body_ready asked: the flow step writes again */
+    TT__XF_IN_BODY = 512,    /* inside on_body (tt_exchange_resume is allowed there) */
+    TT__XF_BODY_ERR = 1024,  /* the request body failed (producer, length, trailers): no retry */
+    /* The streamed-body state, kept across attempts of one run (staged bytes survive a
+     * not-sent retry): reset by tt__h1_stream_reset only. */
+    TT__XF_STREAM_MASK = TT__XF_STREAM_EOF | TT__XF_BODY_WAIT | TT__XF_BODY_READY,
 };
 
 typedef struct tt__route tt__route;
@@ -126,6 +135,8 @@ typedef struct tt__xpriv {
     char *sbuf; /* streamed-body staging */
     size_t slen, soff, scap;
     long long remain;           /* Content-Length body bytes left */
+    long long sremain;          /* streamed request body with body_stream_len: bytes left */
+    tt_defer fdefer;            /* the flow step: resume delivery, or pull the request body */
     uint64_t drained;           /* bytes dropped after on_body asked to stop */
     uint64_t body_seen;         /* response body bytes delivered (max_body_size) */
     uint64_t spd_at, spd_bytes; /* low-speed window: its start (ms) and body bytes since */
@@ -314,6 +325,8 @@ void tt__engine_prepare(tt_client *c, tt_exchange *x, tt__route *rt, const char 
 void tt__engine_start(tt_exchange *x, int deferred);
 /* Fail every queued and running exchange with -ECANCELED and close every connection. */
 void tt__engine_shutdown(tt_client *c);
+/* Queue x's flow step (loop, deferred): act on TT__XF_RESUME / TT__XF_BODY_READY. */
+void tt__engine_flow(tt_exchange *x);
 
 /* ---- h1.c: the HTTP/1 exchange ---- */
 
@@ -325,6 +338,7 @@ enum {
     TT__H1_FAIL,          /* failed: k->err and k->what say why */
     TT__H1_CONTINUE,      /* 100 Continue arrived while waiting for it: send the body */
     TT__H1_WAIT_CONTINUE, /* the head went out: wait for 100 Continue (arm its timer) */
+    TT__H1_PAUSED,        /* on_body paused delivery: stop reading until tt_exchange_resume */
 };
 
 /* Serialize x's request head into its write buffer (the one request-head writer). 0, -ENOMEM,
@@ -344,5 +358,7 @@ int tt__h1_process(tt__conn *k, int eof);
 tt_exchange *tt__h1_next(tt__conn *k, tt_exchange *x);
 /* Clear x's outcome fields (keeping its buffers). */
 void tt__h1_clear_outcome(tt_exchange *x);
+/* Start x's streamed request body over (a new run, or after body_rewind): nothing staged. */
+void tt__h1_stream_reset(tt_exchange *x);
 
 #endif

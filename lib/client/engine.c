@@ -84,6 +84,7 @@ static void x_complete(tt_exchange *x, int err, const char *what, int sent)
     if (p->phase == TT_X_QUEUED) tt__queue_remove(c, x);
     tt_timer_stop(c->loop, &p->timer);
     tt_timer_stop(c->loop, &p->leak);
+    tt_defer_cancel(c->loop, &p->fdefer);
     tt__x_set_phase(x, TT_X_DONE);
     p->conn = NULL;
     p->done = 1;
@@ -143,9 +144,13 @@ static void x_retry_or_fail(tt_exchange *x, int err, const char *what, int was_r
     if (why == TT_RETRY_NOT_SENT && what && !strcmp(what, "connect") &&
         (c->o.unix_socket || p->attempts_ns + 1 >= p->route->naddr))
         why = -1;
-    if (why == TT_RETRY_MAYBE_PROCESSED && x->body_read && p->body_pulled &&
-        x->body_rewind(x->body_data) < 0)
-        why = -1;
+    if (p->flags & TT__XF_BODY_ERR) why = -1; /* the request body itself failed */
+    if (why == TT_RETRY_MAYBE_PROCESSED && x->body_read && !x->body && p->body_pulled) {
+        if (x->body_rewind(x->body_data) < 0)
+            why = -1;
+        else
+            tt__h1_stream_reset(x);
+    }
     if (why < 0) {
         x_complete(x, err ? err : -ECONNRESET, what, in.sent);
         c_dispatch(c);
@@ -212,7 +217,13 @@ static void conn_fail_all(tt__conn *k, int err, const char *what, tt_exchange *c
 /* Write what k can write now and act on the outcome. 1 when k is gone. */
 static int conn_write(tt__conn *k)
 {
+    tt_exchange *w = k->w;
+    size_t wrote = w ? tt__xp(w)->wrote : 0;
     int r = tt__h1_write(k);
+    /* A streamed body may take long to produce: the head deadline runs from its last byte. */
+    if (r != TT__H1_FAIL && w && w->body_read && w == k->x && !w->status &&
+        tt__xp(w)->wrote != wrote && tt__xp(w)->phase == TT_X_SENDING)
+        x_arm_head(w);
     if (r == TT__H1_WAIT_CONTINUE) {
         tt_client *c = k->c;
         uint64_t now = tt_loop_now(c->loop);
@@ -422,6 +433,14 @@ static int x_response_done(tt__conn *k, int close_delimited)
     return 1;
 }
 
+/* on_body paused delivery: no head/inactivity or low-speed limit until it resumes (the total
+ * deadline still runs). */
+static void x_paused(tt_exchange *x)
+{
+    tt__xp(x)->rd_deadline = UINT64_MAX;
+    x_arm(x, UINT64_MAX);
+}
+
 /* Act on the HTTP/1 outcomes for the buffered bytes. 0: more input needed; 1: the response
  * completed or failed (k may be gone); 2: the next pipelined response is k's now. */
 static int conn_process(tt__conn *k, int eof)
@@ -431,6 +450,7 @@ static int conn_process(tt__conn *k, int eof)
         case TT__H1_MORE: return 0;
         case TT__H1_DONE: return x_response_done(k, 0);
         case TT__H1_DONE_CLOSE: return x_response_done(k, 1);
+        case TT__H1_PAUSED: x_paused(k->x); return 0;
         case TT__H1_CONTINUE:
             tt__x_set_phase(k->x, TT_X_SENDING);
             x_arm_head(k->x);
@@ -449,6 +469,8 @@ static void conn_read(tt__conn *k)
             if (tt__pool_idle_check(k)) c_dispatch(c);
             return;
         }
+        if (k->x && (tt__xp(k->x)->flags & TT__XF_PAUSED))
+            return; /* backpressure: leave it in the socket */
         ssize_t n = tt_stream_read_buf(&k->s, &k->rb, c->bp, TT__C_READ_CHUNK);
         int eof = 0;
         if (n == -EAGAIN) {
@@ -691,6 +713,43 @@ static void c_dispatch(tt_client *c)
     c->dispatching = 0;
 }
 
+/* ---- flow control: resume a paused response, pull a waiting request body ---- */
+
+/* Resume reading k for its paused exchange: first the bytes already buffered, then the
+ * socket. */
+static void conn_resume(tt__conn *k)
+{
+    int r;
+    while ((r = conn_process(k, 0)) == 2)
+        tt__xp(k->x)->resp_bytes = k->rb.len != 0;
+    if (r == 0) conn_read(k);
+}
+
+static void x_flow(tt_loop *loop, tt_defer *d)
+{
+    tt_exchange *x = TT__X_OF(d, fdefer);
+    tt__xpriv *p = tt__xp(x);
+    tt__conn *k = p->conn;
+    if (p->done || !k) return;
+    if (p->flags & TT__XF_BODY_READY) {
+        p->flags &= ~TT__XF_BODY_READY;
+        if (k->w == x && p->phase == TT_X_SENDING && conn_write(k)) return;
+    }
+    if ((p->flags & TT__XF_RESUME) && k->x == x) {
+        p->flags &= ~(TT__XF_RESUME | TT__XF_PAUSED);
+        if (!x->status) return;
+        p->spd_at = tt_loop_now(loop);
+        p->spd_bytes = 0;
+        x_arm_body(x);
+        conn_resume(k);
+    }
+}
+
+void tt__engine_flow(tt_exchange *x)
+{
+    tt_defer_queue(tt__xp(x)->client->loop, &tt__xp(x)->fdefer, x_flow);
+}
+
 /* ---- entry points for api.c ---- */
 
 void tt__engine_init(tt_client *c)
@@ -717,6 +776,7 @@ void tt__engine_prepare(tt_client *c, tt_exchange *x, tt__route *rt, const char 
     p->done = 0;
     p->phase = TT_X_NONE; /* a new run (with a new id) starts here: not a transition */
     p->started = tt_loop_update_time(c->loop);
+    tt__h1_stream_reset(x);
     const char *m = x->method ? x->method : "GET";
     p->method_id = (int)tt_http1_method_id(m, strlen(m));
     tt_timer_init(&p->timer, x_timer);

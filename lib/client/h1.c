@@ -13,6 +13,7 @@
 
 #include "client/client_int.h"
 #include "common/api.h"
+#include "http1/internal.h"
 
 /* ---- buffers ---- */
 
@@ -50,6 +51,7 @@ void tt__h1_clear_outcome(tt_exchange *x)
     x->error_what = NULL;
     x->sent_state = TT_NOT_SENT;
     x->status = 0;
+    x->resp_framing = TT_FRAMING_NONE;
     x->version_minor = 0;
     x->head_len = 0;
     x->nhdrs = 0;
@@ -131,7 +133,7 @@ static void head_of(const tt_exchange *x, tt_http1_request_head *h, const char *
     if (x->body)
         h->content_length = (int64_t)x->body_len;
     else if (x->body_read)
-        h->content_length = -2;
+        h->content_length = x->body_stream_len > 0 ? (int64_t)x->body_stream_len : -2;
     else if (!strcmp(m, "POST") || !strcmp(m, "PUT") || !strcmp(m, "PATCH"))
         h->content_length = 0;
     else
@@ -161,6 +163,25 @@ static int split_headers(const tt_exchange *x, tt_header *hdr, size_t *nh, int *
     return 0;
 }
 
+/* Check the streamed body's trailer lines into th (up to TT__C_MAX_TRAILERS): 0, or -EINVAL
+ * with *what: a bad line, a field a trailer may not carry (the decoder's list), or too many.
+ * The trailers are only sent with a chunked body. */
+static int trailers_of(const tt_exchange *x, tt_header *th, const char **what)
+{
+    int n = x->body_stream_len > 0 ? 0 : x->nbody_trailers;
+    if (n > TT__C_MAX_TRAILERS) goto bad;
+    for (int i = 0; i < n; i++) {
+        const char *l = x->body_trailers ? x->body_trailers[i] : NULL;
+        if (!l || tt_http1_header_line(l, strlen(l), &th[i]) < 0 ||
+            tt__http1_trailer_forbidden(th[i].name, th[i].name_len))
+            goto bad;
+    }
+    return n;
+bad:
+    *what = "bad trailer";
+    return -EINVAL;
+}
+
 int tt__h1_build(tt_exchange *x, const char *hosthdr, const char *path, const char **what)
 {
     tt__xpriv *p = tt__xp(x);
@@ -181,6 +202,12 @@ int tt__h1_build(tt_exchange *x, const char *hosthdr, const char *path, const ch
     if (!tt_http1_token_valid(m, strlen(m))) {
         *what = "bad method";
         r = -EINVAL;
+        goto out;
+    }
+    tt_header th[TT__C_MAX_TRAILERS];
+    int nt = x->body_read && !x->body ? trailers_of(x, th, what) : 0;
+    if (nt < 0) {
+        r = nt;
         goto out;
     }
     p->req_close = close || x->no_keepalive;
@@ -237,10 +264,18 @@ void tt__h1_begin(tt_exchange *x, tt__conn *k)
     p->woff = 0;
     p->wrote = 0;
     p->body_off = 0;
-    p->slen = p->soff = 0;
-    p->flags = 0;
+    p->flags &= TT__XF_STREAM_MASK;
     p->resp_bytes = 0;
     tt__h1_clear_outcome(x);
+}
+
+void tt__h1_stream_reset(tt_exchange *x)
+{
+    tt__xpriv *p = tt__xp(x);
+    p->slen = p->soff = 0;
+    p->flags &= ~TT__XF_STREAM_MASK;
+    p->sremain = x->body_stream_len > 0 ? x->body_stream_len : 0;
+    p->body_pulled = 0;
 }
 
 tt_exchange *tt__h1_next(tt__conn *k, tt_exchange *x)
@@ -249,23 +284,67 @@ tt_exchange *tt__h1_next(tt__conn *k, tt_exchange *x)
     return n && n != &k->pq ? TT__X_OF(n, qlink) : NULL;
 }
 
-/* Fill the streamed-body staging buffer with the next chunk. 0 or -errno. */
-static int stream_fill(tt_exchange *x)
+/* The streamed body ended (chunked): stage the last chunk with the trailers. 0 or -errno. */
+static int stream_last(tt_exchange *x, const char **what)
 {
     tt__xpriv *p = tt__xp(x);
+    tt_header th[TT__C_MAX_TRAILERS];
+    int n = trailers_of(x, th, what);
+    if (n < 0) return n;
+    size_t need = tt_http1_chunk_last(p->sbuf, p->scap, th, (size_t)n);
+    if (need > p->scap) { /* rare: trailers beyond a chunk's staging room */
+        char *q = realloc(p->sbuf, need);
+        if (!q) return -ENOMEM;
+        p->sbuf = q;
+        p->scap = need;
+        tt_http1_chunk_last(p->sbuf, p->scap, th, (size_t)n);
+    }
+    p->soff = 0;
+    p->slen = need;
+    p->flags |= TT__XF_STREAM_EOF;
+    return 0;
+}
+
+/* Fill the streamed-body staging buffer with the next piece: a chunk (chunked), or raw bytes
+ * counted against body_stream_len. 0, -EAGAIN (TT__XF_BODY_WAIT set), or -errno with *what. */
+static int stream_fill(tt_exchange *x, const char **what)
+{
+    tt__xpriv *p = tt__xp(x);
+    int cl = x->body_stream_len > 0;
     if (!p->sbuf) {
         p->sbuf = malloc(TT__C_READ_CHUNK + 32);
         if (!p->sbuf) return -ENOMEM;
         p->scap = TT__C_READ_CHUNK + 32;
     }
-    p->body_pulled = 1;
-    ssize_t n = x->body_read(x->body_data, p->sbuf + 20, TT__C_READ_CHUNK);
+    size_t cap = TT__C_READ_CHUNK;
+    if (cl && (unsigned long long)p->sremain < cap)
+        cap = p->sremain ? (size_t)p->sremain : 1; /* 1: only its end (0) is expected now */
+    *what = "request body";
+    ssize_t n = x->body_read(x->body_data, p->sbuf + 20, cap);
+    if (n == -EAGAIN) {
+        p->flags |= TT__XF_BODY_WAIT;
+        return -EAGAIN;
+    }
     if (n < 0) return (int)n;
+    p->body_pulled = 1;
+    if ((size_t)n > cap || (cl && n > 0 && p->sremain == 0)) {
+        *what = "request body longer than announced";
+        return -EPROTO;
+    }
+    if (n == 0 && !cl) return stream_last(x, what);
     if (n == 0) {
-        memcpy(p->sbuf, "0\r\n\r\n", 5);
-        p->soff = 0;
-        p->slen = 5;
+        if (p->sremain) {
+            *what = "request body shorter than announced";
+            return -EPROTO;
+        }
+        p->soff = p->slen = 0;
         p->flags |= TT__XF_STREAM_EOF;
+        return 0;
+    }
+    if (cl) {
+        p->sremain -= n;
+        p->soff = 20;
+        p->slen = 20 + (size_t)n;
         return 0;
     }
     char h[TT_HTTP1_CHUNK_HEADER_MAX];
@@ -308,21 +387,28 @@ static int next_iov(tt__conn *k, tt_exchange *x, int expect, struct iovec *iov, 
     if (x->body && p->body_off < x->body_len && ((head_left && !expect) || body_phase)) {
         iov[*n].iov_base = (char *)x->body + p->body_off;
         iov[(*n)++].iov_len = x->body_len - p->body_off;
-    } else if (x->body_read && !x->body && !head_left && body_phase) {
-        if (p->soff == p->slen) {
-            if (p->flags & TT__XF_STREAM_EOF) {
-                sent_all(k);
-                return -1;
-            }
-            int r = stream_fill(x);
-            if (r < 0) {
+    } else if (x->body_read && !x->body && ((head_left && !expect) || body_phase)) {
+        /* Streamed: the first piece goes out with the head when the producer has one at
+         * once; when it has none the head goes out alone (the server sees the request). */
+        if (p->soff == p->slen && !(p->flags & (TT__XF_STREAM_EOF | TT__XF_BODY_WAIT))) {
+            const char *what = "request body";
+            int r = stream_fill(x, &what);
+            if (r < 0 && r != -EAGAIN) {
+                p->flags |= TT__XF_BODY_ERR;
                 k->err = r;
-                k->what = "request body";
+                k->what = what;
                 return TT__H1_FAIL;
             }
         }
-        iov[*n].iov_base = p->sbuf + p->soff;
-        iov[(*n)++].iov_len = p->slen - p->soff;
+        if (p->soff < p->slen) {
+            iov[*n].iov_base = p->sbuf + p->soff;
+            iov[(*n)++].iov_len = p->slen - p->soff;
+        } else if (!head_left && (p->flags & TT__XF_STREAM_EOF)) {
+            sent_all(k);
+            return -1;
+        } else if (!head_left) {
+            return TT__H1_MORE; /* waiting for tt_exchange_body_ready */
+        }
     }
     if (*n == 0) {
         if (p->phase != TT_X_SENDING) return TT__H1_MORE;
@@ -377,7 +463,8 @@ int tt__h1_write(tt__conn *k)
 
 /* Deliver body bytes (-EFBIG past max_body_size). After on_body asked to stop, up to
  * TT__C_DRAIN_MAX more bytes are read and dropped so the connection can still be reused;
- * beyond that the exchange fails (-ECANCELED). */
+ * beyond that the exchange fails (-ECANCELED). TT_BODY_PAUSE from on_body sets
+ * TT__XF_PAUSED: the readers stop after these bytes. */
 static int deliver(tt_exchange *x, const char *b, size_t n)
 {
     tt__xpriv *p = tt__xp(x);
@@ -391,7 +478,14 @@ static int deliver(tt_exchange *x, const char *b, size_t n)
         return p->drained > TT__C_DRAIN_MAX ? -ECANCELED : 0;
     }
     if (x->on_body) {
-        if (!x->on_body(x, b, n)) return 0;
+        p->flags |= TT__XF_IN_BODY;
+        int r = x->on_body(x, b, n);
+        p->flags &= ~TT__XF_IN_BODY;
+        if (!r) return 0;
+        if (r == TT_BODY_PAUSE) {
+            p->flags |= TT__XF_PAUSED;
+            return 0;
+        }
         p->flags |= TT__XF_DISCARD;
         p->drained = 0;
         return 0;
@@ -492,6 +586,15 @@ static int final_head(tt__conn *k, tt_exchange *x, size_t hl)
     p->body_seen = 0;
     p->spd_bytes = 0;
     p->spd_at = tt_loop_now(k->c->loop);
+    p->resp_bytes = 1;
+    static const int framing[] = {
+        [TT_HTTP1_BODY_NONE] = TT_FRAMING_NONE,
+        [TT_HTTP1_BODY_LENGTH] = TT_FRAMING_LENGTH,
+        [TT_HTTP1_BODY_CHUNKED] = TT_FRAMING_CHUNKED,
+        [TT_HTTP1_BODY_CLOSE] = TT_FRAMING_CLOSE,
+    };
+    x->resp_framing = framing[k->resp.body];
+    if (x->on_head && x->on_head(x)) return fail(k, -ECANCELED, "aborted by on_head");
     return TT__H1_MORE;
 }
 
@@ -511,9 +614,12 @@ static int read_head(tt__conn *k, tt_exchange *x, int eof)
         if (k->resp.status >= 200) return final_head(k, x, (size_t)r);
         x->informational++;
         int st = k->resp.status;
+        if (st == 101) return fail(k, -EPROTO, "unexpected 101 Switching Protocols");
+        tt__xp(x)->resp_bytes = 1; /* the server is at work: never replayed from here */
+        if (x->on_info && x->on_info(x, st, k->rb.data, (size_t)r))
+            return fail(k, -ECANCELED, "aborted by on_info");
         tt_buf_consume(&k->rb, (size_t)r);
         tt__h1_reset(k);
-        if (st == 101) return fail(k, -EPROTO, "unexpected 101 Switching Protocols");
         if (st == 100 && tt__xp(x)->phase == TT_X_WAIT_CONTINUE) return TT__H1_CONTINUE;
     }
 }
@@ -532,7 +638,7 @@ static int body_length(tt__conn *k, tt_exchange *x, int eof)
         p->resp_bytes = 1;
         return fail(k, -EPROTO, "connection closed mid-body");
     }
-    return TT__H1_MORE;
+    return (p->flags & TT__XF_PAUSED) ? TT__H1_PAUSED : TT__H1_MORE;
 }
 
 /* Chunked body, decoded in place. */
@@ -553,12 +659,13 @@ static int body_chunked(tt__conn *k, tt_exchange *x, int eof)
         tt__xp(x)->resp_bytes = 1;
         return fail(k, -EPROTO, "connection closed mid-body");
     }
-    return TT__H1_MORE;
+    return (tt__xp(x)->flags & TT__XF_PAUSED) ? TT__H1_PAUSED : TT__H1_MORE;
 }
 
 int tt__h1_process(tt__conn *k, int eof)
 {
     tt_exchange *x = k->x;
+    if (tt__xp(x)->flags & TT__XF_PAUSED) return TT__H1_PAUSED;
     if (x->status == 0) {
         int r = read_head(k, x, eof);
         if (r != TT__H1_MORE || x->status == 0) return r;
@@ -571,7 +678,8 @@ int tt__h1_process(tt__conn *k, int eof)
         int e = deliver(x, k->rb.data, k->rb.len);
         if (e < 0) return body_fail(k, e);
         tt_buf_consume(&k->rb, k->rb.len);
-        return eof ? TT__H1_DONE_CLOSE : TT__H1_MORE;
+        if (eof) return TT__H1_DONE_CLOSE;
+        return (tt__xp(x)->flags & TT__XF_PAUSED) ? TT__H1_PAUSED : TT__H1_MORE;
     }
     }
     return TT__H1_MORE;

@@ -8,6 +8,7 @@
 
 #include "common/api.h"
 #include "http1/chars.h"
+#include "http1/internal.h"
 #include "http1/scan.h"
 #include "tether/http1.h"
 
@@ -47,7 +48,7 @@ TT_API void tt_http1_chunked_init(tt_http1_chunked_decoder *d)
 /* Fields a trailer may not carry (RFC 9110 §6.5.1): framing, routing, connection control,
  * request modifiers, authentication, content metadata. We reject rather than drop: a sender
  * that puts them there is either broken or probing for a desync. */
-static int forbidden_trailer(const char *n, size_t len)
+int tt__http1_trailer_forbidden(const char *n, size_t len)
 {
     static const char *const names[] = {
         "content-length",
@@ -114,7 +115,7 @@ static int parse_trailers(tt_http1_chunked_decoder *d, const char *t, size_t tn,
             d->error = rc == TT_HTTP1_E_EOL ? TT_HTTP1_E_CHUNK_EOL : TT_HTTP1_E_TRAILER;
             return -1;
         }
-        if (forbidden_trailer(t + fl.name, fl.name_end - fl.name)) {
+        if (tt__http1_trailer_forbidden(t + fl.name, fl.name_end - fl.name)) {
             d->error = TT_HTTP1_E_TRAILER;
             return -1;
         }

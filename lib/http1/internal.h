@@ -9,5 +9,9 @@
 int tt__http1_parse_content_length(const char *v, size_t n, uint64_t *out);
 /* uri-host [":" port] without userinfo; need_port: authority-form for CONNECT. 1 if valid. */
 int tt__http1_valid_host(const char *v, size_t n, int need_port);
+/* Nonzero when a field name may not appear in a trailer section (RFC 9110 §6.5.1: framing,
+ * routing, connection control, request modifiers, authentication, content metadata): the
+ * decoder refuses it and the client never sends it. */
+int tt__http1_trailer_forbidden(const char *n, size_t len);
 
 #endif

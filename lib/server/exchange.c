@@ -66,7 +66,6 @@ void tt__x_next(struct tt_req *x)
 
 int tt__res_add_header(struct tt_res *r, const char *name, const char *value)
 {
-    if (r->started) return -EALREADY;
     size_t nl = strlen(name), vl = strlen(value);
     if (r->nhdrs >= TT__MAX_RES_HEADERS - 2 || r->store_used + nl + vl > TT__RES_STORE)
         return -ENOSPC;
@@ -126,6 +125,7 @@ int tt__res_begin(struct tt_req *x, int status, long long length)
         h.keep_alive = r->keep_alive;
     }
     r->chunked = h.body == TT_HTTP1_BODY_CHUNKED;
+    r->nhdrs = r->store_used = 0; /* written: the store now holds trailers (tt_res_trailer) */
     if (!h.keep_alive) r->keep_alive = 0;
     if (!r->keep_alive) tt__conn_closing(c, TT_CLOSE_CONN_CLOSE);
     return 0;

@@ -124,14 +124,68 @@ TT_API int tt_res_end(tt_res *res)
         int r = tt_res_start(res, res->status ? res->status : 200, 0);
         if (r < 0) return r;
     }
-    if (res->chunked && c->state != TT_CONN_CLOSED && !res->head_only)
-        tt_buf_append(&x->wbuf, w->pool, "0\r\n\r\n", 5);
+    if (res->chunked && c->state != TT_CONN_CLOSED && !res->head_only) {
+        /* the last chunk, with the trailer section tt_res_trailer stored */
+        tt_buf_append(&x->wbuf, w->pool, "0\r\n", 3);
+        for (size_t i = 0; i < res->nhdrs; i++) {
+            const tt_header *h = &res->hdrs[i];
+            tt_buf_append(&x->wbuf, w->pool, h->name, h->name_len);
+            tt_buf_append(&x->wbuf, w->pool, ": ", 2);
+            tt_buf_append(&x->wbuf, w->pool, h->value, h->value_len);
+            tt_buf_append(&x->wbuf, w->pool, "\r\n", 2);
+        }
+        tt_buf_append(&x->wbuf, w->pool, "\r\n", 2);
+    }
     res->drain_fn = NULL;
     if (res->drain_defer.queued) tt_defer_cancel(w->loop, &res->drain_defer);
     x->handling = 0;
     res->finished = 1;
     tt__conn_exchange_end(x);
     return 0;
+}
+
+/* Fields a trailer section must not carry (RFC 9110 §6.5.1): framing, routing, controls. */
+static int trailer_forbidden(const char *name)
+{
+    static const char *const no[] = {"Content-Length",
+                                     "Transfer-Encoding",
+                                     "Connection",
+                                     "Keep-Alive",
+                                     "Host",
+                                     "Trailer",
+                                     "TE",
+                                     "Content-Encoding",
+                                     "Content-Type",
+                                     "Content-Range",
+                                     "Expect",
+                                     "Upgrade",
+                                     NULL};
+    for (int i = 0; no[i]; i++)
+        if (!strcasecmp(name, no[i])) return 1;
+    return 0;
+}
+
+TT_API int tt_res_trailer(tt_res *res, const char *name, const char *value)
+{
+    if (!name || !value) return -EINVAL;
+    if (!res->started || res->finished) return -EINVAL;
+    if (!res->chunked) return -ENOTSUP; /* only a chunked body has a trailer section */
+    if (!tt_http1_token_valid(name, strlen(name)) || !tt_http1_value_valid(value, strlen(value)))
+        return -EINVAL;
+    if (trailer_forbidden(name)) return -EPERM;
+    return tt__res_add_header(res, name, value);
+}
+
+TT_API int tt_res_abort(tt_res *res)
+{
+    if (res->finished) return -EALREADY;
+    struct tt_req *x = tt__x_of(res);
+    res->keep_alive = 0;
+    tt__conn_closing(x->conn, TT_CLOSE_CONN_CLOSE);
+    res->started = 1; /* before the head: nothing is written, the connection just closes */
+    res->chunked = 0; /* no last chunk: the client sees the truncation */
+    res->nhdrs = 0;
+    return tt_res_end(res);
 }
 
 TT_API int tt_res_send(tt_res *res, int status, const char *content_type, const void *body,

@@ -19,9 +19,9 @@
 #include "tether/timer.h"
 
 #define TT__MAX_REQ_HEADERS 64
-#define TT__MAX_RES_HEADERS 16
+#define TT__MAX_RES_HEADERS 40 /* a proxy relays upstream heads (nginx: 4-8 KiB) */
 #define TT__MAX_TRAILERS    16 /* request trailer fields kept for the handler; more: 431 */
-#define TT__RES_STORE       1024
+#define TT__RES_STORE       4096
 #define TT__HAND_MAX        64 /* sockets queued for a worker by the others */
 
 /* Single-writer counters: a relaxed load and store (no lock prefix), readable from any thread. */

@@ -260,7 +260,7 @@ Test(pool, unresolvable_host_fails_with_resolve)
 
 static int stop_body(tt_exchange *x, const char *p, size_t n)
 {
-    return 1;
+    return -1; /* abort (1 is TT_BODY_PAUSE) */
 }
 
 Test(pool, aborted_body_is_drained_and_connection_kept)

@@ -1,0 +1,279 @@
+/* fields.c — what a proxy changes in the fields it forwards (RFC 9110 §7.6): hop-by-hop fields
+ * removed both ways (Connection and every field it names, Keep-Alive, TE, Transfer-Encoding,
+ * Upgrade, Proxy-Connection, Proxy-Authenticate, Proxy-Authorization), Via appended, and on
+ * requests X-Forwarded-For appended, X-Forwarded-Proto and X-Forwarded-Host set. Framing
+ * fields are not copied: the client and the server frame the messages they write. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "proxy/proxy_int.h"
+
+/* ---- the arena ---- */
+
+static int arena_room(tt__parena *a, size_t n)
+{
+    if (a->len + n <= a->cap) return 0;
+    size_t cap = a->cap ? a->cap : 1024;
+    while (cap < a->len + n)
+        cap *= 2;
+    char *b = realloc(a->buf, cap);
+    if (!b) return -ENOMEM;
+    a->buf = b;
+    a->cap = cap;
+    return 0;
+}
+
+long tt__parena_put(tt__parena *a, const char *s, size_t n)
+{
+    if (arena_room(a, n + 1) < 0) return -1;
+    long off = (long)a->len;
+    if (n) memcpy(a->buf + a->len, s, n);
+    a->buf[a->len + n] = 0;
+    a->len += n + 1;
+    return off;
+}
+
+long tt__parena_printf(tt__parena *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || arena_room(a, (size_t)n + 1) < 0) return -1;
+    long off = (long)a->len;
+    va_start(ap, fmt);
+    vsnprintf(a->buf + a->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    a->len += (size_t)n + 1;
+    return off;
+}
+
+void tt__parena_free(tt__parena *a)
+{
+    free(a->buf);
+    a->buf = NULL;
+    a->len = a->cap = 0;
+}
+
+/* ---- hop-by-hop ---- */
+
+static int is(const char *name, size_t n, const char *lit)
+{
+    return strlen(lit) == n && !strncasecmp(name, lit, n);
+}
+
+int tt__proxy_hop_static(const char *name, size_t n)
+{
+    static const char *const hop[] = {"Connection",
+                                      "Keep-Alive",
+                                      "TE",
+                                      "Transfer-Encoding",
+                                      "Upgrade",
+                                      "Proxy-Connection",
+                                      "Proxy-Authenticate",
+                                      "Proxy-Authorization",
+                                      NULL};
+    for (int i = 0; hop[i]; i++)
+        if (is(name, n, hop[i])) return 1;
+    return 0;
+}
+
+int tt__proxy_conn_named(const char *name, size_t n, const char *const *vals, const size_t *vlens,
+                         int nvals)
+{
+    for (int k = 0; k < nvals; k++) {
+        const char *v = vals[k];
+        size_t vl = vlens[k], i = 0;
+        while (i < vl) {
+            while (i < vl && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+                i++;
+            size_t s = i;
+            while (i < vl && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
+                i++;
+            if (i > s && i - s == n && !strncasecmp(v + s, name, n)) return 1;
+        }
+    }
+    return 0;
+}
+
+int tt__proxy_hop(const char *name, size_t n, const char *const *vals, const size_t *vlens,
+                  int nvals)
+{
+    return tt__proxy_hop_static(name, n) || tt__proxy_conn_named(name, n, vals, vlens, nvals);
+}
+
+/* Nonzero when the list v[0,n) has the token tok (case-insensitive). */
+static int list_has(const char *v, size_t n, const char *tok)
+{
+    const char *vals[1] = {v};
+    size_t lens[1] = {n};
+    return tt__proxy_conn_named(tok, strlen(tok), vals, lens, 1);
+}
+
+#define MAX_CONN_FIELDS 8 /* Connection fields honoured per message (more: only the first 8) */
+
+/* ---- the upstream request ---- */
+
+/* Append "prev, add" (or "add") for a list field combined from every line of name. */
+static int combined(tt__parena *a, const tt__preq_in *in, const char *name, const char *add,
+                    long *out)
+{
+    size_t start = a->len, total = 0;
+    int any = 0;
+    if (arena_room(a, strlen(name) + 2) < 0) return -ENOMEM;
+    total = (size_t)sprintf(a->buf + a->len, "%s: ", name);
+    a->len += total;
+    for (int i = 0; i < in->n; i++) {
+        if (!is(in->names[i], in->nlens[i], name) || !in->vlens[i]) continue;
+        if (arena_room(a, in->vlens[i] + 2) < 0) return -ENOMEM;
+        if (any) {
+            memcpy(a->buf + a->len, ", ", 2);
+            a->len += 2;
+        }
+        memcpy(a->buf + a->len, in->values[i], in->vlens[i]);
+        a->len += in->vlens[i];
+        any = 1;
+    }
+    size_t al = strlen(add);
+    if (arena_room(a, al + 3) < 0) return -ENOMEM;
+    if (any) {
+        memcpy(a->buf + a->len, ", ", 2);
+        a->len += 2;
+    }
+    memcpy(a->buf + a->len, add, al + 1);
+    a->len += al + 1;
+    *out = (long)start;
+    return 0;
+}
+
+/* Fields the proxy writes itself on a request (they are rebuilt, never copied). */
+static int req_own(const char *nm, size_t nl, int forwarded)
+{
+    return is(nm, nl, "Host") || is(nm, nl, "Content-Length") || is(nm, nl, "Expect") ||
+           is(nm, nl, "Via") || is(nm, nl, "X-Forwarded-For") ||
+           (forwarded && (is(nm, nl, "X-Forwarded-Proto") || is(nm, nl, "X-Forwarded-Host")));
+}
+
+int tt__proxy_req_fields(const tt__preq_in *in, tt__parena *a, long *offs, int maxoffs, int *expect)
+{
+    const char *cv[MAX_CONN_FIELDS];
+    size_t cl[MAX_CONN_FIELDS];
+    int nc = 0, k = 0;
+    *expect = 0;
+    for (int i = 0; i < in->n; i++) {
+        if (is(in->names[i], in->nlens[i], "Connection") && nc < MAX_CONN_FIELDS) {
+            cv[nc] = in->values[i];
+            cl[nc++] = in->vlens[i];
+        } else if (is(in->names[i], in->nlens[i], "Expect") &&
+                   list_has(in->values[i], in->vlens[i], "100-continue")) {
+            *expect = 1;
+        }
+    }
+    for (int i = 0; i < in->n; i++) {
+        const char *nm = in->names[i];
+        size_t nl = in->nlens[i];
+        if (tt__proxy_hop(nm, nl, cv, cl, nc) || req_own(nm, nl, in->forwarded)) continue;
+        if (k + 6 > maxoffs) return -ENOSPC;
+        long o = tt__parena_printf(a, "%.*s: %.*s", (int)nl, nm, (int)in->vlens[i], in->values[i]);
+        if (o < 0) return -ENOMEM;
+        offs[k++] = o;
+    }
+    if (k + 6 > maxoffs) return -ENOSPC;
+    long o = 0;
+    if (in->up_host)
+        o = tt__parena_printf(a, "Host: %s", in->up_host);
+    else if (in->host)
+        o = tt__parena_printf(a, "Host: %.*s", (int)in->host_len, in->host);
+    if (o < 0) return -ENOMEM;
+    if (in->up_host || in->host) offs[k++] = o;
+    char via[300];
+    snprintf(via, sizeof via, "1.%d %s", in->minor ? 1 : 0, in->via);
+    if (combined(a, in, "Via", via, &offs[k++]) < 0) return -ENOMEM;
+    if (in->peer_ip && combined(a, in, "X-Forwarded-For", in->peer_ip, &offs[k++]) < 0)
+        return -ENOMEM;
+    if (in->forwarded) {
+        if ((o = tt__parena_printf(a, "X-Forwarded-Proto: %s", in->proto)) < 0) return -ENOMEM;
+        offs[k++] = o;
+        if (in->host) {
+            o = tt__parena_printf(a, "X-Forwarded-Host: %.*s", (int)in->host_len, in->host);
+            if (o < 0) return -ENOMEM;
+            offs[k++] = o;
+        }
+    }
+    return k;
+}
+
+/* ---- the response ---- */
+
+/* Fields the proxy's server writes itself on a response. */
+static int res_own(const char *nm, size_t nl)
+{
+    return is(nm, nl, "Content-Length") || is(nm, nl, "Date") || is(nm, nl, "Server") ||
+           is(nm, nl, "Via");
+}
+
+int tt__proxy_res_fields(const tt_exchange *x, const char *via, tt__parena *scratch,
+                         int (*add)(void *ud, const char *name, const char *value), void *ud)
+{
+    const char *cv[MAX_CONN_FIELDS];
+    size_t cl[MAX_CONN_FIELDS];
+    int nc = 0;
+    const char *h = x->head;
+    scratch->len = 0;
+    /* The Via line first (earlier values, then ours), then each field reusing the space. */
+    if (tt__parena_put(scratch, "", 0) < 0) return -ENOMEM;
+    scratch->len = 0;
+    for (int i = 0; i < x->nhdrs; i++) {
+        const tt_hdr_span *s = &x->hdrs[i];
+        const char *nm = h + s->name;
+        if (is(nm, s->name_len, "Connection") && nc < MAX_CONN_FIELDS) {
+            cv[nc] = h + s->value;
+            cl[nc++] = s->value_len;
+        } else if (is(nm, s->name_len, "Via") && s->value_len) {
+            if (arena_room(scratch, s->value_len + 3) < 0) return -ENOMEM;
+            memcpy(scratch->buf + scratch->len, h + s->value, s->value_len);
+            memcpy(scratch->buf + scratch->len + s->value_len, ", ", 2);
+            scratch->len += s->value_len + 2;
+        }
+    }
+    if (tt__parena_printf(scratch, "1.%d %s", x->version_minor ? 1 : 0, via) < 0) return -ENOMEM;
+    size_t mark = scratch->len;
+    for (int i = 0; i < x->nhdrs; i++) {
+        const tt_hdr_span *s = &x->hdrs[i];
+        const char *nm = h + s->name;
+        if (tt__proxy_hop(nm, s->name_len, cv, cl, nc) || res_own(nm, s->name_len)) continue;
+        scratch->len = mark;
+        long no = tt__parena_put(scratch, nm, s->name_len);
+        long val = tt__parena_put(scratch, h + s->value, s->value_len);
+        if (no < 0 || val < 0) return -ENOMEM;
+        int r = add(ud, scratch->buf + no, scratch->buf + val);
+        if (r < 0) return r;
+    }
+    return add(ud, "Via", scratch->buf);
+}
+
+/* ---- the client's address ---- */
+
+void tt__proxy_peer_ip(const tt_addr *a, char *buf, size_t size)
+{
+    if (a->ss.ss_family != AF_INET && a->ss.ss_family != AF_INET6) {
+        snprintf(buf, size, "unix");
+        return;
+    }
+    char t[128];
+    tt_addr_format(a, t, sizeof t);
+    char *colon = strrchr(t, ':');
+    if (colon) *colon = 0;
+    char *s = t;
+    if (*s == '[') {
+        s++;
+        size_t n = strlen(s);
+        if (n && s[n - 1] == ']') s[n - 1] = 0;
+    }
+    snprintf(buf, size, "%s", s);
+}

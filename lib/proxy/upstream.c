@@ -1,0 +1,207 @@
+/* upstream.c — the proxy's upstreams: URL parsing, balancing (least-conn, round-robin),
+ * passive health (consecutive connect failures or resets put an upstream to rest, then one
+ * request tries it again) and the per-upstream statistics (atomics, summed over workers). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "common/api.h"
+#include "proxy/proxy_int.h"
+#include "tether/json.h"
+
+int tt__upstream_parse(tt__upstream *u, const char *url)
+{
+    if (!url || strncasecmp(url, "http://", 7)) return -EINVAL;
+    const char *h = url + 7, *end = h + strcspn(h, "/?#");
+    if (*end && strcmp(end, "/")) return -EINVAL; /* a path is not supported */
+    const char *colon = NULL, *hend = end;
+    if (*h == '[') {
+        const char *rb = memchr(h, ']', (size_t)(end - h));
+        if (!rb) return -EINVAL;
+        if (rb + 1 < end) {
+            if (rb[1] != ':') return -EINVAL;
+            colon = rb + 1;
+        }
+        hend = rb;
+        h++;
+    } else {
+        colon = memchr(h, ':', (size_t)(end - h));
+        if (colon) hend = colon;
+    }
+    size_t hl = (size_t)(hend - h);
+    if (!hl || hl >= sizeof u->host) return -EINVAL;
+    int port = 80;
+    if (colon) {
+        char *e;
+        long v = strtol(colon + 1, &e, 10);
+        if (e != end || colon + 1 == end || v < 1 || v > 65535) return -EINVAL;
+        port = (int)v;
+    }
+    for (size_t i = 0; i < hl; i++)
+        if ((unsigned char)h[i] <= 0x20 || h[i] == 0x7f || h[i] == '@') return -EINVAL;
+    memcpy(u->host, h, hl);
+    u->host[hl] = 0;
+    u->port = port;
+    int ul = snprintf(u->url, sizeof u->url, "http://%s%.*s%s:%d", h[-1] == '[' ? "[" : "", (int)hl,
+                      h, h[-1] == '[' ? "]" : "", port);
+    return ul > 0 && (size_t)ul < sizeof u->url ? 0 : -EINVAL;
+}
+
+int tt__balance(int policy, const int *inflight, const int *ok, int n, unsigned *rr)
+{
+    int best = -1;
+    unsigned start = *rr;
+    for (int k = 0; k < n; k++) {
+        int i = (int)((start + (unsigned)k) % (unsigned)n);
+        if (!ok[i]) continue;
+        if (policy == TT_PROXY_ROUND_ROBIN) {
+            best = i;
+            break;
+        }
+        if (best < 0 || inflight[i] < inflight[best]) best = i;
+    }
+    if (best >= 0) *rr = (unsigned)best + 1;
+    return best;
+}
+
+int tt__upstream_usable(const tt_proxy *p, tt__upstream *u, uint64_t now, int claim)
+{
+    if (p->cfg.fail_threshold == TT_OFF) return 1;
+    uint64_t until = TT__PGET(u->rest_until);
+    if (!until) return 1;
+    if (now < until) return 0;
+    /* rest over: one probe at a time until it answers */
+    if (!claim) return !TT__PGET(u->probing);
+    int zero = 0;
+    return __atomic_compare_exchange_n(&u->probing, &zero, 1, 0, __ATOMIC_RELAXED,
+                                       __ATOMIC_RELAXED);
+}
+
+int tt__upstream_pick(tt_proxy *p, uint64_t now, int exclude)
+{
+    int n = p->nups, ok[TT_PROXY_MAX_UPSTREAMS], inflight[TT_PROXY_MAX_UPSTREAMS], any = 0;
+    for (int pass = 0; pass < 2 && !any; pass++)
+        for (int i = 0; i < n; i++) {
+            ok[i] = (pass || !(exclude & (1 << i))) && tt__upstream_usable(p, &p->ups[i], now, 0);
+            inflight[i] = TT__PGET(p->ups[i].inflight);
+            any |= ok[i];
+        }
+    if (!any) return -1;
+    for (;;) {
+        unsigned rr = TT__PGET(p->rr);
+        int i = tt__balance(p->cfg.balance, inflight, ok, n, &rr);
+        if (i < 0) return -1;
+        TT__PSET(p->rr, rr);
+        if (tt__upstream_usable(p, &p->ups[i], now, 1)) return i;
+        ok[i] = 0; /* another thread took the probe */
+    }
+}
+
+int tt__upstream_result(tt_proxy *p, tt__upstream *u, int failed, uint64_t now)
+{
+    int th = p->cfg.fail_threshold;
+    if (!failed) {
+        TT__PSET(u->fails, 0);
+        TT__PSET(u->rest_until, 0);
+        TT__PSET(u->probing, 0);
+        return 0;
+    }
+    int f = TT__PADD(u->fails, 1);
+    int probe = TT__PGET(u->probing);
+    TT__PSET(u->probing, 0);
+    if (th == TT_OFF || (f < th && !probe)) return 0;
+    TT__PSET(u->rest_until, now + (uint64_t)p->cfg.fail_rest_ms);
+    TT__PADD(u->rests, 1);
+    return 1;
+}
+
+/* ---- statistics ---- */
+
+TT_API const char *tt_proxy_fail_name(int reason)
+{
+    static const char *const names[TT_PROXY_FAIL_NREASONS] = {
+        "connect", "reset", "malformed", "timeout", "down", "body", "request_body", "other"};
+    return reason >= 0 && reason < TT_PROXY_FAIL_NREASONS ? names[reason] : "?";
+}
+
+TT_API int tt_proxy_upstreams(const tt_proxy *p)
+{
+    return p->nups;
+}
+
+TT_API int tt_proxy_stats(const tt_proxy *p, int i, tt_proxy_upstream_stats *out)
+{
+    if (i < 0 || i >= p->nups) return -ERANGE;
+    tt_proxy *mp = (tt_proxy *)p;
+    tt__upstream *u = &mp->ups[i];
+    memset(out, 0, sizeof *out);
+    snprintf(out->url, sizeof out->url, "%s", u->url);
+    /* a rest that ended counts as healthy: the next request tries it */
+    uint64_t until = TT__PGET(u->rest_until);
+    out->healthy = !until || TT__PGET(u->fails) == 0;
+    if (until) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+        out->healthy = now >= until;
+    }
+    out->leased = TT__PGET(u->inflight);
+    out->requests = TT__PGET(u->requests);
+    out->responses = TT__PGET(u->responses);
+    out->opened = TT__PGET(u->opened);
+    out->reused = TT__PGET(u->reused);
+    out->retries = TT__PGET(u->retries);
+    out->rests = TT__PGET(u->rests);
+    for (int k = 0; k < TT_PROXY_FAIL_NREASONS; k++)
+        out->failures[k] = TT__PGET(u->failures[k]);
+    pthread_mutex_lock(&mp->mu);
+    for (tt__list *n = mp->workers.next; n != &mp->workers; n = n->next) {
+        tt__pworker *w = tt__list_entry(n, tt__pworker, link);
+        out->open += TT__PGET(w->open[i]);
+        out->idle += TT__PGET(w->idle[i]);
+    }
+    pthread_mutex_unlock(&mp->mu);
+    return 0;
+}
+
+TT_API void tt_proxy_stats_write(const tt_proxy *p, tt_json *j, const char *key)
+{
+    tt_json_object(j, key);
+    tt_json_array(j, "upstreams");
+    for (int i = 0; i < p->nups; i++) {
+        tt_proxy_upstream_stats s;
+        tt_proxy_stats(p, i, &s);
+        tt_json_object(j, NULL);
+        tt_json_str(j, "url", s.url);
+        tt_json_bool(j, "healthy", s.healthy);
+        tt_json_int(j, "open", s.open);
+        tt_json_int(j, "idle", s.idle);
+        tt_json_int(j, "leased", s.leased);
+        tt_json_uint(j, "requests", s.requests);
+        tt_json_uint(j, "responses", s.responses);
+        tt_json_uint(j, "opened", s.opened);
+        tt_json_uint(j, "reused", s.reused);
+        tt_json_double(j, "reuse_ratio", s.requests ? (double)s.reused / (double)s.requests : 0, 4);
+        tt_json_uint(j, "retries", s.retries);
+        tt_json_uint(j, "rests", s.rests);
+        tt_json_object(j, "failures");
+        for (int k = 0; k < TT_PROXY_FAIL_NREASONS; k++)
+            tt_json_uint(j, tt_proxy_fail_name(k), s.failures[k]);
+        tt_json_end(j);
+        tt_json_end(j);
+    }
+    tt_json_end(j);
+    tt_json_end(j);
+}
+
+TT_API size_t tt_proxy_stats_json(const tt_proxy *p, char *buf, size_t size)
+{
+    tt_json j;
+    char dummy[1];
+    tt_json_init_fixed(&j, size ? buf : dummy, size ? size : 1, 0);
+    tt_proxy_stats_write(p, &j, NULL);
+    return j.len;
+}
