@@ -37,18 +37,6 @@ static inline int conn_reason(const tt__conn *c, int dflt)
     return c->closing != TT__CLOSE_NONE ? c->closing : dflt;
 }
 
-/* Response bytes queued and not yet taken by the kernel. */
-static inline int out_pending(const struct tt_req *x)
-{
-    return x->wbuf.len || x->res.file_left;
-}
-
-/* Output waits for the peer: queued, and the socket said EAGAIN since the last write edge. */
-static inline int conn_out_blocked(const tt__conn *c)
-{
-    return c->x && out_pending(c->x) && !tt_stream_can_write(&c->s);
-}
-
 /* The one place a connection changes state: per-state lists (appended, so the oldest is
  * first), counters and the trace hook. Moving to the same state re-queues it at the tail
  * (idle: the most recently used) and is not traced. */
@@ -78,6 +66,8 @@ static void x_reset_message(struct tt_req *x, const tt_server_config *cfg)
     x->path = x->query = NULL;
     x->path_len = x->query_len = 0;
     x->sent_continue = x->handling = 0;
+    if (x->body.defer.queued) tt_defer_cancel(x->conn->w->loop, &x->body.defer);
+    memset(&x->body, 0, sizeof x->body);
     struct tt_res *r = &x->res;
     r->status = 0;
     r->started = r->finished = r->chunked = r->head_only = 0;
@@ -203,6 +193,7 @@ void tt__conn_close(tt__conn *c, int reason)
     if (c->x && c->x->handling) {
         c->flags |= TT__C_ZOMBIE; /* freed when the handler finishes its response */
         if (c->x->res.drain_fn) tt__conn_drain_queue(c->x);
+        tt__body_kick(c->x); /* a streaming body ends with -ECONNRESET */
     } else {
         tt__x_put(c);
         if (!(c->flags & TT__C_IN_PROC)) conn_free(c);
@@ -524,9 +515,17 @@ static int conn_head_done(tt__conn *c, size_t r)
         conn_error(c, 417, TT_CLOSE_BAD_REQUEST);
         return -1;
     }
+    if (x->req.body == TT_HTTP1_BODY_CHUNKED) tt_http1_chunked_init(&x->dec);
+    const tt_route *rt = find_route(c->w->srv, x->path, x->path_len);
+    if (rt && (rt->flags & TT_ROUTE_STREAM_BODY) && x->req.method_id != TT_HTTP1_M_CONNECT &&
+        x->req.target_form != TT_HTTP1_TARGET_ASTERISK) {
+        x->body.on = 1; /* the handler takes the body as it arrives (body.c) */
+        x->raw_len = r;
+        conn_dispatch(c);
+        return 1;
+    }
     if (x->req.body == TT_HTTP1_BODY_LENGTH && x->req.content_length > (uint64_t)CFG(c)->max_body)
         return conn_refuse_body(c);
-    if (x->req.body == TT_HTTP1_BODY_CHUNKED) tt_http1_chunked_init(&x->dec);
     return 0;
 }
 
@@ -571,23 +570,6 @@ static int conn_chunked_body(tt__conn *c)
     }
 }
 
-/* (Re)arm the body deadline: body_timeout after the last read (nginx's client_body_timeout),
- * and with body_min_rate no later than body_timeout after the message began plus 1 s per
- * body_min_rate bytes received (Apache mod_reqtimeout's MinRate): a body that trickles a byte
- * now and then cannot hold the connection forever. */
-static void conn_body_deadline(tt__conn *c)
-{
-    const tt_server_config *cfg = CFG(c);
-    struct tt_req *x = c->x;
-    uint64_t now = tt_loop_now(c->w->loop), ms = (uint64_t)cfg->body_timeout_ms;
-    if (cfg->body_min_rate > 0) {
-        uint64_t end = x->t_start + ms + x->rx * 1000 / (uint64_t)cfg->body_min_rate;
-        uint64_t left = end > now ? end - now : 0;
-        if (left < ms) ms = left;
-    }
-    tt_timer_start(c->w->loop, &c->timer, ms);
-}
-
 /* The body is incomplete: 100 Continue when asked, the body deadline. Returns 0. */
 static int conn_need_body(tt__conn *c)
 {
@@ -598,7 +580,7 @@ static int conn_need_body(tt__conn *c)
     }
     if (c->state != TT_CONN_READING_BODY) {
         conn_set_state(c, TT_CONN_READING_BODY);
-        conn_body_deadline(c);
+        tt__x_body_deadline(c, c->x->t_start);
     }
     return 0;
 }
@@ -660,13 +642,6 @@ static int conn_step(tt__conn *c)
     return 1;
 }
 
-/* The close reason for a failed socket (err: -errno, 0 unknown): a peer that stopped answering
- * (TCP keepalive or retransmissions timed out) is not a peer that reset. */
-static int conn_io_error_reason(int err)
-{
-    return err == -ETIMEDOUT ? TT_CLOSE_PEER_DEAD : TT_CLOSE_PEER_RST;
-}
-
 /* Read once. Returns bytes read, 0 when nothing more is available now (or end of stream:
  * tt_stream_eof), -1 if closed. */
 static ssize_t conn_read(tt__conn *c)
@@ -687,11 +662,11 @@ static ssize_t conn_read(tt__conn *c)
     if (n > 0) {
         tt_buf_commit(&x->rbuf, (size_t)n);
         x->rx += (uint64_t)n;
-        if (c->state == TT_CONN_READING_BODY) conn_body_deadline(c);
+        if (c->state == TT_CONN_READING_BODY) tt__x_body_deadline(c, c->x->t_start);
         return n;
     }
     if (n == 0 || n == -EAGAIN) return 0;
-    tt__conn_close(c, conn_io_error_reason((int)n));
+    tt__conn_close(c, tt__io_error_reason((int)n));
     return -1;
 }
 
@@ -712,7 +687,7 @@ static void conn_after_batch(tt__conn *c)
         if (tt_stream_eof(&c->s)) tt__conn_close(c, TT_CLOSE_PEER_FIN);
         return;
     }
-    if (out_pending(x)) {
+    if (tt__out_pending(x)) {
         int r = conn_flush_timed(c);
         if (r < 0) return;
         if (r > 0) {
@@ -790,17 +765,18 @@ static void conn_on_io(tt_loop *loop, tt_io *io, unsigned ev)
     if (ev & (TT_ERROR | TT_HUP)) {
         int lingering = c->state == TT_CONN_LINGERING;
         tt__conn_close(c, lingering ? conn_reason(c, TT_CLOSE_CONN_CLOSE)
-                                    : conn_io_error_reason(tt_sock_error(tt_stream_fd(&c->s))));
+                                    : tt__io_error_reason(tt_sock_error(tt_stream_fd(&c->s))));
         return;
     }
-    if ((ev & TT_WRITE) && c->x && out_pending(c->x)) {
+    if ((ev & (TT_READ | TT_RDHUP)) && c->x) tt__body_kick(c->x); /* a body streaming in */
+    if ((ev & TT_WRITE) && c->x && tt__out_pending(c->x)) {
         int r = conn_flush_timed(c);
         if (r < 0) return;
         if (r == 0 && c->state == TT_CONN_WRITING && c->x->handling)
             conn_set_state(c, TT_CONN_HANDLING);
         if (c->x->res.drain_fn && drain_check(c->x)) return; /* the handler ran: c may be gone */
     }
-    if (conn_out_blocked(c)) return; /* the peer is not reading: do not read more requests */
+    if (tt__out_blocked(c)) return; /* the peer is not reading: do not read more requests */
     if (c->x && c->x->handling) return;
     if (tt_stream_can_read(&c->s) || c->state == TT_CONN_WRITING) conn_process(c);
 }
@@ -825,7 +801,7 @@ static void conn_on_timer(tt_loop *loop, tt_timer *t)
 {
     tt__conn *c = tt_container_of(t, tt__conn, timer);
     (void)loop;
-    if (conn_out_blocked(c)) {
+    if (tt__out_blocked(c)) {
         tt__conn_close(c, TT_CLOSE_SEND_TIMEOUT);
         return;
     }
@@ -836,6 +812,10 @@ static void conn_on_timer(tt_loop *loop, tt_timer *t)
         return;
     case TT_CONN_READING_BODY: /* a body we skip after a 413 was answered already */
         conn_timed_out(c, c->x && !c->x->discard, TT_CLOSE_BODY_TIMEOUT);
+        return;
+    case TT_CONN_HANDLING: /* a handler streaming a body in (body.c) */
+    case TT_CONN_WRITING:
+        if (c->x) tt__body_timer(c->x);
         return;
     case TT_CONN_LINGERING:
         if ((c->flags & TT__C_LINGER_DRAIN) && (int32_t)(c->deadline - tt__worker_now(c->w)) > 0) {
@@ -890,6 +870,11 @@ static void drain_on_defer(tt_loop *loop, tt_defer *d)
     (void)loop;
     /* Not yet drained: the flush blocked, so the writable edge calls drain_check later. */
     drain_check(tt__x_of(tt_container_of(d, struct tt_res, drain_defer)));
+}
+
+void tt__conn_resume(tt__conn *c)
+{
+    conn_process(c);
 }
 
 void tt__conn_drain_queue(struct tt_req *x)

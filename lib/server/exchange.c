@@ -45,6 +45,7 @@ void tt__x_put(tt__conn *c)
     tt__worker *w = c->w;
     if (!x) return;
     if (x->res.drain_defer.queued) tt_defer_cancel(w->loop, &x->res.drain_defer);
+    if (x->body.defer.queued) tt_defer_cancel(w->loop, &x->body.defer);
     x_uncharge(x, w);
     tt_buf_release(&x->rbuf, w->pool);
     tt_buf_release(&x->wbuf, w->pool);
@@ -90,6 +91,10 @@ int tt__res_begin(struct tt_req *x, int status, long long length)
     r->started = 1;
     r->status = status;
     if (length < 0 && x->req.minor_version == 0) r->keep_alive = 0; /* close-delimited */
+    /* A streamed body nobody reads yet: the answer comes first; keep the connection only if
+     * the rest of the body can be skipped. (A body being read may still end before the
+     * response does: tt__body_end decides then.) */
+    if (x->body.on && !x->body.fn && r->keep_alive && !tt__x_body_abandon(x, 0)) r->keep_alive = 0;
     size_t n = r->nhdrs;
     if (cfg->server_name[0])
         r->hdrs[n++] = (tt_header){"Server", 6, cfg->server_name, strlen(cfg->server_name)};
@@ -242,4 +247,52 @@ size_t tt__x_trailers_pack(struct tt_req *x, char *dst)
         o += h->value_len;
     }
     return (size_t)(o - dst);
+}
+
+/* ---- streaming request bodies (body.c) ---- */
+
+/* (Re)arm the body deadline: body_timeout after the last read (nginx's client_body_timeout),
+ * and with body_min_rate no later than body_timeout after t0 plus 1 s per body_min_rate bytes
+ * received (Apache mod_reqtimeout's MinRate): a body that trickles a byte now and then cannot
+ * hold the connection forever. */
+void tt__x_body_deadline(tt__conn *c, uint64_t t0)
+{
+    const tt_server_config *cfg = &c->w->srv->cfg;
+    uint64_t now = tt_loop_now(c->w->loop), ms = (uint64_t)cfg->body_timeout_ms;
+    if (cfg->body_min_rate > 0) {
+        uint64_t end = t0 + ms + c->x->rx * 1000 / (uint64_t)cfg->body_min_rate;
+        uint64_t left = end > now ? end - now : 0;
+        if (left < ms) ms = left;
+    }
+    tt_timer_start(c->w->loop, &c->timer, ms);
+}
+
+/* The rest of a streamed body can be skipped when it has a Content-Length within discard_limit
+ * and the client is not waiting for a 100 Continue it will never get; a chunked rest is not
+ * decoded just to be dropped: the connection closes (lingering, so the answer is read). */
+int tt__x_body_abandon(struct tt_req *x, int apply)
+{
+    struct tt__body *b = &x->body;
+    const tt_server_config *cfg = &x->conn->w->srv->cfg;
+    if (b->ended || b->done) return 1; /* the end, or an error that decided already */
+    int keep = 0;
+    uint64_t left = 0, have = 0;
+    if (x->req.body == TT_HTTP1_BODY_NONE) {
+        keep = 1;
+    } else if (x->req.body == TT_HTTP1_BODY_LENGTH) {
+        left = b->fn ? b->left : x->req.content_length;
+        have = x->rbuf.len - x->head_len;
+        if (have > left) have = left;
+        keep =
+            left == 0 || (cfg->discard_limit >= 0 && left - have <= (uint64_t)cfg->discard_limit &&
+                          (x->sent_continue || !(x->req.flags & TT_HTTP1_F_EXPECT_CONTINUE)));
+    }
+    if (!apply) return keep;
+    if (keep && left) {
+        x->raw_len = x->head_len + (size_t)have;
+        x->discard = left - have;
+    } else if (!keep) {
+        tt__conn_closing(x->conn, TT_CLOSE_CONN_CLOSE);
+    }
+    return keep;
 }

@@ -52,7 +52,7 @@ TT_API void tt_res_close(tt_res *res)
 TT_API int tt_res_start(tt_res *res, int status, long long length)
 {
     struct tt_req *x = tt__x_of(res);
-    if (x->conn->state == TT_CONN_CLOSED) {
+    if (x->conn->state == TT_CONN_CLOSED || x->body.answered) { /* output dropped */
         res->started = 1;
         return 0;
     }
@@ -68,7 +68,7 @@ TT_API int tt_res_write(tt_res *res, const void *data, size_t len)
         int r = tt_res_start(res, 200, -1);
         if (r < 0) return r;
     }
-    if (c->state == TT_CONN_CLOSED || res->head_only || !len) return 0;
+    if (c->state == TT_CONN_CLOSED || res->head_only || x->body.answered || !len) return 0;
     res->bytes_out += (long long)len;
     if (res->chunked) {
         char hb[TT_HTTP1_CHUNK_HEADER_MAX];
@@ -88,7 +88,7 @@ TT_API int tt_res_write(tt_res *res, const void *data, size_t len)
 TT_API int tt_res_sendfile(tt_res *res, int fd, off_t offset, size_t len)
 {
     if (!res->started || res->chunked || tt__x_of(res)->conn->state == TT_CONN_CLOSED ||
-        res->head_only || res->file_fd >= 0 || !len) {
+        res->head_only || tt__x_of(res)->body.answered || res->file_fd >= 0 || !len) {
         close(fd);
         return res->file_fd >= 0 ? -EBUSY : 0;
     }
@@ -138,6 +138,7 @@ TT_API int tt_res_end(tt_res *res)
     }
     res->drain_fn = NULL;
     if (res->drain_defer.queued) tt_defer_cancel(w->loop, &res->drain_defer);
+    tt__body_end(x); /* a streamed body: no more calls, its rest skipped or the connection closes */
     x->handling = 0;
     res->finished = 1;
     tt__conn_exchange_end(x);

@@ -7,6 +7,7 @@
 #ifndef TT_SERVER_SERVER_INT_H
 #define TT_SERVER_SERVER_INT_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 
@@ -86,6 +87,24 @@ struct tt_res {
     char store[TT__RES_STORE];
 };
 
+/* A streaming request body (routes with TT_ROUTE_STREAM_BODY; body.c): delivered from the
+ * read buffer as it arrives, each piece cut out once the handler had it. Zeroed per message. */
+struct tt__body {
+    tt_req_body_fn fn; /* set by tt_req_body_read */
+    void *ud;
+    tt_defer defer;     /* delivery runs from the loop (its cb: body.c's pump) */
+    uint64_t left;      /* Content-Length bytes not yet delivered */
+    uint64_t t0;        /* loop ms the min-rate deadline counts from (moved on by pauses) */
+    uint64_t paused_at; /* loop ms of the last pause */
+    uint8_t on;         /* the request's route streams its body */
+    uint8_t paused;     /* fn returned TT_BODY_PAUSE: the socket is not read */
+    uint8_t ended;      /* the whole body was delivered (the end call may still be due) */
+    uint8_t done;       /* the terminal call was made or the response ended: no more calls */
+    uint8_t expired;    /* the body deadline passed (conn.c's timer) */
+    uint8_t answered;   /* the server answered (408/400) in the handler's place: its output is
+                           dropped */
+};
+
 /* An exchange: one request and its response (public names tt_req and, for res, tt_res). */
 struct tt_req {
     tt__conn *conn;
@@ -106,6 +125,7 @@ struct tt_req {
     uint64_t t_start;      /* loop ms when this message began ($request_time, min rates) */
     uint64_t rx;           /* bytes read for this message (progress, for eviction) */
     size_t charged;        /* rbuf bytes charged to the server's body budget */
+    struct tt__body body;  /* streaming request body */
     struct tt_res res;
     tt_header hdrs[TT__MAX_REQ_HEADERS];
     tt_header trailers[TT__MAX_TRAILERS]; /* views after the body in rbuf (dec.num_trailers) */
@@ -214,6 +234,41 @@ struct tt_server {
     int nexit_hooks;
 };
 
+/* Response bytes queued and not yet taken by the kernel. */
+static inline int tt__out_pending(const struct tt_req *x)
+{
+    return x->wbuf.len || x->res.file_left;
+}
+
+/* Output waits for the peer: queued, and the socket said EAGAIN since the last write edge. */
+static inline int tt__out_blocked(const tt__conn *c)
+{
+    return c->x && tt__out_pending(c->x) && !tt_stream_can_write(&c->s);
+}
+
+/* The close reason for a failed socket (err: -errno, 0 unknown): a peer that stopped answering
+ * (TCP keepalive or retransmissions timed out) is not a peer that reset. */
+static inline int tt__io_error_reason(int err)
+{
+    return err == -ETIMEDOUT ? TT_CLOSE_PEER_DEAD : TT_CLOSE_PEER_RST;
+}
+
+/* A streaming body may make progress (input, the peer gone): run its delivery from the loop. */
+static inline void tt__body_kick(struct tt_req *x)
+{
+    if (x->body.defer.cb && !x->body.done)
+        tt_defer_queue(x->conn->w->loop, &x->body.defer, x->body.defer.cb);
+}
+
+/* The connection's timer fired while a handler streams a body in: the body deadline passed,
+ * unless delivery is paused (the handler's doing) or over. */
+static inline void tt__body_timer(struct tt_req *x)
+{
+    if (!x->body.fn || x->body.done || x->body.paused || x->body.ended) return;
+    x->body.expired = 1;
+    tt__body_kick(x);
+}
+
 /* Decide to close c after this exchange for reason, unless a reason was decided already. */
 static inline void tt__conn_closing(tt__conn *c, int reason)
 {
@@ -244,6 +299,9 @@ int tt__conn_push(tt__conn *c);
 void tt__conn_exchange_end(struct tt_req *x);
 /* A drain callback was asked for (tt_res_on_drain): check it from the loop. */
 void tt__conn_drain_queue(struct tt_req *x);
+/* Carry on after a callback ran outside conn.c's processing (body.c): flush, go on with the
+ * next request if the exchange ended, free a connection closed meanwhile. */
+void tt__conn_resume(tt__conn *c);
 
 /* exchange.c: exchanges and the response head (below conn.c and response.c) */
 struct tt_req *tt__x_get(tt__conn *c);
@@ -260,6 +318,15 @@ size_t tt__x_trailers_pack(struct tt_req *x, char *dst);
 /* Store a header for the head (tt_res_header checked it; the head writer checks it again). */
 int tt__res_add_header(struct tt_res *r, const char *name, const char *value);
 int tt__res_begin(struct tt_req *x, int status, long long length);
+/* (Re)arm c's body deadline; t0 is when the min-rate allowance starts counting. */
+void tt__x_body_deadline(tt__conn *c, uint64_t t0);
+/* A streaming body the handler stops taking (it answers first): with apply, skip the rest
+ * (raw_len and discard) or mark the connection closing. 1 when the connection can be kept. */
+int tt__x_body_abandon(struct tt_req *x, int apply);
+
+/* body.c: streaming request bodies (tt_req_body_*) */
+/* The response ends (tt_res_end): no more calls; the rest of an unread body is skipped. */
+void tt__body_end(struct tt_req *x);
 
 /* accept.c */
 int tt__accept_init(tt__worker *w);  /* the resume timer, handover, w->conn_gone; 0/-errno */
