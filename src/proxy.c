@@ -14,12 +14,6 @@
 
 /* src/insight provides it; a weak reference keeps the command linkable without it. */
 #pragma weak tt_insight_set_proxy
-/* Until lib/proxy lands on this branch (TEMPORARY: removed with the merge of w-proxy-lib). */
-#pragma weak tt_proxy_new
-#pragma weak tt_proxy_free
-#pragma weak tt_proxy_mount
-#pragma weak tt_proxy_attach
-
 /* The upstream flags before they go into the proxy config (-1: not given). */
 typedef struct proxy_flags {
     tt_opt_list upstreams;
@@ -147,10 +141,6 @@ int tt_cmd_proxy(int argc, char **argv)
     memset(&pc, 0, sizeof pc);
     int r = proxy_options(argc, argv, &c, &f, &pc);
     if (r) return r == TT_OPT_HELP ? 0 : 2;
-    if (!tt_proxy_new) {
-        fprintf(stderr, "tether proxy: not available in this build\n");
-        return 1;
-    }
     tt_proxy *p;
     int bad = -1;
     r = tt_proxy_new(&p, &pc, &bad);

@@ -11,11 +11,6 @@
 
 #include "insight.h"
 
-/* Until lib/proxy lands on this branch (TEMPORARY: removed with the merge of w-proxy-lib). */
-#pragma weak tt_proxy_stats
-#pragma weak tt_proxy_upstreams
-#pragma weak tt_proxy_fail_name
-
 static _Atomic(tt_proxy *) g_proxy;
 
 void tt_insight_set_proxy(tt_proxy *p)
