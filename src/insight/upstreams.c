@@ -34,15 +34,16 @@ static int url_port(const char *url)
     return port > 0 && port < 65536 ? port : 0;
 }
 
-/* TIME_WAIT sockets on the upstream leg: those whose remote port is the upstream's (-1 when
- * sock_diag fails or the port is unknown). The count includes any other local client of that
- * port, as ss would. */
+/* TIME_WAIT sockets on the upstream leg: those whose remote port is the upstream's (the
+ * proxy closed first) plus, for an upstream on this host, those whose local port is (it closed
+ * first); -1 when sock_diag fails or the port is unknown. Like `ss`, this counts every local
+ * client of that port, not only the proxy. */
 static long upstream_time_wait(const char *url)
 {
     int port = url_port(url);
-    tt_tcp_counts cl;
-    if (!port || tt_sockdiag_count(port, NULL, &cl) < 0) return -1;
-    return cl.n[TT_TCP_TIME_WAIT];
+    tt_tcp_counts sv, cl;
+    if (!port || tt_sockdiag_count(port, &sv, &cl) < 0) return -1;
+    return (long)sv.n[TT_TCP_TIME_WAIT] + cl.n[TT_TCP_TIME_WAIT];
 }
 
 void tt_insight_upstreams_json(tt_json *j)
@@ -80,60 +81,67 @@ void tt_insight_upstreams_json(tt_json *j)
     tt_json_end(j);
 }
 
-/* One gauge or counter per upstream: NAME{upstream="URL"} value. */
-static void per_upstream(FILE *f, tt_proxy *p, const char *name, const char *type, const char *help,
-                         int field)
+/* The per-upstream metrics with one value each, in the order values() fills them. */
+static const struct {
+    const char *name, *type, *help;
+} METRICS[] = {
+    {"tether_upstream_connections_open", "gauge", "Upstream connections open (proxy)."},
+    {"tether_upstream_connections_idle", "gauge", "Upstream connections idle in the pools."},
+    {"tether_upstream_leased", "gauge", "Exchanges in flight per upstream."},
+    {"tether_upstream_requests_total", "counter",
+     "Exchanges sent to the upstream (retries included)."},
+    {"tether_upstream_reused_total", "counter",
+     "Exchanges carried by a reused upstream connection."},
+    {"tether_upstream_connections_opened_total", "counter", "Upstream connections opened."},
+    {"tether_upstream_healthy", "gauge",
+     "1 when the upstream is in use, 0 while it rests (passive health)."},
+    {"tether_upstream_retries_total", "counter", "Attempts that retried a failed exchange."},
+};
+#define NMETRICS (sizeof METRICS / sizeof METRICS[0])
+
+static void values(const tt_proxy_upstream_stats *st, unsigned long long *v)
 {
-    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-    for (int i = 0; i < tt_proxy_upstreams(p); i++) {
-        tt_proxy_upstream_stats st;
-        if (tt_proxy_stats(p, i, &st)) continue;
-        unsigned long long v = field == 0   ? (unsigned long long)st.open
-                               : field == 1 ? (unsigned long long)st.idle
-                               : field == 2 ? (unsigned long long)st.leased
-                               : field == 3 ? st.requests
-                               : field == 4 ? st.reused
-                               : field == 5 ? st.opened
-                               : field == 6 ? (unsigned long long)st.healthy
-                                            : st.retries;
-        fprintf(f, "%s{upstream=\"%s\"} %llu\n", name, st.url, v);
-    }
+    const unsigned long long all[NMETRICS] = {(unsigned long long)st->open,
+                                              (unsigned long long)st->idle,
+                                              (unsigned long long)st->leased,
+                                              st->requests,
+                                              st->reused,
+                                              st->opened,
+                                              (unsigned long long)st->healthy,
+                                              st->retries};
+    memcpy(v, all, sizeof all);
 }
 
 void tt_insight_upstreams_metrics(FILE *f)
 {
     tt_proxy *p = atomic_load(&g_proxy);
     if (!p) return;
-    per_upstream(f, p, "tether_upstream_connections_open", "gauge",
-                 "Upstream connections open (proxy).", 0);
-    per_upstream(f, p, "tether_upstream_connections_idle", "gauge",
-                 "Upstream connections idle in the pools.", 1);
-    per_upstream(f, p, "tether_upstream_leased", "gauge", "Exchanges in flight per upstream.", 2);
-    per_upstream(f, p, "tether_upstream_requests_total", "counter",
-                 "Exchanges sent to the upstream (retries included).", 3);
-    per_upstream(f, p, "tether_upstream_reused_total", "counter",
-                 "Exchanges carried by a reused upstream connection.", 4);
-    per_upstream(f, p, "tether_upstream_connections_opened_total", "counter",
-                 "Upstream connections opened.", 5);
-    per_upstream(f, p, "tether_upstream_healthy", "gauge",
-                 "1 when the upstream is in use, 0 while it rests (passive health).", 6);
-    per_upstream(f, p, "tether_upstream_retries_total", "counter",
-                 "Attempts that retried a failed exchange.", 7);
+    int n = tt_proxy_upstreams(p);
+    if (n > TT_PROXY_MAX_UPSTREAMS) n = TT_PROXY_MAX_UPSTREAMS;
+    tt_proxy_upstream_stats *st = calloc((size_t)n, sizeof *st);
+    if (!st) return;
+    for (int i = 0; i < n; i++)
+        tt_proxy_stats(p, i, &st[i]);
+    for (size_t m = 0; m < NMETRICS; m++) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", METRICS[m].name, METRICS[m].help,
+                METRICS[m].name, METRICS[m].type);
+        for (int i = 0; i < n; i++) {
+            unsigned long long v[NMETRICS];
+            values(&st[i], v);
+            fprintf(f, "%s{upstream=\"%s\"} %llu\n", METRICS[m].name, st[i].url, v[m]);
+        }
+    }
     fprintf(f, "# HELP tether_upstream_failures_total Failed exchanges by reason.\n"
                "# TYPE tether_upstream_failures_total counter\n");
-    for (int i = 0; i < tt_proxy_upstreams(p); i++) {
-        tt_proxy_upstream_stats st;
-        if (tt_proxy_stats(p, i, &st)) continue;
+    for (int i = 0; i < n; i++)
         for (int r = 0; r < TT_PROXY_FAIL_NREASONS; r++)
             fprintf(f, "tether_upstream_failures_total{upstream=\"%s\",reason=\"%s\"} %llu\n",
-                    st.url, tt_proxy_fail_name(r), (unsigned long long)st.failures[r]);
-    }
+                    st[i].url, tt_proxy_fail_name(r), (unsigned long long)st[i].failures[r]);
     fprintf(f, "# HELP tether_upstream_time_wait TIME_WAIT sockets on the upstream leg "
                "(sock_diag, remote port).\n# TYPE tether_upstream_time_wait gauge\n");
-    for (int i = 0; i < tt_proxy_upstreams(p); i++) {
-        tt_proxy_upstream_stats st;
-        if (tt_proxy_stats(p, i, &st)) continue;
-        long tw = upstream_time_wait(st.url);
-        if (tw >= 0) fprintf(f, "tether_upstream_time_wait{upstream=\"%s\"} %ld\n", st.url, tw);
+    for (int i = 0; i < n; i++) {
+        long tw = upstream_time_wait(st[i].url);
+        if (tw >= 0) fprintf(f, "tether_upstream_time_wait{upstream=\"%s\"} %ld\n", st[i].url, tw);
     }
+    free(st);
 }

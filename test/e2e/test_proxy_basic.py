@@ -113,8 +113,10 @@ class ProxyEcho(tt.TestCase):
             # keep-alive upstream: a handful of connections carry every request
             self.assertLessEqual(u["opened"], 2 * 4 + 2, u)
             # wrk stops with requests in flight: those upstream exchanges are abandoned and
-            # their connections closed (at most one per wrk connection); none other
-            self.assertLessEqual(u["time_wait"], 4, u)
+            # their connections closed (at most one per wrk connection), and the start-up
+            # probe of the backend's port left one; no TIME_WAIT per request
+            self.assertLessEqual(u["time_wait"], u["opened"] - u["open"] + 1, u)
+            self.assertLessEqual(u["time_wait"], 4 + 1, u)
 
     def test_metrics_per_upstream(self):
         with pp.echo_backend() as a, pp.proxy([a]) as p:

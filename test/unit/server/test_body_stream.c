@@ -202,7 +202,8 @@ Test(body_stream, content_length_small_writes)
     fill(b, N, 0);
     int fd = connect_port(tt_server_port(srv));
     char head[128];
-    int hl = snprintf(head, sizeof head, "POST /s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", N);
+    int hl =
+        snprintf(head, sizeof head, "POST /s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", N);
     send_all(fd, head, (size_t)hl);
     for (size_t off = 0, step = 1; off < N; off += step, step = step % 997 + 1)
         send_all(fd, b + off, off + step > N ? N - off : step);
@@ -252,7 +253,8 @@ Test(body_stream, pause_blocks_the_client)
     fill(b, N, 0);
     int fd = connect_port(tt_server_port(srv));
     char head[128];
-    int hl = snprintf(head, sizeof head, "PUT /s/x HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", N);
+    int hl = snprintf(head, sizeof head,
+                      "PUT /s/x HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", N);
     send_all(fd, head, (size_t)hl);
     size_t off = 0;
     int blocked = 0;
@@ -294,8 +296,8 @@ Test(body_stream, hundred_mb_bounded, .timeout = 120)
     fill(b, CH, 0);
     int fd = connect_port(tt_server_port(srv));
     char head[128];
-    int hl = snprintf(head, sizeof head, "POST /s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n",
-                      N * CH);
+    int hl = snprintf(head, sizeof head,
+                      "POST /s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", N * CH);
     send_all(fd, head, (size_t)hl);
     uint64_t h = 14695981039346656037ull;
     for (int i = 0; i < N; i++) {
@@ -375,7 +377,8 @@ Test(body_stream, bad_chunk_400)
 {
     serve(0);
     int fd = connect_port(tt_server_port(srv));
-    const char *rq = "POST /s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n";
+    const char *rq =
+        "POST /s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n";
     send_all(fd, rq, strlen(rq));
     for (int i = 0; i < 2000 && S.bytes < 3; i++)
         usleep(1000);
