@@ -20,19 +20,20 @@ import platform
 import re
 import resource
 import shlex
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers"))
+import run_peers as rp  # noqa: E402  (the peers harness: process and /proc helpers)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-TETHER = os.environ.get("TETHER_BIN", os.path.join(ROOT, "build", "tether"))
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PROXY_CPU, LOAD_CPU = "0", "1"
+TETHER = rp.TETHER
+CLK_TCK = rp.CLK_TCK
+LOAD_CPU = rp.LOAD_CPU  # the proxy runs on rp.SERVER_CPU
 DOC = os.path.join(ROOT, "docs", "BENCHMARKS.md")
 BEGIN, END = "<!-- proxy:begin -->", "<!-- proxy:end -->"
 PROXIES = ["tether", "nginx-ka", "nginx-default", "haproxy"]
@@ -78,83 +79,7 @@ backend b
 """
 
 
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("process exited with %s" % proc.returncode)
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("nothing listening on %d" % port)
-
-
-def cpu_ticks(pid):
-    """utime + stime of a process (all its threads), in clock ticks."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def children(pid):
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
-
-
-def raise_nofile():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-class Proc:
-    """A process we start pinned to a CPU and end by PID. measure_pid: the one doing the work
-    (nginx's worker, not its master)."""
-
-    def __init__(self, name, argv, port, cpu, workdir):
-        self.name, self.argv, self.port, self.cpu, self.workdir = name, argv, port, cpu, workdir
-        self.proc = None
-        self.measure_pid = None
-
-    def start(self):
-        out = open(os.path.join(self.workdir, self.name + ".out"), "wb")
-        self.proc = subprocess.Popen(["taskset", "-c", self.cpu] + self.argv, stdout=out,
-                                     stderr=subprocess.STDOUT, cwd=self.workdir,
-                                     preexec_fn=raise_nofile)
-        out.close()
-        wait_port(self.port, self.proc)
-        self.measure_pid = self.proc.pid
-        if self.name.startswith("nginx"):
-            deadline = time.time() + 5
-            while time.time() < deadline and not children(self.proc.pid):
-                time.sleep(0.05)
-            kids = children(self.proc.pid)
-            if kids:
-                self.measure_pid = kids[0]
-        return self
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT if self.name.startswith("nginx") else signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+log, free_port, cpu_ticks, raise_nofile = rp.log, rp.free_port, rp.cpu_ticks, rp.raise_nofile
 
 
 def backend_accepted(port):
@@ -167,13 +92,8 @@ def backend_accepted(port):
 
 def time_wait(port):
     """TIME_WAIT sockets on the backend's port, both sides (sock_diag via `tether conns`)."""
-    p = subprocess.run([TETHER, "conns", "--port", str(port), "--json"], capture_output=True,
-                       text=True, timeout=30)
-    try:
-        d = json.loads(p.stdout)
-        return d["server"].get("TIME_WAIT", 0) + d["client"].get("TIME_WAIT", 0)
-    except (ValueError, KeyError):
-        return None
+    server, client = rp.time_wait(port)
+    return None if server is None else server + client
 
 
 def run_wrk(port, conns, duration):
@@ -218,11 +138,13 @@ def measure(name, args, workdir):
     """One row: a fresh backend (so TIME_WAIT of earlier rows does not count), the proxy, a
     warm-up, then the measured wrk run."""
     bport, pport = free_port(), free_port()
-    backend = Proc("backend-" + name, [TETHER, "serve", "--listen", "127.0.0.1:%d" % bport,
-                                       "--workers", "1", "--echo", "--status",
-                                       "--keepalive-requests", "0", "--max-connections", "16384"],
-                   bport, LOAD_CPU, workdir)
-    proxy = Proc(name, proxy_argv(name, pport, bport, workdir), pport, PROXY_CPU, workdir)
+    # run_peers' Server pins to its server CPU (0): the backend re-pins itself to CPU 1
+    backend = rp.Server("backend-" + name,
+                        ["taskset", "-c", LOAD_CPU, TETHER, "serve", "--listen",
+                         "127.0.0.1:%d" % bport, "--workers", "1", "--echo", "--status",
+                         "--keepalive-requests", "0", "--max-connections", "16384"],
+                        bport, workdir)
+    proxy = rp.Server(name, proxy_argv(name, pport, bport, workdir), pport, workdir)
     try:
         backend.start()
         try:
@@ -342,6 +264,7 @@ def main():
     results = {}
     with tempfile.TemporaryDirectory(prefix="tt-proxy-bench-") as workdir:
         os.makedirs(os.path.join(workdir, "tmp"))
+        os.makedirs(os.path.join(workdir, "logs"))
         os.chmod(workdir, 0o755)
         for name in args.proxies:
             log("proxy-bench: %s ..." % name)

@@ -13,9 +13,7 @@
 /* src/insight provides it; a weak reference keeps the commands linkable without it. */
 #pragma weak tt_insight_mount
 
-/* A duration option's seconds (negative: not given) into a config field in ms: 0 means
- * zero_means (TT_OFF: disabled, or 1 ms), anything else rounds to at least 1 ms. */
-static void set_ms(int *ms, double sec, int zero_means)
+void tt_connopt_ms(int *ms, double sec, int zero_means)
 {
     if (sec < 0) return;
     *ms = sec == 0 ? zero_means : (int)(sec * 1000 + 0.5);
@@ -110,14 +108,14 @@ int tt_connopt_apply(tt_connopt *c, const tt_opt_cmd *cmd)
     if (c->max_line > 0)
         cfg->max_request_line = c->max_line > 0x7fffffff ? TT_OFF : (int)c->max_line;
     if (c->max_head > 0) cfg->max_header = c->max_head > 0x7fffffff ? TT_OFF : (int)c->max_head;
-    set_ms(&cfg->keepalive_timeout_ms, c->ka_timeout, TT_OFF);
-    set_ms(&cfg->keepalive_time_ms, c->ka_time, TT_OFF);
-    set_ms(&cfg->header_timeout_ms, c->header, TT_OFF);
-    set_ms(&cfg->body_timeout_ms, c->body, TT_OFF);
-    set_ms(&cfg->send_timeout_ms, c->send, TT_OFF);
-    set_ms(&cfg->lingering_time_ms, c->linger, TT_OFF);
-    set_ms(&cfg->close_wait_ms, c->close_wait, TT_OFF);
-    set_ms(&cfg->drain_timeout_ms, c->drain, 1);
+    tt_connopt_ms(&cfg->keepalive_timeout_ms, c->ka_timeout, TT_OFF);
+    tt_connopt_ms(&cfg->keepalive_time_ms, c->ka_time, TT_OFF);
+    tt_connopt_ms(&cfg->header_timeout_ms, c->header, TT_OFF);
+    tt_connopt_ms(&cfg->body_timeout_ms, c->body, TT_OFF);
+    tt_connopt_ms(&cfg->send_timeout_ms, c->send, TT_OFF);
+    tt_connopt_ms(&cfg->lingering_time_ms, c->linger, TT_OFF);
+    tt_connopt_ms(&cfg->close_wait_ms, c->close_wait, TT_OFF);
+    tt_connopt_ms(&cfg->drain_timeout_ms, c->drain, 1);
     if (c->allow) c->status = 1;
     return TT_OPT_OK;
 }

@@ -34,6 +34,9 @@ int tt_connopt_apply(tt_connopt *c, const tt_opt_cmd *cmd);
  * and create the server into *out. 0, or the exit status (1 or 2) after a message that starts
  * "tether NAME:". The caller frees the server (tt_server_free) and then tt_connopt_done. */
 int tt_connopt_server(tt_connopt *c, const char *name, tt_server **out);
+/* A duration flag's seconds (negative: not given) into a config field in ms: 0 means
+ * zero_means (TT_OFF: disabled, or 1 ms), anything else rounds to at least 1 ms. */
+void tt_connopt_ms(int *ms, double sec, int zero_means);
 /* Release what tt_connopt_server set up outside the server (the access log descriptor). */
 void tt_connopt_done(tt_connopt *c);
 

@@ -23,14 +23,6 @@ typedef struct proxy_flags {
     const char *balance, *host, *via;
 } proxy_flags;
 
-/* A duration flag (seconds, -1: not given) into a config field in ms; 0 becomes TT_OFF. */
-static void set_ms(int *ms, double sec)
-{
-    if (sec < 0) return;
-    *ms = sec == 0 ? TT_OFF : (int)(sec * 1000 + 0.5);
-    if (*ms == 0) *ms = 1;
-}
-
 /* An int flag (-1: not given) into a config field; 0 becomes TT_OFF. */
 static void set_int(int *field, int v)
 {
@@ -91,10 +83,10 @@ static int proxy_apply(proxy_flags *f, tt_proxy_config *pc, const tt_opt_cmd *cm
     set_int(&pc->max_conns, f->max_conns);
     set_int(&pc->fail_threshold, f->fail_threshold);
     set_int(&pc->max_retries, f->max_retries);
-    set_ms(&pc->idle_timeout_ms, f->idle);
-    set_ms(&pc->connect_timeout_ms, f->connect);
-    set_ms(&pc->timeout_ms, f->timeout);
-    set_ms(&pc->fail_rest_ms, f->rest);
+    tt_connopt_ms(&pc->idle_timeout_ms, f->idle, TT_OFF);
+    tt_connopt_ms(&pc->connect_timeout_ms, f->connect, TT_OFF);
+    tt_connopt_ms(&pc->timeout_ms, f->timeout, TT_OFF);
+    tt_connopt_ms(&pc->fail_rest_ms, f->rest, TT_OFF);
     pc->upstream_host = f->host;
     pc->via = f->via;
     pc->no_forwarded = f->no_forwarded;

@@ -20,8 +20,6 @@ import http.server
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -65,6 +63,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def copy(self, left, h):
+        """Feed the next left bytes of the request to h."""
+        while left:
+            b = self.rfile.read(min(left, 1 << 20))
+            if not b:
+                raise EOFError("body cut short")
+            h.update(b)
+            left -= len(b)
+
     def read_body(self, h):
         """Feed the request body to h; returns (length, chunked, trailers)."""
         te = self.headers.get("Transfer-Encoding", "")
@@ -74,13 +81,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 size = int(self.rfile.readline().split(b";")[0].strip(), 16)
                 if size == 0:
                     break
-                left = size
-                while left:
-                    b = self.rfile.read(min(left, 1 << 20))
-                    if not b:
-                        raise EOFError("body cut short")
-                    h.update(b)
-                    left -= len(b)
+                self.copy(size, h)
                 n += size
                 self.rfile.readline()  # CRLF after the chunk
             trailers = {}
@@ -91,13 +92,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 k, _, v = line.decode("latin-1").partition(":")
                 trailers[k.strip().lower()] = v.strip()
             return n, True, trailers
-        left = n = int(self.headers.get("Content-Length", "0"))
-        while left:
-            b = self.rfile.read(min(left, 1 << 20))
-            if not b:
-                raise EOFError("body cut short")
-            h.update(b)
-            left -= len(b)
+        n = int(self.headers.get("Content-Length", "0"))
+        self.copy(n, h)
         return n, False, {}
 
     def do_GET(self):
@@ -160,51 +156,19 @@ def serve(port, name, idle_close):
     srv.serve_forever()
 
 
-class Proc:
-    """A process on a free loopback port, ended by PID (SIGTERM, then SIGKILL)."""
+class Proc(tt.Tether):
+    """A process on a free loopback port (tt.Tether's start, stop by PID, url, connect) with
+    any argv, plus kill (an upstream dying) and its RSS."""
 
     def __init__(self, argv, port):
-        self.argv, self.port = argv, port
-        self.proc = None
-
-    def __enter__(self):
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            tt.wait_port(self.port, proc=self.proc, timeout=20)
-        except Exception:
-            self.stop()
-            raise
-        return self
-
-    def stop(self, sig=signal.SIGTERM, timeout=20):
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        return self.proc.returncode
+        super().__init__(port=port)
+        self.args = argv
 
     def kill(self):
-        """SIGKILL (an upstream dying): its sockets are reset/closed by the kernel."""
+        """SIGKILL: its sockets are closed or reset by the kernel."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-
-    def __exit__(self, *exc):
-        self.stop()
-        if self.proc.stderr:
-            self.proc.stderr.close()
-
-    def url(self, path="/"):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
-
-    def connect(self, timeout=10.0):
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return s
 
     def rss(self):
         """VmRSS of the process in bytes."""
