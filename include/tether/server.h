@@ -281,8 +281,11 @@ int tt_req_body_resume(tt_req *req);
 /* The announced body length: Content-Length, 0 without a body, -1 for chunked. */
 long long tt_req_body_length(const tt_req *req);
 
-/* Connection information for this request. 0 or -errno. */
+/* Connection information for this request (two system calls for the addresses). 0 or -errno. */
 int tt_req_conn_info(const tt_req *req, tt_conn_info *out);
+/* The id of the connection carrying req (tt_conn_info.id: unique per server, never reused),
+ * without a system call: a key for per-connection caches. */
+uint64_t tt_req_conn_id(const tt_req *req);
 /* The worker's loop (for async handlers: finish the response from a callback on it). */
 tt_loop *tt_req_loop(const tt_req *req);
 /* The server the request arrived at. */
@@ -302,6 +305,12 @@ int tt_res_send(tt_res *res, int status, const char *content_type, const void *b
  * behind it are not answered); -EALREADY after the head; -ENOSPC when the store is full. The
  * server adds "Date" and "Server" itself. */
 int tt_res_header(tt_res *res, const char *name, const char *value);
+/* Send an interim (1xx) response before the final one, e.g. 103 Early Hints (fields copied
+ * out at once; a proxy relays the upstream's). 0 (also when nothing is sent: an HTTP/1.0
+ * client must not get 1xx, RFC 9110 §15.2); -EINVAL for 100 (the server's, answering
+ * Expect: see tt_req_body_read), 101 or a status outside 1xx, or a bad field; -EALREADY after
+ * the final head. */
+int tt_res_interim(tt_res *res, int status, const tt_header *fields, size_t n);
 /* Start a response head: length >= 0 frames with Content-Length, -1 streams chunked (or
  * close-delimited for HTTP/1.0). 0 or -errno. */
 int tt_res_start(tt_res *res, int status, long long length);

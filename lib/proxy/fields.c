@@ -15,7 +15,7 @@
 
 /* ---- the arena ---- */
 
-static int arena_room(tt__parena *a, size_t n)
+int tt__parena_reserve(tt__parena *a, size_t n)
 {
     if (a->len + n <= a->cap) return 0;
     size_t cap = a->cap ? a->cap : 1024;
@@ -30,7 +30,7 @@ static int arena_room(tt__parena *a, size_t n)
 
 long tt__parena_put(tt__parena *a, const char *s, size_t n)
 {
-    if (arena_room(a, n + 1) < 0) return -1;
+    if (tt__parena_reserve(a, n + 1) < 0) return -1;
     long off = (long)a->len;
     if (n) memcpy(a->buf + a->len, s, n);
     a->buf[a->len + n] = 0;
@@ -38,19 +38,27 @@ long tt__parena_put(tt__parena *a, const char *s, size_t n)
     return off;
 }
 
-long tt__parena_printf(tt__parena *a, const char *fmt, ...)
+long tt__parena_join(tt__parena *a, const tt__pstr *parts, int n)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || arena_room(a, (size_t)n + 1) < 0) return -1;
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += parts[i].n;
+    if (tt__parena_reserve(a, total + 1) < 0) return -1;
     long off = (long)a->len;
-    va_start(ap, fmt);
-    vsnprintf(a->buf + a->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    a->len += (size_t)n + 1;
+    char *o = a->buf + a->len;
+    for (int i = 0; i < n; i++) {
+        if (parts[i].n) memcpy(o, parts[i].s, parts[i].n);
+        o += parts[i].n;
+    }
+    *o = 0;
+    a->len += total + 1;
     return off;
+}
+
+long tt__parena_line(tt__parena *a, const char *name, size_t nl, const char *value, size_t vl)
+{
+    tt__pstr p[3] = {{name, nl}, {": ", 2}, {value, vl}};
+    return tt__parena_join(a, p, 3);
 }
 
 void tt__parena_free(tt__parena *a)
@@ -125,12 +133,14 @@ static int combined(tt__parena *a, const tt__preq_in *in, const char *name, cons
 {
     size_t start = a->len, total = 0;
     int any = 0;
-    if (arena_room(a, strlen(name) + 2) < 0) return -ENOMEM;
-    total = (size_t)sprintf(a->buf + a->len, "%s: ", name);
-    a->len += total;
+    total = strlen(name);
+    if (tt__parena_reserve(a, total + 2) < 0) return -ENOMEM;
+    memcpy(a->buf + a->len, name, total);
+    memcpy(a->buf + a->len + total, ": ", 2);
+    a->len += total + 2;
     for (int i = 0; i < in->n; i++) {
         if (!is(in->names[i], in->nlens[i], name) || !in->vlens[i]) continue;
-        if (arena_room(a, in->vlens[i] + 2) < 0) return -ENOMEM;
+        if (tt__parena_reserve(a, in->vlens[i] + 2) < 0) return -ENOMEM;
         if (any) {
             memcpy(a->buf + a->len, ", ", 2);
             a->len += 2;
@@ -140,7 +150,7 @@ static int combined(tt__parena *a, const tt__preq_in *in, const char *name, cons
         any = 1;
     }
     size_t al = strlen(add);
-    if (arena_room(a, al + 3) < 0) return -ENOMEM;
+    if (tt__parena_reserve(a, al + 3) < 0) return -ENOMEM;
     if (any) {
         memcpy(a->buf + a->len, ", ", 2);
         a->len += 2;
@@ -179,28 +189,33 @@ int tt__proxy_req_fields(const tt__preq_in *in, tt__parena *a, long *offs, int m
         size_t nl = in->nlens[i];
         if (tt__proxy_hop(nm, nl, cv, cl, nc) || req_own(nm, nl, in->forwarded)) continue;
         if (k + 6 > maxoffs) return -ENOSPC;
-        long o = tt__parena_printf(a, "%.*s: %.*s", (int)nl, nm, (int)in->vlens[i], in->values[i]);
+        long o = tt__parena_line(a, nm, nl, in->values[i], in->vlens[i]);
         if (o < 0) return -ENOMEM;
         offs[k++] = o;
     }
     if (k + 6 > maxoffs) return -ENOSPC;
     long o = 0;
     if (in->up_host)
-        o = tt__parena_printf(a, "Host: %s", in->up_host);
+        o = tt__parena_line(a, "Host", 4, in->up_host, strlen(in->up_host));
     else if (in->host)
-        o = tt__parena_printf(a, "Host: %.*s", (int)in->host_len, in->host);
+        o = tt__parena_line(a, "Host", 4, in->host, in->host_len);
     if (o < 0) return -ENOMEM;
     if (in->up_host || in->host) offs[k++] = o;
-    char via[300];
-    snprintf(via, sizeof via, "1.%d %s", in->minor ? 1 : 0, in->via);
+    char via[TT__PROXY_VIA_MAX + 8];
+    size_t vl = strlen(in->via);
+    if (vl > TT__PROXY_VIA_MAX) vl = TT__PROXY_VIA_MAX; /* tt_proxy_new refuses longer */
+    memcpy(via, in->minor ? "1.1 " : "1.0 ", 4);
+    memcpy(via + 4, in->via, vl);
+    via[4 + vl] = 0;
     if (combined(a, in, "Via", via, &offs[k++]) < 0) return -ENOMEM;
     if (in->peer_ip && combined(a, in, "X-Forwarded-For", in->peer_ip, &offs[k++]) < 0)
         return -ENOMEM;
     if (in->forwarded) {
-        if ((o = tt__parena_printf(a, "X-Forwarded-Proto: %s", in->proto)) < 0) return -ENOMEM;
+        if ((o = tt__parena_line(a, "X-Forwarded-Proto", 17, in->proto, strlen(in->proto))) < 0)
+            return -ENOMEM;
         offs[k++] = o;
         if (in->host) {
-            o = tt__parena_printf(a, "X-Forwarded-Host: %.*s", (int)in->host_len, in->host);
+            o = tt__parena_line(a, "X-Forwarded-Host", 16, in->host, in->host_len);
             if (o < 0) return -ENOMEM;
             offs[k++] = o;
         }
@@ -235,13 +250,14 @@ int tt__proxy_res_fields(const tt_exchange *x, const char *via, tt__parena *scra
             cv[nc] = h + s->value;
             cl[nc++] = s->value_len;
         } else if (is(nm, s->name_len, "Via") && s->value_len) {
-            if (arena_room(scratch, s->value_len + 3) < 0) return -ENOMEM;
+            if (tt__parena_reserve(scratch, s->value_len + 3) < 0) return -ENOMEM;
             memcpy(scratch->buf + scratch->len, h + s->value, s->value_len);
             memcpy(scratch->buf + scratch->len + s->value_len, ", ", 2);
             scratch->len += s->value_len + 2;
         }
     }
-    if (tt__parena_printf(scratch, "1.%d %s", x->version_minor ? 1 : 0, via) < 0) return -ENOMEM;
+    tt__pstr v[2] = {{x->version_minor ? "1.1 " : "1.0 ", 4}, {via, strlen(via)}};
+    if (tt__parena_join(scratch, v, 2) < 0) return -ENOMEM;
     size_t mark = scratch->len;
     for (int i = 0; i < x->nhdrs; i++) {
         const tt_hdr_span *s = &x->hdrs[i];

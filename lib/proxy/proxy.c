@@ -66,6 +66,7 @@ TT_API int tt_proxy_new(tt_proxy **out, const tt_proxy_config *cfg, int *bad_ups
         tt_proxy_free(p);
         return -ENOMEM;
     }
+    if (strlen(p->via) > TT__PROXY_VIA_MAX || strlen(p->proto) > 32) goto bad;
     /* values written into fields: no CR, LF or other controls */
     for (const char *s = p->host ? p->host : ""; *s; s++)
         if ((unsigned char)*s < 0x21 || *s == 0x7f) goto bad;
@@ -118,6 +119,7 @@ static void publish(tt__pworker *w)
     tt_route_stats rs[TT_PROXY_MAX_UPSTREAMS];
     int n = tt_client_route_stats(w->client, rs, TT_PROXY_MAX_UPSTREAMS);
     tt_proxy *p = w->p;
+    w->published = tt_loop_now(w->loop);
     for (int i = 0; i < p->nups; i++) {
         int open = 0, idle = 0;
         uint64_t opened = w->opened[i];
@@ -184,7 +186,7 @@ static void ctx_free(tt__pctx *x)
     free(x->lines);
     free(x->offs);
     free(x->tlines);
-    free(x->bb);
+    tt__parena_free(&x->body);
     free(x);
 }
 
@@ -195,11 +197,17 @@ TT_API void tt_proxy_worker_exit(void *proxy)
         tt__pworker *w = *pp;
         if (w->p != p) continue;
         *pp = w->tnext;
+        tt_timer_stop(w->loop, &w->tick);
+        publish(w);
         pthread_mutex_lock(&p->mu);
+        for (int i = 0; i < p->nups; i++)
+            w->open[i] = w->idle[i] = 0;
         tt__list_remove(&w->link);
         pthread_mutex_unlock(&p->mu);
-        tt_timer_stop(w->loop, &w->tick);
-        /* exchanges still running fail with -ECANCELED: their contexts are freed below */
+        /* exchanges still running fail with -ECANCELED: their requests are gone with the
+         * server's loop, so the callbacks touch nothing; the contexts are freed below */
+        for (tt__list *n = w->busy.next; n != &w->busy; n = n->next)
+            tt__list_entry(n, tt__pctx, link)->dead = 1;
         tt_client_free(w->client);
         tt__list *n;
         while ((n = tt__list_pop_front(&w->free)))
@@ -230,10 +238,10 @@ static tt__pctx *ctx_get(tt__pworker *w)
     x->attempts = x->tried = 0;
     x->started = x->in_flight = x->has_body = x->body_started = x->body_end = 0;
     x->body_err = x->body_paused = x->body_waiting = x->res_paused = 0;
-    x->aborted = x->discarded = x->expect = 0;
+    x->aborted = x->discarded = x->expect = x->dead = 0;
     x->hd.len = x->rs.len = 0;
     x->nlines = x->ntlines = 0;
-    x->roff = x->wlen = 0;
+    x->roff = x->body.len = 0;
     tt__list_push_back(&w->busy, &x->link);
     return x;
 }
@@ -282,22 +290,16 @@ static void count_fail(tt__pctx *x, int reason)
 
 static int body_room(tt__pctx *x, size_t len)
 {
-    if (x->bcap - x->wlen >= len) return 0;
+    tt__parena *b = &x->body;
+    if (b->cap - b->len >= len) return 0;
     if (x->roff) { /* compact: what was sent cannot be replayed any more */
-        memmove(x->bb, x->bb + x->roff, x->wlen - x->roff);
-        x->wlen -= x->roff;
+        memmove(b->buf, b->buf + x->roff, b->len - x->roff);
+        b->len -= x->roff;
         x->roff = 0;
         x->discarded = 1;
-        if (x->bcap - x->wlen >= len) return 0;
     }
-    size_t cap = x->bcap ? x->bcap : (size_t)x->w->p->cfg.buffer;
-    while (cap - x->wlen < len)
-        cap *= 2;
-    char *b = realloc(x->bb, cap);
-    if (!b) return -ENOMEM;
-    x->bb = b;
-    x->bcap = cap;
-    return 0;
+    if (!b->cap && (size_t)x->w->p->cfg.buffer > len) len = (size_t)x->w->p->cfg.buffer;
+    return tt__parena_reserve(b, len);
 }
 
 /* Point the exchange's request strings into the head arena again (after it grew). */
@@ -329,7 +331,7 @@ static int trailer_lines(tt__pctx *x)
         size_t nl, vl;
         if (tt_req_trailer_at(x->req, i, &nm, &nl, &v, &vl) < 0) continue;
         if (tt__proxy_hop_static(nm, nl)) continue;
-        long o = tt__parena_printf(&x->hd, "%.*s: %.*s", (int)nl, nm, (int)vl, v);
+        long o = tt__parena_line(&x->hd, nm, nl, v, vl);
         if (o < 0) return -ENOMEM;
         offs[k++] = o;
     }
@@ -351,8 +353,8 @@ static int on_req_body(tt_req *req, const char *data, size_t len, int err, void 
         if (body_room(x, len) < 0) {
             x->body_err = 1;
         } else {
-            memcpy(x->bb + x->wlen, data, len);
-            x->wlen += len;
+            memcpy(x->body.buf + x->body.len, data, len);
+            x->body.len += len;
         }
     }
     if (x->in_flight && x->body_waiting) {
@@ -360,7 +362,7 @@ static int on_req_body(tt_req *req, const char *data, size_t len, int err, void 
         tt_exchange_body_ready(&x->x);
     }
     if (x->in_flight && !x->body_end && !x->body_err &&
-        x->wlen - x->roff >= (size_t)x->w->p->cfg.buffer) {
+        x->body.len - x->roff >= (size_t)x->w->p->cfg.buffer) {
         x->body_paused = 1;
         return TT_BODY_PAUSE;
     }
@@ -379,12 +381,12 @@ static ssize_t body_read(void *data, char *buf, size_t cap)
             return -EIO;
         }
     }
-    size_t avail = x->wlen - x->roff;
+    size_t avail = x->body.len - x->roff;
     if (avail) {
         size_t n = avail < cap ? avail : cap;
-        memcpy(buf, x->bb + x->roff, n);
+        memcpy(buf, x->body.buf + x->roff, n);
         x->roff += n;
-        if (x->body_paused && x->wlen - x->roff <= (size_t)x->w->p->cfg.buffer / 2) {
+        if (x->body_paused && x->body.len - x->roff <= (size_t)x->w->p->cfg.buffer / 2) {
             x->body_paused = 0;
             tt_req_body_resume(x->req);
         }
@@ -421,7 +423,7 @@ static int on_head(tt_exchange *e)
 {
     tt__pctx *x = e->data;
     tt_proxy *p = x->w->p;
-    if (tt_res_aborted(x->res)) return -1;
+    if (x->dead || tt_res_aborted(x->res)) return -1;
     TT__PADD(p->ups[x->up].responses, 1);
     tt__upstream_result(p, &p->ups[x->up], 0, tt_loop_now(x->w->loop));
     if (tt__proxy_res_fields(e, p->via, &x->rs, add_field, x->res) < 0) return -1;
@@ -438,7 +440,9 @@ static int on_head(tt_exchange *e)
     }
     /* no body for 204 and 304 (a Content-Length there describes the selected
      * representation, kept for 304 and HEAD by the serializer) */
-    if (e->status == 204) len = -1;
+    if (e->status == 204 || e->resp_framing == TT_FRAMING_CHUNKED ||
+        e->resp_framing == TT_FRAMING_CLOSE)
+        len = -1;
     x->started = 1;
     if (tt_res_start(x->res, e->status, len) < 0) return -1;
     return 0;
@@ -446,12 +450,34 @@ static int on_head(tt_exchange *e)
 
 static int on_info(tt_exchange *e, int status, const char *head, size_t len)
 {
-    (void)e;
-    (void)status;
-    (void)head;
-    (void)len;
+    tt__pctx *x = e->data;
     /* 100 Continue is the server's to send (tt_req_body_read answers the client's Expect once
-     * the upstream asked for the body); other interim responses are not relayed */
+     * the upstream asked for the body); other interim responses (103) are relayed */
+    if (x->dead) return -1;
+    if (status == 100 || x->started) return 0;
+    tt_header f[32];
+    size_t n = 0;
+    const char *p = memchr(head, '\n', len), *end = head + len;
+    const char *cv[1] = {NULL};
+    size_t cl[1] = {0};
+    while (p && ++p < end && n < 32) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol) break;
+        size_t ll = (size_t)(eol - p);
+        if (ll && p[ll - 1] == '\r') ll--;
+        const char *colon = ll ? memchr(p, ':', ll) : NULL;
+        if (colon && colon > p) {
+            const char *v = colon + 1, *ve = p + ll;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            size_t nl = (size_t)(colon - p);
+            if (!tt__proxy_hop(p, nl, cv, cl, 0)) f[n++] = (tt_header){p, nl, v, (size_t)(ve - v)};
+        }
+        p = eol;
+    }
+    tt_res_interim(x->res, status, f, n);
     return 0;
 }
 
@@ -466,7 +492,7 @@ static void on_drain(tt_res *res, void *data)
 static int on_body(tt_exchange *e, const char *data, size_t len)
 {
     tt__pctx *x = e->data;
-    if (x->aborted || tt_res_aborted(x->res)) return -1;
+    if (x->dead || x->aborted || tt_res_aborted(x->res)) return -1;
     if (tt_res_write(x->res, data, len) < 0) return -1;
     size_t high = (size_t)x->w->p->cfg.buffer;
     if (tt_res_pending(x->res) > high) {
@@ -550,7 +576,9 @@ static void on_done(tt_exchange *e)
     tt__upstream *u = &p->ups[x->up];
     x->in_flight = 0;
     TT__PADD(u->inflight, -1);
+    if (x->dead) return;
     if (e->reused) TT__PADD(u->reused, 1);
+    if (tt_loop_now(x->w->loop) - x->w->published >= 100) publish(x->w);
     if (!e->error) {
         forward_trailers(x);
         tt_res *res = x->res;
@@ -590,8 +618,8 @@ static int attempt(tt__pctx *x)
     tt__upstream *u = &p->ups[up];
     size_t pl, ql;
     const char *path = tt_req_path(x->req, &pl), *q = tt_req_query(x->req, &ql);
-    long uo = tt__parena_printf(&x->hd, "%s%.*s%s%.*s", u->url, (int)pl, path, q ? "?" : "",
-                                q ? (int)ql : 0, q ? q : "");
+    tt__pstr parts[4] = {{u->url, strlen(u->url)}, {path, pl}, {"?", q ? 1 : 0}, {q, q ? ql : 0}};
+    long uo = tt__parena_join(&x->hd, parts, 4);
     if (uo < 0) return -1;
     x->url_off = uo;
     relink(x);
@@ -609,6 +637,21 @@ static int attempt(tt__pctx *x)
         return -1;
     }
     return 0;
+}
+
+/* The client's address as text, from the worker's cache by connection id (the system calls
+ * once per connection, not per request). NULL when unknown. */
+static const char *peer_ip(tt__pworker *w, tt_req *req)
+{
+    uint64_t key = tt_req_conn_id(req) + 1;
+    size_t slot = (size_t)(key % TT__PROXY_IPC);
+    if (w->ipc[slot].key != key) {
+        tt_conn_info ci;
+        if (tt_req_conn_info(req, &ci) < 0) return NULL;
+        tt__proxy_peer_ip(&ci.peer, w->ipc[slot].ip, sizeof w->ipc[slot].ip);
+        w->ipc[slot].key = key;
+    }
+    return w->ipc[slot].ip;
 }
 
 /* Build the upstream request's method and fields into x (once per request). 0 or -errno. */
@@ -629,16 +672,13 @@ static int build_head(tt__pctx *x, tt_req *req)
             host_len = vlens[i];
         }
     }
-    char ip[64];
-    tt_conn_info ci;
-    int have_ip = tt_req_conn_info(req, &ci) == 0;
-    if (have_ip) tt__proxy_peer_ip(&ci.peer, ip, sizeof ip);
+    const char *ip = peer_ip(x->w, req);
     tt__preq_in in = {.names = names,
                       .values = values,
                       .nlens = nlens,
                       .vlens = vlens,
                       .n = n,
-                      .peer_ip = have_ip ? ip : NULL,
+                      .peer_ip = ip,
                       .host = host,
                       .host_len = host_len,
                       .up_host = p->host,

@@ -18,6 +18,9 @@
 #include "tether/server.h"
 #include "tether/timer.h"
 
+#define TT__PROXY_VIA_MAX 200 /* bytes of the Via pseudonym */
+#define TT__PROXY_IPC     64  /* per-worker cache of client addresses by connection id */
+
 /* One upstream: its URL parts, passive health and counters (atomics: every worker writes). */
 typedef struct tt__upstream {
     char url[256];  /* "http://host:port" as configured (no trailing slash) */
@@ -54,6 +57,11 @@ typedef struct tt__pworker {
     tt_timer tick;             /* publishes the pool gauges once a second */
     int open[TT_PROXY_MAX_UPSTREAMS], idle[TT_PROXY_MAX_UPSTREAMS]; /* gauges (atomic) */
     uint64_t opened[TT_PROXY_MAX_UPSTREAMS]; /* client's per-route opened, last seen */
+    uint64_t published;                      /* loop ms of the last publish */
+    struct {
+        uint64_t key; /* connection id + 1; 0: empty */
+        char ip[48];
+    } ipc[TT__PROXY_IPC]; /* X-Forwarded-For without two system calls per request */
 } tt__pworker;
 
 /* A growable byte arena (kept across reuse). */
@@ -76,6 +84,7 @@ typedef struct tt__pctx {
     uint8_t in_flight; /* the client exchange is running */
     uint8_t has_body, body_started, body_end, body_err, body_paused, body_waiting;
     uint8_t res_paused, aborted, discarded, expect;
+    uint8_t dead;       /* the worker is stopping: the server's request is gone, touch nothing */
     long long body_len; /* announced request body length (-1 chunked) */
     /* request head: lines and URL in one arena; header pointers into it */
     tt__parena hd;
@@ -85,9 +94,9 @@ typedef struct tt__pctx {
     long url_off, method_off;
     const char **tlines; /* request trailers (lines in hd) */
     int ntlines, cap_tlines;
-    /* request body buffer: [roff, wlen) unread */
-    char *bb;
-    size_t roff, wlen, bcap;
+    /* request body buffer: [roff, body.len) unread */
+    tt__parena body;
+    size_t roff;
     /* response: a scratch arena for NUL-terminated names and values */
     tt__parena rs;
 } tt__pctx;
@@ -105,10 +114,19 @@ int tt__proxy_conn_named(const char *name, size_t n, const char *const *vals, co
 int tt__proxy_hop(const char *name, size_t n, const char *const *vals, const size_t *vlens,
                   int nvals);
 
+/* Room for n more bytes in the arena (grown by doubling; kept). 0 or -ENOMEM. */
+int tt__parena_reserve(tt__parena *a, size_t n);
 /* Append s[0,n) to the arena; returns its offset or -1 (no memory). NUL-terminated. */
 long tt__parena_put(tt__parena *a, const char *s, size_t n);
-/* Append printf-style text to the arena as one NUL-terminated string: its offset or -1. */
-long tt__parena_printf(tt__parena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A string piece (not NUL-terminated). */
+typedef struct tt__pstr {
+    const char *s;
+    size_t n;
+} tt__pstr;
+/* Append the pieces back to back as one NUL-terminated string: its offset or -1 (no memory). */
+long tt__parena_join(tt__parena *a, const tt__pstr *parts, int n);
+/* Append the field line "name: value" (NUL-terminated): its offset or -1. */
+long tt__parena_line(tt__parena *a, const char *name, size_t nl, const char *value, size_t vl);
 void tt__parena_free(tt__parena *a);
 
 /* Inputs of the upstream request head: the client's address and fields and the proxy's

@@ -78,6 +78,26 @@ int tt__res_add_header(struct tt_res *r, const char *name, const char *value)
     return 0;
 }
 
+int tt__res_write_head(struct tt_req *x, tt_http1_response_head *h)
+{
+    tt_bufpool *pool = x->conn->w->pool;
+    int keep = h->keep_alive;
+    size_t want = 512;
+    for (;;) {
+        char *p = tt_buf_reserve(&x->wbuf, pool, want);
+        if (!p) return -ENOMEM;
+        size_t space = tt_buf_space(&x->wbuf);
+        h->keep_alive = keep; /* an output field too: each try starts from the wish */
+        size_t need = tt_http1_serialize_response(p, space, h);
+        if (!need) return -EINVAL; /* an invalid field: nothing written */
+        if (need <= space) {
+            tt_buf_commit(&x->wbuf, need);
+            return 0;
+        }
+        want = need;
+    }
+}
+
 /* Serialize the response head into the write buffer (Server, Keep-Alive, Date and framing
  * added here) and settle keep-alive: a response that cannot keep the connection marks it
  * closing. 0, -EALREADY or -ENOMEM. */
@@ -115,20 +135,8 @@ int tt__res_begin(struct tt_req *x, int status, long long length)
                                 .head_request = r->head_only,
                                 .keep_alive = r->keep_alive,
                                 .date = 1};
-    size_t want = 512;
-    for (;;) {
-        char *p = tt_buf_reserve(&x->wbuf, w->pool, want);
-        if (!p) return -ENOMEM;
-        size_t space = tt_buf_space(&x->wbuf);
-        size_t need = tt_http1_serialize_response(p, space, &h);
-        if (!need) return -EINVAL; /* an invalid field: nothing written */
-        if (need <= space) {
-            tt_buf_commit(&x->wbuf, need);
-            break;
-        }
-        want = need;
-        h.keep_alive = r->keep_alive;
-    }
+    int rc = tt__res_write_head(x, &h);
+    if (rc < 0) return rc;
     r->chunked = h.body == TT_HTTP1_BODY_CHUNKED;
     r->nhdrs = r->store_used = 0; /* written: the store now holds trailers (tt_res_trailer) */
     if (!h.keep_alive) r->keep_alive = 0;

@@ -132,6 +132,11 @@ TT_API int tt_req_conn_info(const tt_req *req, tt_conn_info *out)
     return 0;
 }
 
+TT_API uint64_t tt_req_conn_id(const tt_req *req)
+{
+    return tt__conn_id(req->conn);
+}
+
 TT_API tt_loop *tt_req_loop(const tt_req *req)
 {
     return req->conn->w->loop;

@@ -145,6 +145,26 @@ TT_API int tt_res_end(tt_res *res)
     return 0;
 }
 
+TT_API int tt_res_interim(tt_res *res, int status, const tt_header *fields, size_t n)
+{
+    struct tt_req *x = tt__x_of(res);
+    tt__conn *c = x->conn;
+    if (res->started || res->finished) return -EALREADY;
+    if (status < 102 || status > 199) return -EINVAL; /* 100: the server's; 101: no upgrades */
+    /* never to an HTTP/1.0 client (RFC 9110 §15.2), nor on a closed connection */
+    if (x->req.minor_version == 0 || c->state == TT_CONN_CLOSED) return 0;
+    tt_http1_response_head h = {.status = status,
+                                .headers = fields,
+                                .num_headers = n,
+                                .content_length = -1,
+                                .request_minor = 1,
+                                .keep_alive = 1};
+    int rc = tt__res_write_head(x, &h);
+    if (rc < 0) return rc;
+    if (!(c->flags & TT__C_IN_PROC)) return tt__conn_push(c);
+    return 0;
+}
+
 /* Fields a trailer section must not carry (RFC 9110 §6.5.1): framing, routing, controls. */
 static int trailer_forbidden(const char *name)
 {

@@ -317,6 +317,9 @@ void tt__x_split_target(struct tt_req *x);
 size_t tt__x_trailers_pack(struct tt_req *x, char *dst);
 /* Store a header for the head (tt_res_header checked it; the head writer checks it again). */
 int tt__res_add_header(struct tt_res *r, const char *name, const char *value);
+/* Serialize head h into x's write buffer (grown to fit). 0, -EINVAL (an invalid field:
+ * nothing written) or -ENOMEM. */
+int tt__res_write_head(struct tt_req *x, tt_http1_response_head *h);
 int tt__res_begin(struct tt_req *x, int status, long long length);
 /* (Re)arm c's body deadline; t0 is when the min-rate allowance starts counting. */
 void tt__x_body_deadline(tt__conn *c, uint64_t t0);
