@@ -12,6 +12,7 @@ Backend (python3 proxy_peers.py PORT NAME [--idle-close SEC]):
   GET  /gen?n=N[&chunked=1]  N bytes of pattern(); chunked ones end with the trailer
                        X-Sha256: <hex of the body>
   GET  /slow?s=S       answers after S seconds
+  GET  /truncate?n=N   promises N bytes (Content-Length), sends N/2 and closes
   anything else        "hello from NAME" (X-Backend: NAME)
 With --idle-close SEC it closes a keep-alive connection idle for SEC seconds, without a
 Keep-Alive hint (as many application servers do)."""
@@ -128,6 +129,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     return
                 for b in pattern(n):
                     self.wfile.write(b)
+        elif u.path == "/truncate":  # promises n bytes, sends half, closes
+            n = int(q.get("n", "100000"))
+            self.send_response(200)
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            self.wfile.write(b"t" * (n // 2))
+            self.wfile.flush()
+            self.close_connection = True
         elif u.path == "/slow":
             time.sleep(float(q.get("s", "1")))
             self.send_body(200, b"slow\n")

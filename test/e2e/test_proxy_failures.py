@@ -1,9 +1,12 @@
 """tether proxy when upstreams misbehave: one that closes idle connections after 1 s without a
 hint (requests 0.95-1.05 s apart see no error), one killed mid-run (GETs go to the other), all
-down (502 at once), a slow one (504 with --upstream-timeout 1), and SIGTERM with requests in
+down (502 at once), a slow one (504 with --upstream-timeout 1), a 502 with its reason in the body and the
+access log, a body cut short upstream (the client connection closes), and SIGTERM with requests in
 flight (none lost)."""
 import http.client
+import os
 import random
+import tempfile
 import threading
 import unittest
 
@@ -58,6 +61,29 @@ class ProxyFailures(tt.TestCase):
             ups = pp.status(p)["upstreams"]
             self.assertGreater(sum(u["failures"]["connect"] + u["failures"]["down"] for u in ups),
                                0, ups)
+
+    def test_502_names_its_reason_and_is_logged(self):
+        with tempfile.TemporaryDirectory() as d:
+            log = os.path.join(d, "access.log")
+            down = "http://127.0.0.1:%d" % tt.free_port()
+            with pp.proxy([down], "--access-log", log) as p:
+                st, _, body = get(p, "/nowhere")
+                self.assertEqual(st, 502)
+                self.assertIn(b"connect", body)
+            with open(log) as f:
+                lines = f.read().splitlines()
+            self.assertTrue(any('"GET /nowhere HTTP/1.1" 502' in line for line in lines), lines)
+
+    def test_truncated_upstream_body_closes_the_client_connection(self):
+        with pp.backend("t") as b, pp.proxy([b]) as p:
+            s = p.connect(timeout=30)
+            s.sendall(b"GET /truncate?n=100000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = tt.recv_until_close(s)  # the proxy must close: never keep-alive after it
+            s.close()
+            head, _, body = data.partition(b"\r\n\r\n")
+            self.assertIn(b" 200 ", head.split(b"\r\n")[0])
+            self.assertLess(len(body), 100000)  # the client sees the truncation
+            self.assertEqual(pp.status(p)["upstreams"][0]["failures"]["body"], 1)
 
     def test_slow_upstream_is_504(self):
         with pp.backend("slow") as b, pp.proxy([b], "--upstream-timeout", "1") as p:
