@@ -5,6 +5,7 @@
 #   make test SANITIZE=address,undefined   the same under sanitizers (own build dir)
 #   make DEBUG=1              -O0 with assertions
 #   make install PREFIX=/usr/local   headers, libraries, tether.pc, the binary
+#   make certs                build/certs: test CA and certificates (scripts/mkcerts.sh)
 #   make format / format-check / fuzz FUZZ_SECONDS=N / bench
 #   make soak SOAK_SECONDS=600   long reliability runs (test/soak/)
 
@@ -40,7 +41,7 @@ CFLAGS ?=
 BASEFLAGS := -std=gnu11 -g $(OPT) $(WARN) -fPIC -fvisibility=hidden -Iinclude -Ilib \
 	-DTT_VERSION='"$(VERSION)"' -D_GNU_SOURCE
 ALLCFLAGS := $(BASEFLAGS) $(CFLAGS)
-LDLIBS := -lpthread -lm
+LDLIBS := -lssl -lcrypto -lpthread -lm
 ALLLDFLAGS := $(SANLD) $(LDFLAGS)
 
 LIB_SRC := $(sort $(shell find lib -name '*.c' 2>/dev/null))
@@ -61,7 +62,7 @@ STATIC := $(BUILD)/libtether.a
 SHARED := $(BUILD)/libtether.so
 TETHER := $(BUILD)/tether
 
-.PHONY: all run test unit e2e deps install uninstall format format-check fuzz bench clean examples \
+.PHONY: all run test unit e2e deps certs install uninstall format format-check fuzz bench clean examples \
 	benchbin tools
 .DEFAULT_GOAL := all
 
@@ -72,7 +73,13 @@ FLAGSTAMP := $(BUILD)/.flags
 $(shell mkdir -p $(BUILD) && echo '$(CC) $(ALLCFLAGS) $(ALLLDFLAGS)' | cmp -s - $(FLAGSTAMP) || \
 	echo '$(CC) $(ALLCFLAGS) $(ALLLDFLAGS)' > $(FLAGSTAMP))
 
-$(BUILD)/obj/%.o: %.c $(FLAGSTAMP)
+# Build dependencies (OpenSSL 3: scripts/builddeps.sh), checked once per build directory.
+BUILDDEPS := $(BUILD)/.builddeps
+$(BUILDDEPS): scripts/builddeps.sh
+	@CC="$(CC)" sh scripts/builddeps.sh
+	@touch $@
+
+$(BUILD)/obj/%.o: %.c $(FLAGSTAMP) | $(BUILDDEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -MMD -MP -c $< -o $@
 
@@ -126,18 +133,25 @@ run: $(TETHER)
 	$(TETHER) serve --listen 127.0.0.1:8080 --root site --status
 
 deps:
+	@CC="$(CC)" sh scripts/builddeps.sh
 	@sh scripts/deps.sh
+
+# Test certificates (scripts/mkcerts.sh): a CA, server, server2, expired, self, wronghost.
+certs: build/certs/.done
+build/certs/.done: scripts/mkcerts.sh
+	@rm -rf build/certs
+	@sh scripts/mkcerts.sh build/certs
 
 # The test runner prints each suite and ends with exactly one line "N passed, N failed".
 test: deps
-	@$(MAKE) --no-print-directory tools $(UNIT_BIN)
+	@$(MAKE) --no-print-directory tools $(UNIT_BIN) certs
 	@TETHER_BIN=$(CURDIR)/$(TETHER) TETHER_BUILD=$(CURDIR)/$(BUILD) \
 		python3 test/run.py --build $(BUILD) $(UNIT_BIN:$(BUILD)/test/%=%)
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) certs
 	@python3 test/run.py --build $(BUILD) --unit-only $(UNIT_BIN:$(BUILD)/test/%=%)
 
-e2e: tools
+e2e: tools certs
 	@TETHER_BIN=$(CURDIR)/$(TETHER) TETHER_BUILD=$(CURDIR)/$(BUILD) \
 		python3 test/run.py --build $(BUILD) --e2e-only
 
@@ -175,7 +189,7 @@ fuzz:
 	@for f in $(FUZZ_SRC); do \
 		n=$$(basename $$f .c); \
 		echo "== $$n ($(FUZZ_SECONDS)s)"; \
-		clang $(FUZZ_FLAGS) -o $(FUZZ_BUILD)/$$n $$f $(LIB_SRC) -lpthread -lm || exit 1; \
+		clang $(FUZZ_FLAGS) -o $(FUZZ_BUILD)/$$n $$f $(LIB_SRC) $(LDLIBS) || exit 1; \
 		mkdir -p $(FUZZ_BUILD)/corpus-$$n; \
 		dict=""; [ -f fuzz/http.dict ] && dict="-dict=fuzz/http.dict"; \
 		rc=0; $(FUZZ_BUILD)/$$n $$dict -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \

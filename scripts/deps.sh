@@ -3,7 +3,7 @@
 # otherwise prints the exact command and fails. Build and run need only a C compiler and make.
 set -e
 PKGS="libcriterion-dev pkg-config clang libclang-rt-14-dev python3 curl nginx-light wrk \
-apache2-utils haproxy h2o libcurl4-openssl-dev iproute2 procps chromium"
+apache2-utils haproxy h2o libcurl4-openssl-dev iproute2 procps chromium openssl"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

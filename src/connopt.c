@@ -4,7 +4,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -25,7 +27,7 @@ void tt_connopt_init(tt_connopt *c, tt_server_config *cfg)
     memset(c, 0, sizeof *c);
     c->cfg = cfg;
     c->ka_timeout = c->ka_time = c->header = c->body = c->send = c->linger = c->close_wait =
-        c->drain = -1;
+        c->drain = c->handshake = -1;
     c->ka_req = c->defer = c->maxconn = c->min_rate = -1;
     c->max_body = c->body_mem = c->max_line = c->max_head = -1;
 }
@@ -36,7 +38,19 @@ int tt_connopt_rows(tt_connopt *c, tt_opt *rows)
     const double H = 2e6; /* the longest duration, in seconds (about 23 days) */
     const tt_opt r[] = {
         {"listen", 0, TT_OPT_LIST, "ADDR:PORT", 0, TT_SERVER_MAX_LISTEN, &c->listen,
-         "listen address or unix:PATH, repeatable", "127.0.0.1:8080"},
+         "listen address (http://ADDR:PORT too), https://ADDR:PORT (TLS) or unix:PATH; "
+         "repeatable",
+         "127.0.0.1:8080"},
+        {"tls-cert", 0, TT_OPT_STRING, "FILE", 0, 0, &cfg->tls.cert_file,
+         "certificate chain (PEM, leaf first) of the https:// listeners; reloaded on SIGHUP", NULL},
+        {"tls-key", 0, TT_OPT_STRING, "FILE", 0, 0, &cfg->tls.key_file,
+         "its private key (PEM); reloaded on SIGHUP", NULL},
+        {"tls-min", 0, TT_OPT_STRING, "1.2|1.3", 0, 0, &c->tls_min, "lowest TLS version accepted",
+         "1.2"},
+        {"tls-ciphers", 0, TT_OPT_STRING, "LIST", 0, 0, &c->tls_ciphers,
+         "OpenSSL cipher list; TLS_* names are TLS 1.3 suites", "OpenSSL's"},
+        {"tls-handshake-timeout", 0, TT_OPT_DURATION, "SEC", 0, H, &c->handshake,
+         "deadline for a TLS handshake; 0 leaves it to --header-timeout", "10"},
         {"reuseport", 0, TT_OPT_FLAG, NULL, 0, 0, &cfg->share_port,
          "share a port another process listens on (graceful handover)", NULL},
         {"workers", 0, TT_OPT_INT, "N", 1, 4096, &cfg->workers, "worker threads, one loop each",
@@ -92,6 +106,53 @@ int tt_connopt_rows(tt_connopt *c, tt_opt *rows)
     return n;
 }
 
+/* Split an OpenSSL cipher string: TLS 1.3 suite names (TLS_*) to *c13, the rest to *c12 (NULL
+ * when a part is empty). 0 or -ENOMEM. */
+static int split_ciphers(const char *list, char **c12, char **c13)
+{
+    size_t n = strlen(list) + 1;
+    char *a = calloc(1, n), *b = calloc(1, n), *copy = strdup(list), *save = NULL;
+    if (!a || !b || !copy) {
+        free(a);
+        free(b);
+        free(copy);
+        return -ENOMEM;
+    }
+    for (char *t = strtok_r(copy, ":", &save); t; t = strtok_r(NULL, ":", &save)) {
+        char *dst = strncmp(t, "TLS_", 4) == 0 ? b : a;
+        if (*dst) strcat(dst, ":");
+        strcat(dst, t);
+    }
+    free(copy);
+    *c12 = *a ? a : (free(a), NULL);
+    *c13 = *b ? b : (free(b), NULL);
+    return 0;
+}
+
+/* Apply the TLS options to cfg->tls; an https:// listener without --tls-cert/--tls-key is a
+ * usage error naming them. TT_OPT_* result. */
+static int tls_options(const tt_opt_cmd *cmd, tt_server_config *cfg, tt_connopt *tls)
+{
+    for (int i = 0; i < cfg->nlisten; i++)
+        if (strncasecmp(cfg->listen[i], "https://", 8) == 0 &&
+            (!cfg->tls.cert_file || !cfg->tls.key_file))
+            return tt_opt_error(cmd, "--listen %s needs --tls-cert and --tls-key", cfg->listen[i]);
+    if (tls->tls_min) {
+        if (strcmp(tls->tls_min, "1.2") == 0)
+            cfg->tls.min_version = 12;
+        else if (strcmp(tls->tls_min, "1.3") == 0)
+            cfg->tls.min_version = 13;
+        else
+            return tt_opt_error(cmd, "--tls-min: '%s' is not 1.2 or 1.3", tls->tls_min);
+    }
+    if (tls->tls_ciphers) {
+        if (split_ciphers(tls->tls_ciphers, &tls->c12, &tls->c13) < 0) return TT_OPT_USAGE;
+        cfg->tls.ciphers = tls->c12;
+        cfg->tls.ciphersuites = tls->c13;
+    }
+    return TT_OPT_OK;
+}
+
 int tt_connopt_apply(tt_connopt *c, const tt_opt_cmd *cmd)
 {
     tt_server_config *cfg = c->cfg;
@@ -116,8 +177,9 @@ int tt_connopt_apply(tt_connopt *c, const tt_opt_cmd *cmd)
     tt_connopt_ms(&cfg->lingering_time_ms, c->linger, TT_OFF);
     tt_connopt_ms(&cfg->close_wait_ms, c->close_wait, TT_OFF);
     tt_connopt_ms(&cfg->drain_timeout_ms, c->drain, 1);
+    tt_connopt_ms(&cfg->tls.handshake_timeout_ms, c->handshake, TT_OFF);
     if (c->allow) c->status = 1;
-    return TT_OPT_OK;
+    return tls_options(cmd, cfg, c);
 }
 
 /* The access log and the status pages as the flags say. 0 or an exit status. */
@@ -164,7 +226,12 @@ int tt_connopt_server(tt_connopt *c, const char *name, tt_server **out)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     int bad = -1;
-    r = tt_server_new_at(out, cfg, &bad);
+    char err[256];
+    r = tt_server_new_err(out, cfg, &bad, err, sizeof err);
+    if (r < 0 && err[0]) { /* the TLS context: OpenSSL's reason, the file */
+        fprintf(stderr, "tether %s: TLS: %s\n", name, err);
+        return 1;
+    }
     if (r == -EINVAL && bad < 0 && cfg->access_log_format) {
         fprintf(stderr, "tether %s: --log-format: unknown variable in '%s'\n", name,
                 cfg->access_log_format);
@@ -186,8 +253,20 @@ int tt_connopt_server(tt_connopt *c, const char *name, tt_server **out)
     return 0;
 }
 
+void tt_connopt_listening(const char *name, tt_server *srv, const char *what)
+{
+    const tt_server_config *eff = tt_server_get_config(srv);
+    for (int i = 0; i < eff->nlisten; i++)
+        fprintf(stderr, "tether %s: listening on %s%s/ (%d workers, %s)\n", name,
+                strstr(eff->listen[i], "://") ? "" : "http://", eff->listen[i],
+                tt_server_workers(srv), what);
+}
+
 void tt_connopt_done(tt_connopt *c)
 {
+    free(c->c12);
+    free(c->c13);
+    c->c12 = c->c13 = NULL;
     if (c->cfg->access_log_fd > 0) close(c->cfg->access_log_fd);
     c->cfg->access_log_fd = 0;
 }

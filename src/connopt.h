@@ -9,17 +9,19 @@
 
 #include "opt.h"
 
-#define TT_CONNOPT_NROWS 28 /* room for the rows tt_connopt_rows writes */
+#define TT_CONNOPT_NROWS 33 /* room for the rows tt_connopt_rows writes */
 
 /* The values of the shared flags before they are applied to the config (-1: not given). */
 typedef struct tt_connopt {
     tt_server_config *cfg;
-    double ka_timeout, ka_time, header, body, send, linger, close_wait, drain;
+    double ka_timeout, ka_time, header, body, send, linger, close_wait, drain, handshake;
     tt_opt_list listen;
     int ka_req, defer, maxconn, min_rate;
     long long max_body, body_mem, max_line, max_head;
     const char *tcpka, *log, *allow;
     int status;
+    const char *tls_min, *tls_ciphers; /* --tls-min, --tls-ciphers as given */
+    char *c12, *c13; /* --tls-ciphers split: the TLS 1.2 list and the TLS 1.3 suites (owned) */
 } tt_connopt;
 
 /* Start with nothing given; the flags will be applied to cfg (which the caller zeroed and owns). */
@@ -37,7 +39,10 @@ int tt_connopt_server(tt_connopt *c, const char *name, tt_server **out);
 /* A duration flag's seconds (negative: not given) into a config field in ms: 0 means
  * zero_means (TT_OFF: disabled, or 1 ms), anything else rounds to at least 1 ms. */
 void tt_connopt_ms(int *ms, double sec, int zero_means);
-/* Release what tt_connopt_server set up outside the server (the access log descriptor). */
+/* Print "tether NAME: listening on URL (N workers, what)" for each listener of srv. */
+void tt_connopt_listening(const char *name, tt_server *srv, const char *what);
+/* Release what the options and tt_connopt_server hold outside the server (the split cipher
+ * lists, the access log descriptor); safe after any of them failed. */
 void tt_connopt_done(tt_connopt *c);
 
 #endif

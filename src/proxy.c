@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <tether.h>
 #include <tether/proxy.h>
@@ -114,6 +115,53 @@ static int proxy_options(int argc, char **argv, tt_connopt *c, proxy_flags *f, t
     return r ? r : tt_connopt_apply(c, &cmd);
 }
 
+/* X-Forwarded-Proto: "https" when every listener is TLS (one config serves every listener). */
+static const char *forwarded_proto(const tt_server_config *cfg)
+{
+    for (int i = 0; i < cfg->nlisten; i++)
+        if (strncasecmp(cfg->listen[i], "https://", 8)) return NULL;
+    return cfg->nlisten ? "https" : NULL;
+}
+
+/* Make the proxy and the server of the parsed flags and run them; the exit status. */
+static int proxy_run(tt_connopt *c, tt_proxy_config *pc)
+{
+    tt_proxy *p;
+    int bad = -1;
+    pc->proto = forwarded_proto(c->cfg);
+    int r = tt_proxy_new(&p, pc, &bad);
+    if (r < 0) {
+        if (bad >= 0)
+            fprintf(stderr, "tether proxy: --upstream %s: not http://HOST[:PORT]\n",
+                    pc->upstreams[bad]);
+        else
+            fprintf(stderr, "tether proxy: %s\n", strerror(-r));
+        return r == -EINVAL ? 2 : 1;
+    }
+    if (tt_proxy_mount(c->cfg, "/", p) < 0) {
+        fprintf(stderr, "tether proxy: too many routes\n");
+        tt_proxy_free(p);
+        return 1;
+    }
+    if (c->status && tt_insight_set_proxy) tt_insight_set_proxy(p);
+    tt_server *srv;
+    r = tt_connopt_server(c, "proxy", &srv);
+    if (r == 0) {
+        char what[300];
+        snprintf(what, sizeof what, "-> %s%s", pc->upstreams[0],
+                 pc->nupstreams > 1 ? " and more" : "");
+        tt_proxy_attach(p, srv);
+        tt_connopt_listening("proxy", srv, what);
+        r = tt_server_run(srv, 1);
+        tt_server_free(srv);
+        if (r < 0) fprintf(stderr, "tether proxy: %s\n", strerror(-r));
+        r = r < 0 ? 1 : 0;
+    }
+    if (tt_insight_set_proxy) tt_insight_set_proxy(NULL);
+    tt_proxy_free(p);
+    return r;
+}
+
 int tt_cmd_proxy(int argc, char **argv)
 {
     tt_server_config cfg;
@@ -132,44 +180,10 @@ int tt_cmd_proxy(int argc, char **argv)
     tt_proxy_config pc;
     memset(&pc, 0, sizeof pc);
     int r = proxy_options(argc, argv, &c, &f, &pc);
-    if (r) return r == TT_OPT_HELP ? 0 : 2;
-    tt_proxy *p;
-    int bad = -1;
-    r = tt_proxy_new(&p, &pc, &bad);
-    if (r < 0) {
-        if (bad >= 0)
-            fprintf(stderr, "tether proxy: --upstream %s: not http://HOST[:PORT]\n",
-                    pc.upstreams[bad]);
-        else
-            fprintf(stderr, "tether proxy: %s\n", strerror(-r));
-        return r == -EINVAL ? 2 : 1;
-    }
-    if (tt_proxy_mount(&cfg, "/", p) < 0) {
-        fprintf(stderr, "tether proxy: too many routes\n");
-        tt_proxy_free(p);
-        return 1;
-    }
-    if (c.status && tt_insight_set_proxy) tt_insight_set_proxy(p);
-    tt_server *srv;
-    r = tt_connopt_server(&c, "proxy", &srv);
-    if (r) {
-        tt_proxy_free(p);
-        return r;
-    }
-    tt_proxy_attach(p, srv);
-    const tt_server_config *eff = tt_server_get_config(srv);
-    for (int i = 0; i < eff->nlisten; i++)
-        fprintf(stderr, "tether proxy: listening on http://%s/ (%d workers) -> %s%s\n",
-                eff->listen[i], tt_server_workers(srv), pc.upstreams[0],
-                pc.nupstreams > 1 ? " and more" : "");
-    r = tt_server_run(srv, 1);
-    tt_server_free(srv);
+    if (r == TT_OPT_OK)
+        r = proxy_run(&c, &pc);
+    else
+        r = r == TT_OPT_HELP ? 0 : 2;
     tt_connopt_done(&c);
-    if (tt_insight_set_proxy) tt_insight_set_proxy(NULL);
-    tt_proxy_free(p);
-    if (r < 0) {
-        fprintf(stderr, "tether proxy: %s\n", strerror(-r));
-        return 1;
-    }
-    return 0;
+    return r;
 }

@@ -86,7 +86,10 @@ int tt_cmd_serve(int argc, char **argv)
     const char *root = NULL;
     int echo = 0;
     int r = serve_options(argc, argv, &c, &root, &echo);
-    if (r) return r == TT_OPT_HELP ? 0 : 2;
+    if (r) {
+        tt_connopt_done(&c);
+        return r == TT_OPT_HELP ? 0 : 2;
+    }
     char *root_owned = NULL;
     if (!echo) {
         root_owned = root ? strdup(root) : default_root();
@@ -97,13 +100,11 @@ int tt_cmd_serve(int argc, char **argv)
     tt_server *srv;
     r = tt_connopt_server(&c, "serve", &srv);
     if (r) {
+        tt_connopt_done(&c);
         free(root_owned);
         return r;
     }
-    const tt_server_config *eff = tt_server_get_config(srv);
-    for (int i = 0; i < eff->nlisten; i++)
-        fprintf(stderr, "tether serve: listening on http://%s/ (%d workers, %s)\n", eff->listen[i],
-                tt_server_workers(srv), echo ? "echo" : eff->root);
+    tt_connopt_listening("serve", srv, echo ? "echo" : tt_server_get_config(srv)->root);
     r = tt_server_run(srv, 1);
     tt_server_free(srv);
     tt_connopt_done(&c);

@@ -22,6 +22,7 @@
 #include "http1.h"
 #include "loop.h"
 #include "socket.h"
+#include "tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -62,7 +63,10 @@ typedef void (*tt_trace_fn)(void *data, uint64_t conn_id, int from_state, int to
 /* Server configuration: a plain struct. A field left 0 takes the default shown in brackets;
  * TT_OFF (-1) disables what the field limits (said per field; "no" where it cannot be off). */
 typedef struct tt_server_config {
-    const char *listen[TT_SERVER_MAX_LISTEN]; /* "HOST:PORT" or "unix:PATH" [127.0.0.1:8080] */
+    const char *listen[TT_SERVER_MAX_LISTEN]; /* "HOST:PORT", "http://HOST:PORT" or "unix:PATH"
+                                                 (cleartext), "https://HOST:PORT" (TLS, needs
+                                                 tls.cert_file and tls.key_file)
+                                                 [127.0.0.1:8080] */
     int nlisten;                              /* entries in listen [1]; TT_OFF: no */
     int workers;                /* worker threads [one per online CPU]; TT_OFF: no (default) */
     int keepalive_timeout_ms;   /* idle keep-alive deadline [75000]; TT_OFF: keep-alive disabled */
@@ -127,6 +131,11 @@ typedef struct tt_server_config {
                                       unlimited */
     int share_port;                /* > 0: share ports another process listens on by SO_REUSEPORT (a
                                       graceful handover); else such a port is EADDRINUSE [off] */
+    tt_tls_opts tls; /* the https:// listeners' TLS: cert_file and key_file required, min_version,
+                        ciphers, session cache, tickets, handshake_timeout_ms [10 s; TT_OFF:
+                        the header timeout applies]; `server` is set by the server. One context
+                        is shared by every worker (session cache, ticket keys). Unused without an
+                        https:// listener */
 } tt_server_config;
 
 /* Append a route to cfg (prefix not copied). 0, or -ENOSPC when the table is full. */
@@ -141,6 +150,11 @@ int tt_server_new(tt_server **out, const tt_server_config *cfg);
 /* tt_server_new that also says which listen address failed: *bad_listen gets its index in
  * cfg->listen on an address or listen error, else -1 (bad_listen may be NULL). */
 int tt_server_new_at(tt_server **out, const tt_server_config *cfg, int *bad_listen);
+/* tt_server_new_at that also writes a one-line reason into err (errlen bytes, may be 0) when
+ * the TLS context cannot be made: an https:// listener without tls.cert_file / tls.key_file
+ * (-EINVAL), an unreadable or mismatched pair, a bad cipher list (OpenSSL's reason). */
+int tt_server_new_err(tt_server **out, const tt_server_config *cfg, int *bad_listen, char *err,
+                      size_t errlen);
 /* Run the workers (one thread each) until shutdown completes; this thread waits. When
  * handle_signals is nonzero SIGTERM/SIGINT start a graceful shutdown and a second one exits
  * at once, SIGHUP reopens the access log (call before creating other threads). Returns 0 or -errno.
@@ -158,6 +172,14 @@ int tt_server_on_worker_exit(tt_server *srv, void (*fn)(void *data), void *data)
  * lines logged before go to the old file, later ones to the new. 0, -EBADF (no log) or -EINVAL
  * (the log is an fd, not a path). tt_server_run(srv, 1) does this on SIGHUP. */
 int tt_server_reopen_log(tt_server *srv);
+/* Re-read the TLS certificate and key files (tls.cert_file, tls.key_file) from any thread: new
+ * handshakes use the new pair, open connections keep theirs and stay open. 0; -ENOENT without
+ * TLS; else -errno with a one-line reason in err and the old pair still in use.
+ * tt_server_run(srv, 1) does this on SIGHUP (and prints a failure to stderr). */
+int tt_server_reload_tls(tt_server *srv, char *err, size_t errlen);
+/* The TLS counters of srv (handshakes, failures by reason; all workers). 0, or -ENOENT when
+ * srv has no https:// listener (*out zeroed). */
+int tt_server_tls_stats(const tt_server *srv, tt_tls_stats *out);
 /* Free a server after tt_server_run returned (closes listeners). */
 void tt_server_free(tt_server *srv);
 /* The effective configuration (defaults filled in); valid while srv lives. */
@@ -178,12 +200,14 @@ typedef enum tt_close_reason {
     TT_CLOSE_HEADER_TIMEOUT,
     TT_CLOSE_BODY_TIMEOUT,
     TT_CLOSE_SEND_TIMEOUT,
-    TT_CLOSE_BAD_REQUEST, /* a 4xx/5xx protocol error answered and closed */
-    TT_CLOSE_SHUTDOWN,    /* graceful shutdown */
-    TT_CLOSE_PRESSURE,    /* closed to make room (fd or connection limit: an idle connection,
-                             else the slowest reading one) or a body over max_body_memory */
-    TT_CLOSE_PEER_DEAD,   /* the peer stopped answering: TCP keepalive probes (or retransmits)
-                             timed out (ETIMEDOUT), not a reset */
+    TT_CLOSE_BAD_REQUEST,       /* a 4xx/5xx protocol error answered and closed */
+    TT_CLOSE_SHUTDOWN,          /* graceful shutdown */
+    TT_CLOSE_PRESSURE,          /* closed to make room (fd or connection limit: an idle connection,
+                                   else the slowest reading one) or a body over max_body_memory */
+    TT_CLOSE_PEER_DEAD,         /* the peer stopped answering: TCP keepalive probes (or retransmits)
+                                   timed out (ETIMEDOUT), not a reset */
+    TT_CLOSE_HANDSHAKE_TIMEOUT, /* a TLS handshake did not finish in tls.handshake_timeout_ms */
+    TT_CLOSE_TLS_FAILED, /* a TLS handshake failed (alert, not TLS, cleartext HTTP answered 400) */
     TT_CLOSE_NREASONS
 } tt_close_reason;
 
@@ -286,6 +310,9 @@ int tt_req_conn_info(const tt_req *req, tt_conn_info *out);
 /* The id of the connection carrying req (tt_conn_info.id: unique per server, never reused),
  * without a system call: a key for per-connection caches. */
 uint64_t tt_req_conn_id(const tt_req *req);
+/* What the TLS handshake of the request's connection agreed (version, cipher, ALPN, resumed;
+ * strings valid until the response is finished). 0, or -ENOTCONN on a cleartext connection. */
+int tt_req_tls_info(const tt_req *req, tt_tls_info *out);
 /* The worker's loop (for async handlers: finish the response from a callback on it). */
 tt_loop *tt_req_loop(const tt_req *req);
 /* The server the request arrived at. */

@@ -47,6 +47,12 @@ typedef struct tt_stream_ops {
 
 /* Set in io.ready by the stream once a read returned end of stream (the loop never sets it). */
 #define TT_STREAM_EOF 0x100u
+/* Set in io.ready by a secure layer whose read waits for the socket to take output (TLS:
+ * OpenSSL must send before it can read on): the read resumes on the next TT_WRITE edge, which
+ * tt_stream_can_read then reports as input pending. */
+#define TT_STREAM_RD_WANTS_WR 0x200u
+/* The converse: a write that waits for input (TT_READ makes tt_stream_can_write true). */
+#define TT_STREAM_WR_WANTS_RD 0x400u
 
 /* Flags for tt_stream_close. */
 enum {
@@ -70,15 +76,20 @@ static inline int tt_stream_fd(const tt_stream *s)
 {
     return s->io.fd;
 }
-/* Nonzero while input may be pending (a read edge not yet drained to EAGAIN, or a FIN). */
+/* Nonzero while input may be pending (a read edge not yet drained to EAGAIN, or a FIN; TLS:
+ * also decrypted bytes OpenSSL holds, and a read that waited for a write edge that came). */
 static inline int tt_stream_can_read(const tt_stream *s)
 {
-    return (s->io.ready & (TT_READ | TT_RDHUP | TT_HUP | TT_ERROR)) != 0;
+    unsigned r = s->io.ready;
+    return (r & (TT_READ | TT_RDHUP | TT_HUP | TT_ERROR)) != 0 ||
+           ((r & TT_STREAM_RD_WANTS_WR) && (r & TT_WRITE));
 }
-/* Nonzero while the socket may accept output (no EAGAIN since the last write edge). */
+/* Nonzero while the socket may accept output (no EAGAIN since the last write edge; TLS: or a
+ * write that waited for a read edge that came). */
 static inline int tt_stream_can_write(const tt_stream *s)
 {
-    return (s->io.ready & TT_WRITE) != 0;
+    unsigned r = s->io.ready;
+    return (r & TT_WRITE) != 0 || ((r & TT_STREAM_WR_WANTS_RD) && (r & TT_READ));
 }
 /* Nonzero once the peer's FIN was signalled by the poller or read (bytes may still precede
  * it until tt_stream_eof). */

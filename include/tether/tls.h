@@ -27,11 +27,11 @@ typedef struct tt_tls_session tt_tls_session; /* a resumable client session (ref
 /* Why a handshake failed (tt_tls_stats.failures, "handshake_failures" in the status JSON). */
 enum tt_tls_fail {
     TT_TLS_FAIL_NONE = 0,
-    TT_TLS_FAIL_TIMEOUT,    /* the handshake did not finish in time (set by the owner) */
-    TT_TLS_FAIL_PLAINTEXT,  /* cleartext HTTP sent to a TLS port (server answers 400) */
-    TT_TLS_FAIL_NOT_TLS,    /* bytes that are neither a ClientHello nor HTTP */
-    TT_TLS_FAIL_PROTOCOL,   /* version, cipher, ALPN or other protocol alert */
-    TT_TLS_FAIL_CERT,       /* the peer's certificate did not verify (client side: curl 60) */
+    TT_TLS_FAIL_TIMEOUT,     /* the handshake did not finish in time (set by the owner) */
+    TT_TLS_FAIL_PLAINTEXT,   /* cleartext HTTP sent to a TLS port (server answers 400) */
+    TT_TLS_FAIL_NOT_TLS,     /* bytes that are neither a ClientHello nor HTTP */
+    TT_TLS_FAIL_PROTOCOL,    /* version, cipher, ALPN or other protocol alert */
+    TT_TLS_FAIL_CERT,        /* the peer's certificate did not verify (client side: curl 60) */
     TT_TLS_FAIL_PEER_CLOSED, /* EOF or RST in the middle of the handshake */
     TT_TLS_FAIL_NREASONS
 };

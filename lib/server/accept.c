@@ -98,13 +98,15 @@ static tt__worker *worker_with_room(tt__worker *w)
     return NULL;
 }
 
-/* Give a new socket to worker o (another thread): 0, or -ENOSPC when its queue is full. */
-static int hand_to(tt__worker *o, int fd)
+/* Give a new socket (tls: from an https:// listener) to worker o (another thread): 0, or
+ * -ENOSPC when its queue is full. */
+static int hand_to(tt__worker *o, int fd, int tls)
 {
     int r = -ENOSPC;
     pthread_mutex_lock(&o->hand_mu);
     if (o->nhand < TT__HAND_MAX) {
         o->hand_fds[o->nhand] = fd;
+        o->hand_tls[o->nhand] = (unsigned char)tls;
         __atomic_store_n(&o->nhand, o->nhand + 1, __ATOMIC_RELAXED);
         r = 0;
     }
@@ -118,11 +120,14 @@ static void on_hand(tt_loop *loop, tt_async *a)
 {
     tt__worker *w = a->data;
     int fds[TT__HAND_MAX], n;
+    unsigned char tls[TT__HAND_MAX];
     (void)loop;
     pthread_mutex_lock(&w->hand_mu);
     n = w->nhand;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         fds[i] = w->hand_fds[i];
+        tls[i] = w->hand_tls[i];
+    }
     __atomic_store_n(&w->nhand, 0, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&w->hand_mu);
     for (int i = 0; i < n; i++) {
@@ -131,13 +136,13 @@ static void on_hand(tt_loop *loop, tt_async *a)
             continue;
         }
         TT__INC(w->stats.handed_in);
-        tt__conn_accepted(w, fds[i]);
+        tt__conn_accepted(w, fds[i], tls[i]);
     }
 }
 
 /* w is full and nothing can be closed: accept for a worker with room, else pause (resumed
  * when a connection closes). Returns 1 when a connection was handed over. */
-static int accept_for_other(tt__worker *w, int lfd)
+static int accept_for_other(tt__worker *w, const tt__listener *l)
 {
     tt__worker *o = worker_with_room(w);
     if (!o) {
@@ -146,9 +151,9 @@ static int accept_for_other(tt__worker *w, int lfd)
         if (w->srv->nworkers > 1) tt_timer_start(w->loop, &w->resume, 50);
         return 0;
     }
-    int fd = tt_accept(lfd, NULL);
+    int fd = tt_accept(l->fd, NULL);
     if (fd < 0) return 0;
-    if (hand_to(o, fd) < 0) {
+    if (hand_to(o, fd, l->tls) < 0) {
         close(fd); /* the other worker's queue is full too: refuse, as a full backlog would */
         return 0;
     }
@@ -158,10 +163,11 @@ static int accept_for_other(tt__worker *w, int lfd)
 static void on_accept(tt_loop *loop, tt_io *io, unsigned ev)
 {
     tt__worker *w = io->data;
+    const tt__listener *l = tt_container_of(io, tt__listener, io);
     (void)ev;
     for (int i = 0; i < 64; i++) {
         if (w->nconns >= w->max_conns && !make_room(w)) {
-            if (!accept_for_other(w, io->fd)) return;
+            if (!accept_for_other(w, l)) return;
             continue;
         }
         int fd = tt_accept(io->fd, NULL);
@@ -178,7 +184,7 @@ static void on_accept(tt_loop *loop, tt_io *io, unsigned ev)
             }
             return;
         }
-        tt__conn_accepted(w, fd);
+        tt__conn_accepted(w, fd, l->tls);
         if (w->shutting) return;
     }
 }

@@ -85,47 +85,9 @@ static void x_reset_message(struct tt_req *x, const tt_server_config *cfg)
 
 /* ---- lifecycle ---- */
 
-/* A free connection from the worker's slabs (256 per slab), or NULL. */
-static tt__conn *conn_alloc(tt__worker *w)
+void tt__conn_accepted(tt__worker *w, int fd, int tls)
 {
-    tt__list *n = tt__list_pop_front(&w->free_conns);
-    if (n) return tt__list_entry(n, tt__conn, link);
-    enum { N = 256 };
-    if (w->nslabs == w->cap_slabs) {
-        size_t nc = w->cap_slabs ? w->cap_slabs * 2 : 16;
-        void **ns = realloc(w->slabs, nc * sizeof *ns);
-        if (!ns) return NULL;
-        w->slabs = ns;
-        w->cap_slabs = nc;
-    }
-    tt__conn *slab = calloc(N, sizeof *slab);
-    if (!slab) return NULL;
-    w->slabs[w->nslabs++] = slab;
-    for (int i = 1; i < N; i++)
-        tt__list_push_back(&w->free_conns, &slab[i].link);
-    return &slab[0];
-}
-
-/* Requests allowed on a new connection: keepalive_requests ±10% so that reconnect waves do
- * not synchronise (0: unlimited). */
-static uint32_t conn_maxreq(tt__worker *w)
-{
-    int cfgmax = w->srv->cfg.keepalive_requests;
-    if (cfgmax <= 0) return 0;
-    uint32_t m = (uint32_t)cfgmax;
-    if (m > 10) {
-        w->rng ^= w->rng << 13;
-        w->rng ^= w->rng >> 7;
-        w->rng ^= w->rng << 17;
-        uint32_t span = m / 5 + 1;
-        m = m - m / 10 + (uint32_t)(w->rng % span);
-    }
-    return m;
-}
-
-void tt__conn_accepted(tt__worker *w, int fd)
-{
-    tt__conn *c = conn_alloc(w);
+    tt__conn *c = tt__conn_alloc(w);
     if (!c) {
         tt_stream s = {.io = {.fd = fd}};
         tt_stream_close(&s, w->loop, 0);
@@ -138,7 +100,7 @@ void tt__conn_accepted(tt__worker *w, int fd)
     c->born = tt__worker_now(w);
     c->state = TT_CONN_CLOSED; /* not on any list yet */
     c->closing = TT__CLOSE_NONE;
-    c->maxreq = conn_maxreq(w);
+    c->maxreq = tt__conn_maxreq(w);
     tt_timer_init(&c->timer, conn_on_timer);
     /* TCP_NODELAY and the TCP keepalive settings are inherited from the listener. */
     w->nconns++;
@@ -150,8 +112,13 @@ void tt__conn_accepted(tt__worker *w, int fd)
         tt__conn_close(c, TT_CLOSE_PEER_RST);
         return;
     }
-    /* The first request has the header deadline from accept on. */
-    tt_timer_start(w->loop, &c->timer, (uint64_t)CFG(c)->header_timeout_ms);
+    /* The first request has the header deadline from accept on (TLS: the handshake's first). */
+    uint64_t first = (uint64_t)CFG(c)->header_timeout_ms;
+    if (tls && !(first = tt__tls_conn_accept(c))) {
+        tt__conn_close(c, TT_CLOSE_PRESSURE);
+        return;
+    }
+    tt_timer_start(w->loop, &c->timer, first);
     /* With TCP_DEFER_ACCEPT the request is normally there already (nginx reads at once too):
      * serve it now instead of one loop turn later; a short connection (Connection: close) is
      * then done before the next epoll_wait. Otherwise the registration's first edge reports
@@ -162,30 +129,21 @@ void tt__conn_accepted(tt__worker *w, int fd)
     }
 }
 
-static unsigned log2_bucket(uint64_t v)
-{
-    unsigned b = 0;
-    while (v > 1 && b < TT_HIST_BUCKETS - 1) {
-        v >>= 1;
-        b++;
-    }
-    return b;
-}
-
 void tt__conn_close(tt__conn *c, int reason)
 {
     tt__worker *w = c->w;
     if (c->state == TT_CONN_CLOSED) return;
     const tt_server_config *cfg = CFG(c);
     TT__INC(w->stats.closes[reason]);
-    TT__INC(w->stats.reqs_per_conn[log2_bucket(c->nreq)]);
-    TT__INC(w->stats.lifetime_ms[log2_bucket(tt__worker_now(w) - c->born)]);
+    TT__INC(w->stats.reqs_per_conn[tt__log2_bucket(c->nreq)]);
+    TT__INC(w->stats.lifetime_ms[tt__log2_bucket(tt__worker_now(w) - c->born)]);
     TT__DEC(w->stats.open);
     tt_timer_stop(w->loop, &c->timer);
     int reset = reason == TT_CLOSE_SEND_TIMEOUT ||
                 (cfg->reset_timedout > 0 &&
                  (reason == TT_CLOSE_IDLE_TIMEOUT || reason == TT_CLOSE_HEADER_TIMEOUT ||
                   reason == TT_CLOSE_BODY_TIMEOUT));
+    if (c->s.impl) tt__tls_conn_closing(c, reason, reset);
     /* No epoll_ctl(DEL): closing the descriptor removes it from the poller. */
     tt_stream_close(&c->s, w->loop, reset ? TT_STREAM_RESET : 0);
     conn_set_state(c, TT_CONN_CLOSED);
@@ -715,11 +673,27 @@ static void conn_after_batch(tt__conn *c)
     }
 }
 
+/* Drive a TLS handshake (tls.c). 1 when the connection goes on to read its first request (also
+ * after cleartext HTTP on the TLS port, answered 400 in cleartext as nginx does), else 0. */
+static int conn_handshake(tt__conn *c)
+{
+    int r = tt__tls_conn_handshake(c);
+    if (r == 0) return 1;
+    if (r == 2 && (c->x || tt__x_get(c))) {
+        x_reset_message(c->x, CFG(c));
+        conn_error(c, 400, TT_CLOSE_BAD_REQUEST);
+        return 1;
+    }
+    if (r != 1) tt__conn_close(c, r == 2 ? TT_CLOSE_PRESSURE : TT_CLOSE_TLS_FAILED);
+    return 0;
+}
+
 /* Read, parse and handle every request available, in order; then conn_after_batch. */
 static void conn_process(tt__conn *c)
 {
     if (c->flags & TT__C_IN_PROC) return;
     c->flags |= TT__C_IN_PROC;
+    if ((c->flags & TT__C_HANDSHAKE) && !conn_handshake(c)) goto out;
     for (;;) {
         struct tt_req *x = c->x;
         if (c->state == TT_CONN_CLOSED) goto out;
@@ -762,6 +736,10 @@ static void conn_on_io(tt_loop *loop, tt_io *io, unsigned ev)
 {
     tt__conn *c = io->data;
     (void)loop;
+    if (c->flags & TT__C_HANDSHAKE) { /* any edge: the handshake learns of errors itself */
+        conn_process(c);
+        return;
+    }
     if (ev & (TT_ERROR | TT_HUP)) {
         int lingering = c->state == TT_CONN_LINGERING;
         tt__conn_close(c, lingering ? conn_reason(c, TT_CLOSE_CONN_CLOSE)
@@ -808,7 +786,9 @@ static void conn_on_timer(tt_loop *loop, tt_timer *t)
     switch (c->state) {
     case TT_CONN_IDLE: tt__conn_close(c, TT_CLOSE_IDLE_TIMEOUT); return;
     case TT_CONN_READING_HEAD:
-        conn_timed_out(c, c->x && c->x->rbuf.len, TT_CLOSE_HEADER_TIMEOUT);
+        conn_timed_out(c, c->x && c->x->rbuf.len,
+                       c->flags & TT__C_HANDSHAKE ? TT_CLOSE_HANDSHAKE_TIMEOUT
+                                                  : TT_CLOSE_HEADER_TIMEOUT);
         return;
     case TT_CONN_READING_BODY: /* a body we skip after a 413 was answered already */
         conn_timed_out(c, c->x && !c->x->discard, TT_CLOSE_BODY_TIMEOUT);

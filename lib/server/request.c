@@ -10,9 +10,11 @@
 static const char *const state_names[] = {"reading_head", "reading_body", "handling", "writing",
                                           "idle",         "lingering",    "closed"};
 static const char *const reason_names[] = {
-    "peer_fin",     "peer_rst",       "conn_close",   "max_requests", "max_age",
-    "idle_timeout", "header_timeout", "body_timeout", "send_timeout", "bad_request",
-    "shutdown",     "pressure",       "peer_dead"};
+    "peer_fin",     "peer_rst",       "conn_close",   "max_requests",      "max_age",
+    "idle_timeout", "header_timeout", "body_timeout", "send_timeout",      "bad_request",
+    "shutdown",     "pressure",       "peer_dead",    "handshake_timeout", "tls_failed"};
+_Static_assert(sizeof reason_names / sizeof reason_names[0] == TT_CLOSE_NREASONS,
+               "a name for every close reason");
 
 TT_API const char *tt_conn_state_name(int state)
 {

@@ -121,6 +121,7 @@ static int open_listeners(tt_server *s, int a)
                                   : tt_listen(addr, &lo);
         if (fd < 0) return is_unix && i > 0 ? -errno : fd;
         s->workers[i].ls[a].fd = fd;
+        s->workers[i].ls[a].tls = (s->tls_listen >> a) & 1;
         s->workers[i].nls = a + 1;
         if (is_unix) continue;
         if (tt_addr_port(addr) == 0) { /* port 0: every worker on the same port */
@@ -142,7 +143,25 @@ TT_API int tt_server_new(tt_server **out, const tt_server_config *cfg)
 
 TT_API int tt_server_new_at(tt_server **out, const tt_server_config *cfg, int *bad_listen)
 {
+    return tt_server_new_err(out, cfg, bad_listen, NULL, 0);
+}
+
+/* Parse listen[a] ("https://" marks a TLS listener) into s->addrs[a]. 0 or -EINVAL. */
+static int parse_listen(tt_server *s, int a)
+{
+    char buf[256];
+    int tls;
+    const char *spec = tt__tls_listen_spec(s->cfg.listen[a], &tls, buf, sizeof buf);
+    if (!spec) return -EINVAL;
+    if (tls) s->tls_listen |= 1u << a;
+    return tt_addr_parse(&s->addrs[a], spec);
+}
+
+TT_API int tt_server_new_err(tt_server **out, const tt_server_config *cfg, int *bad_listen,
+                             char *errbuf, size_t errlen)
+{
     if (bad_listen) *bad_listen = -1;
+    if (errlen) errbuf[0] = 0;
     tt_server *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
     s->cfg = *cfg;
@@ -157,8 +176,12 @@ TT_API int tt_server_new_at(tt_server **out, const tt_server_config *cfg, int *b
     }
     int err = tt__alog_compile(&s->log, s->cfg.access_log_format);
     for (int a = 0; a < s->cfg.nlisten && !err; a++) {
-        err = tt_addr_parse(&s->addrs[a], s->cfg.listen[a]);
-        if (!err) err = open_listeners(s, a);
+        err = parse_listen(s, a);
+        if (err && bad_listen) *bad_listen = a;
+    }
+    if (!err) err = tt__tls_setup(s, errbuf, errlen); /* before any port opens */
+    for (int a = 0; a < s->cfg.nlisten && !err; a++) {
+        err = open_listeners(s, a);
         if (err && bad_listen) *bad_listen = a;
     }
     if (!err) s->port = tt_addr_port(&s->addrs[0]);
@@ -202,6 +225,7 @@ TT_API void tt_server_free(tt_server *s)
         if (s->unix_owned & (1u << a))
             unlink(((const struct sockaddr_un *)&s->addrs[a].ss)->sun_path);
     free(s->workers);
+    tt_tls_ctx_free(s->tls);
     free(s);
 }
 
@@ -294,6 +318,11 @@ static void on_signal(tt_loop *loop, int signo, void *data)
     tt_server *s = data;
     if (signo == SIGHUP) {
         tt_server_reopen_log(s); /* logrotate: keep serving */
+        char err[256];
+        /* A new certificate: the library has no other channel to say a reload failed (the
+         * old pair stays in use), as a client without a log sink. */
+        if (s->tls && tt_server_reload_tls(s, err, sizeof err) < 0)
+            fprintf(stderr, "tether: TLS reload failed, keeping the old certificate: %s\n", err);
         return;
     }
     tt_server_shutdown(s);

@@ -18,6 +18,7 @@
 #include "tether/server.h"
 #include "tether/stream.h"
 #include "tether/timer.h"
+#include "tether/tls.h"
 
 #define TT__MAX_REQ_HEADERS 64
 #define TT__MAX_RES_HEADERS 40 /* a proxy relays upstream heads (nginx: 4-8 KiB) */
@@ -44,6 +45,7 @@ enum {
     TT__C_ZOMBIE = 1u << 2,       /* closed while a handler holds the exchange */
     TT__C_HEAD_STARTED = 1u << 3, /* header deadline armed for the current head */
     TT__C_PEER_CLOSE = 1u << 4,   /* the client said it sends no more requests (close) */
+    TT__C_HANDSHAKE = 1u << 5,    /* a TLS handshake is in progress (tls.c drives it) */
 };
 
 /* tt__conn.closing when no close reason has been decided yet. */
@@ -141,6 +143,7 @@ static inline struct tt_req *tt__x_of(const tt_res *res)
 typedef struct tt__listener {
     tt_io io;
     int fd;
+    int tls; /* an https:// listener: connections start with a TLS handshake */
 } tt__listener;
 
 /* Per-worker statistics (single writer: the worker thread). */
@@ -167,6 +170,7 @@ struct tt__worker {
     pthread_mutex_t hand_mu;
     tt_async hand;
     int hand_fds[TT__HAND_MAX];
+    unsigned char hand_tls[TT__HAND_MAX]; /* hand_fds[i] came from an https:// listener */
     int nhand;
     uint64_t rng;
     void (*conn_gone)(tt__worker *w); /* accept.c: a connection closed (resume accepting) */
@@ -212,6 +216,8 @@ typedef struct tt__alog {
 struct tt_server {
     tt_server_config cfg;
     tt_addr addrs[TT_SERVER_MAX_LISTEN];
+    unsigned tls_listen; /* bit a: listen[a] is https:// */
+    tt_tls_ctx *tls;     /* the one TLS context of all workers (NULL without https://) */
     tt_route routes[TT_SERVER_MAX_ROUTES + 1]; /* cfg's routes, the root mount first */
     int nroutes;
     int nworkers;
@@ -288,7 +294,7 @@ static inline uint64_t tt__conn_id(const tt__conn *c)
 }
 
 /* conn.c: the state machine */
-void tt__conn_accepted(tt__worker *w, int fd);
+void tt__conn_accepted(tt__worker *w, int fd, int tls);
 void tt__conn_close(tt__conn *c, int reason);
 void tt__worker_close_idle(tt__worker *w, int reason, int max);
 void tt__worker_free_all(tt__worker *w);
@@ -304,6 +310,12 @@ void tt__conn_drain_queue(struct tt_req *x);
 void tt__conn_resume(tt__conn *c);
 
 /* exchange.c: exchanges and the response head (below conn.c and response.c) */
+/* A free connection from the worker's slabs (256 per slab), or NULL. */
+tt__conn *tt__conn_alloc(tt__worker *w);
+/* Requests allowed on a new connection: keepalive_requests +-10% (0: unlimited). */
+uint32_t tt__conn_maxreq(tt__worker *w);
+/* The log2 histogram bucket of v (TT_HIST_BUCKETS). */
+unsigned tt__log2_bucket(uint64_t v);
 struct tt_req *tt__x_get(tt__conn *c);
 void tt__x_put(tt__conn *c);
 /* Make room for want more input bytes in x->rbuf, moving the request views along. */
@@ -330,6 +342,21 @@ int tt__x_body_abandon(struct tt_req *x, int apply);
 /* body.c: streaming request bodies (tt_req_body_*) */
 /* The response ends (tt_res_end): no more calls; the rest of an unread body is skipped. */
 void tt__body_end(struct tt_req *x);
+
+/* tls.c: TLS listeners and handshakes (below conn.c and server.c: it calls neither) */
+/* The address part of a listen spec and whether it is https:// ("http://" and a trailing "/"
+ * are dropped); buf holds the copy. NULL when it does not fit. */
+const char *tt__tls_listen_spec(const char *spec, int *tls, char *buf, size_t size);
+/* Make the server's TLS context when an https:// listener needs one. 0 or -errno (err set). */
+int tt__tls_setup(tt_server *s, char *err, size_t errlen);
+/* Make c's stream a TLS server stream; the first deadline (ms) to arm, 0 when out of memory. */
+uint64_t tt__tls_conn_accept(tt__conn *c);
+/* Drive c's handshake: 0 done (the header deadline is armed), 1 in progress, 2 cleartext HTTP
+ * (the stream is plain again: answer 400), -errno failed (counted by the context). */
+int tt__tls_conn_handshake(tt__conn *c);
+/* c closes for reason: count a handshake it interrupts; on a clean close of an established TLS
+ * connection send close_notify (reset: an abort, nothing sent). */
+void tt__tls_conn_closing(tt__conn *c, int reason, int reset);
 
 /* accept.c */
 int tt__accept_init(tt__worker *w);  /* the resume timer, handover, w->conn_gone; 0/-errno */

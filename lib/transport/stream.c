@@ -58,7 +58,11 @@ TT_API ssize_t tt_stream_read(tt_stream *s, void *buf, size_t len)
 {
     ssize_t n;
     if (s->impl) {
+        /* A secure layer keeps TT_READ itself: a short read of decrypted bytes does not mean
+         * the socket is drained (OpenSSL may hold more). */
         n = OPS(s)->read(s, buf, len);
+        if (n == 0) return read_done(s, 0, len);
+        return n;
     } else {
         do
             n = recv(s->io.fd, buf, len, 0);

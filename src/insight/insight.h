@@ -34,8 +34,9 @@ void tt_insight_status_json(tt_json *j, tt_server *srv, double uptime_s);
 /* The /_tether/metrics text (Prometheus 0.0.4) of srv: a malloc'ed string (the caller frees
  * it) of *len bytes, or NULL when out of memory. */
 char *tt_insight_metrics_text(tt_server *srv, double uptime_s, size_t *len);
-/* One connection's /_tether/conn document into j. */
-void tt_insight_conn_json(tt_json *j, const tt_conn_info *ci);
+/* One connection's /_tether/conn document into j; tls: what its handshake agreed, NULL for a
+ * cleartext connection. */
+void tt_insight_conn_json(tt_json *j, const tt_conn_info *ci, const tt_tls_info *tls);
 
 /* upstreams.c: the upstreams of `tether proxy --status`. */
 struct tt_proxy;

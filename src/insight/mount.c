@@ -311,7 +311,8 @@ static void handle_conn(tt_req *req, tt_res *res, const tt_conn_info *ci)
 {
     tt_json j;
     tt_json_init(&j, json_indent(req));
-    tt_insight_conn_json(&j, ci);
+    tt_tls_info tls;
+    tt_insight_conn_json(&j, ci, tt_req_tls_info(req, &tls) == 0 ? &tls : NULL);
     send_json(res, &j);
 }
 

@@ -124,6 +124,24 @@ static void json_tcp_states(tt_json *j, int port)
     tt_json_end(j);
 }
 
+/* "tls": handshakes by kind, failures by reason, handshake times ("enabled": false without an
+ * https:// listener, the counters then zero). */
+static void json_tls(tt_json *j, tt_server *srv)
+{
+    tt_tls_stats ts;
+    int on = tt_server_tls_stats(srv, &ts) == 0;
+    tt_json_object(j, "tls");
+    tt_json_bool(j, "enabled", on);
+    tt_json_uint(j, "handshakes_full", ts.handshakes_full);
+    tt_json_uint(j, "handshakes_resumed", ts.handshakes_resumed);
+    tt_json_object(j, "handshake_failures");
+    for (int r = 1; r < TT_TLS_FAIL_NREASONS; r++)
+        tt_json_uint(j, tt_tls_fail_name(r), ts.failures[r]);
+    tt_json_end(j);
+    json_hist(j, "handshake_us", ts.handshake_us_hist, "us");
+    tt_json_end(j);
+}
+
 void tt_insight_status_json(tt_json *j, tt_server *srv, double uptime_s)
 {
     tt_server_stats all;
@@ -153,6 +171,7 @@ void tt_insight_status_json(tt_json *j, tt_server *srv, double uptime_s)
     json_hist(j, "connection_lifetime_ms", all.lifetime_ms, "ms");
     tt_json_end(j);
     json_closes(j, &all);
+    json_tls(j, srv);
     json_tcp_states(j, port);
     tt_json_array(j, "per_worker");
     for (int w = 0; w < nw; w++) {
@@ -171,7 +190,7 @@ void tt_insight_status_json(tt_json *j, tt_server *srv, double uptime_s)
     tt_json_end(j);
 }
 
-void tt_insight_conn_json(tt_json *j, const tt_conn_info *ci)
+void tt_insight_conn_json(tt_json *j, const tt_conn_info *ci, const tt_tls_info *tls)
 {
     char peer[80], local[80];
     tt_insight_format_addr(&ci->peer, peer, sizeof peer);
@@ -186,6 +205,17 @@ void tt_insight_conn_json(tt_json *j, const tt_conn_info *ci)
     tt_json_uint(j, "age_ms", ci->age_ms);
     tt_json_int(j, "idle_timeout_ms", ci->idle_timeout_ms);
     tt_json_str(j, "state", tt_conn_state_name(ci->state));
+    tt_json_str(j, "scheme", tls ? "https" : "http");
+    if (tls) {
+        tt_json_object(j, "tls");
+        tt_json_str(j, "version", tls->version);
+        tt_json_str(j, "cipher", tls->cipher);
+        tt_json_str(j, "alpn", tls->alpn);
+        tt_json_bool(j, "resumed", tls->resumed);
+        tt_json_end(j);
+    } else {
+        tt_json_null(j, "tls");
+    }
     tt_json_end(j);
 }
 
@@ -208,8 +238,8 @@ static void prom_hist(FILE *f, const char *name, const char *help, const uint64_
         if (scale == 1.0)
             fprintf(f, "%s_bucket{le=\"%llu\"} %llu\n", name, top - 1, (unsigned long long)cum);
         else
-            fprintf(f, "%s_bucket{le=\"%.3f\"} %llu\n", name, (double)(top - 1) * scale,
-                    (unsigned long long)cum);
+            fprintf(f, "%s_bucket{le=\"%.*f\"} %llu\n", name, scale < 0.001 ? 6 : 3,
+                    (double)(top - 1) * scale, (unsigned long long)cum);
     }
     fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n%s_count %llu\n", name, (unsigned long long)cum, name,
             (unsigned long long)cum);
@@ -236,6 +266,26 @@ static void prom_tcp(FILE *f, int port)
         fprintf(f, "tether_tcp_sockets{side=\"client\",state=\"%s\"} %u\n", tt_tcp_state_name(st),
                 cl.n[st]);
     }
+}
+
+/* The TLS counters (nothing without an https:// listener). */
+static void prom_tls(FILE *f, tt_server *srv)
+{
+    tt_tls_stats ts;
+    if (tt_server_tls_stats(srv, &ts) != 0) return;
+    metric_head(f, "tether_tls_handshakes_total", "counter",
+                "Completed TLS handshakes, full or resumed.");
+    fprintf(f, "tether_tls_handshakes_total{kind=\"full\"} %llu\n",
+            (unsigned long long)ts.handshakes_full);
+    fprintf(f, "tether_tls_handshakes_total{kind=\"resumed\"} %llu\n",
+            (unsigned long long)ts.handshakes_resumed);
+    metric_head(f, "tether_tls_handshake_failures_total", "counter",
+                "TLS handshakes that failed, by reason.");
+    for (int r = 1; r < TT_TLS_FAIL_NREASONS; r++)
+        fprintf(f, "tether_tls_handshake_failures_total{reason=\"%s\"} %llu\n", tt_tls_fail_name(r),
+                (unsigned long long)ts.failures[r]);
+    prom_hist(f, "tether_tls_handshake_seconds", "Time of completed TLS handshakes.",
+              ts.handshake_us_hist, 0.000001);
 }
 
 static void prom_workers(FILE *f, tt_server *srv)
@@ -296,6 +346,7 @@ char *tt_insight_metrics_text(tt_server *srv, double uptime_s, size_t *len)
               all.reqs_per_conn, 1.0);
     prom_hist(f, "tether_connection_lifetime_seconds", "Lifetime of closed connections.",
               all.lifetime_ms, 0.001);
+    prom_tls(f, srv);
     prom_tcp(f, tt_server_port(srv));
     prom_workers(f, srv);
     tt_insight_upstreams_metrics(f); /* tether proxy only */

@@ -204,10 +204,12 @@ def echo_backend(*extra, port=None):
                  "127.0.0.1:%d" % port] + list(extra), port)
 
 
-def proxy(upstreams, *extra, port=None):
-    """`tether proxy` in front of upstreams (URLs or objects with .url()), with --status."""
+def proxy(upstreams, *extra, port=None, listen=None):
+    """`tether proxy` in front of upstreams (URLs or objects with .url()), with --status, on
+    listen (default: 127.0.0.1:port)."""
     port = port or tt.free_port()
-    argv = [tt.TETHER, "proxy", "--listen", "127.0.0.1:%d" % port, "--workers", "2", "--status"]
+    argv = [tt.TETHER, "proxy", "--listen", listen or "127.0.0.1:%d" % port, "--workers", "2",
+            "--status"]
     for u in upstreams:
         argv += ["--upstream", u if isinstance(u, str) else u.url("")]
     return Proc(argv + list(extra), port)

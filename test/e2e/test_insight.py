@@ -14,7 +14,7 @@ import zlib
 
 import tt
 
-CLOSE_REASONS = 13
+CLOSE_REASONS = 15
 
 
 def get(conn, path, headers=None):
@@ -189,7 +189,8 @@ class InsightTest(tt.TestCase):
             want = {n: before[n] for n in names}
             self.assertEqual(names, ["peer_fin", "peer_rst", "conn_close", "max_requests", "max_age",
                                      "idle_timeout", "header_timeout", "body_timeout",
-                                     "send_timeout", "bad_request", "shutdown", "pressure", "peer_dead"])
+                                     "send_timeout", "bad_request", "shutdown", "pressure", "peer_dead",
+                                     "handshake_timeout", "tls_failed"])
             want["conn_close"] += 1
             want["peer_fin"] += 1
             want["bad_request"] += 1

@@ -3,6 +3,7 @@ backend behind it, curl and wrk through it, hop-by-hop fields and X-Forwarded-*,
 clients, the upstreams in the status JSON and metrics."""
 import http.client
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -185,6 +186,21 @@ class ProxyPeers(tt.TestCase):
             got = dict((k.lower(), v) for k, v in json.loads(body)["headers"])
             self.assertEqual(got["host"], "internal.example")
             self.assertEqual(got["x-forwarded-host"], "front.example")
+
+    def test_tls_listener(self):
+        # serve's TLS flags are proxy's too (one table): an https:// listener in front of a
+        # cleartext upstream, X-Forwarded-Proto https
+        d = tt.certs()
+        port = tt.free_port()
+        with pp.backend() as b, pp.proxy([b], "--tls-cert", os.path.join(d, "server.pem"),
+                                         "--tls-key", os.path.join(d, "server.key"), port=port,
+                                         listen="https://127.0.0.1:%d" % port):
+            out = subprocess.run(["curl", "-sS", "--cacert", os.path.join(d, "ca.pem"),
+                                  "https://localhost:%d/headers" % port], capture_output=True,
+                                 timeout=30)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            got = dict((k.lower(), v) for k, v in json.loads(out.stdout)["headers"])
+            self.assertEqual(got["x-forwarded-proto"], "https")
 
     def test_pipelined_requests_answered_in_order(self):
         with pp.backend() as b, pp.proxy([b]) as p:

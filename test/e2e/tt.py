@@ -16,6 +16,17 @@ TETHER = os.environ.get("TETHER_BIN", os.path.join(ROOT, "build", "tether"))
 BUILD = os.environ.get("TETHER_BUILD", os.path.join(ROOT, "build"))
 
 
+def certs():
+    """The directory of the test certificates (scripts/mkcerts.sh): ca.pem, server.pem/key,
+    server2, expired, self, wronghost. Made once under build/certs (the Makefile's `certs`
+    target makes the same directory); safe when several tests ask at once."""
+    d = os.path.join(ROOT, "build", "certs")
+    if not os.path.exists(os.path.join(d, ".done")):
+        subprocess.run(["sh", os.path.join(ROOT, "scripts", "mkcerts.sh"), d], check=True,
+                       timeout=120)
+    return d
+
+
 def _ephemeral_range():
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
