@@ -16,7 +16,6 @@ library only."""
 import argparse
 import json
 import os
-import platform
 import re
 import resource
 import shlex
@@ -170,22 +169,15 @@ def measure(name, args, workdir):
 
 
 def machine():
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    vers = {}
-    for name, argv in (("nginx", ["nginx", "-v"]), ("haproxy", ["haproxy", "-v"]),
-                       ("wrk", ["wrk", "-v"]), ("tether", [TETHER, "--version"])):
-        try:
-            p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-            vers[name] = (p.stdout + p.stderr).strip().splitlines()[0]
-        except (OSError, IndexError):
-            vers[name] = "?"
-    return {"cpu": cpu, "ncpu": os.cpu_count(), "kernel": platform.release(), "versions": vers,
-            "load": open("/proc/loadavg").read().split()[:3]}
+    """run_peers' machine facts, with HAProxy's version instead of h2o's."""
+    info = rp.machine()
+    info["versions"].pop("h2o", None)
+    try:
+        p = subprocess.run(["haproxy", "-v"], capture_output=True, text=True, timeout=10)
+        info["versions"]["haproxy"] = (p.stdout + p.stderr).strip().splitlines()[0]
+    except (OSError, IndexError):
+        info["versions"]["haproxy"] = "?"
+    return info
 
 
 def render(results, info, args, started, elapsed):
