@@ -148,7 +148,7 @@ static int proxy_run(tt_connopt *c, tt_proxy_config *pc)
     r = tt_connopt_server(c, "proxy", &srv);
     if (r == 0) {
         char what[300];
-        snprintf(what, sizeof what, "-> %s%s", pc->upstreams[0],
+        snprintf(what, sizeof what, "proxying to %s%s", pc->upstreams[0],
                  pc->nupstreams > 1 ? " and more" : "");
         tt_proxy_attach(p, srv);
         tt_connopt_listening("proxy", srv, what);
