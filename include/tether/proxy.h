@@ -55,10 +55,11 @@ typedef struct tt_proxy_config {
     int fail_threshold;        /* consecutive connect failures / resets before an upstream rests
                                   [3]; TT_OFF: no passive health (always tried) */
     int fail_rest_ms;          /* how long it rests; then one request tries it again [10000] */
-    int max_retries;           /* retries of a failed idempotent exchange on another connection
-                                  or upstream, after it was sent and before a response head [1];
-                                  TT_OFF: none. Never-sent requests are retried by the client pool
-                                  itself (invisible) */
+    int max_retries;           /* attempts on another upstream (one not tried yet) after a connect
+                                  failure, or after a reset before a response head for an
+                                  idempotent request with a replayable body [1]; TT_OFF: none.
+                                  The client pool itself resends never-sent requests and retries
+                                  an idempotent one once on a fresh connection */
     const char *upstream_host; /* Host sent upstream [none: the client's Host]; copied */
     const char *via;           /* Via pseudonym: "Via: 1.1 <via>" ["tether"]; copied */
     int no_forwarded;          /* > 0: do not add X-Forwarded-For/-Proto/-Host [add them] */
@@ -119,7 +120,8 @@ typedef struct tt_proxy_upstream_stats {
     uint64_t responses; /* exchanges that got a response head */
     uint64_t opened;    /* connections opened */
     uint64_t reused;    /* exchanges carried by a reused connection */
-    uint64_t retries;   /* attempts that were retries of a failed one */
+    uint64_t retries;   /* retries: the pool's (not sent, fresh connection) and the proxy's (another
+                           upstream) */
     uint64_t rests;     /* times it was put to rest */
     uint64_t failures[TT_PROXY_FAIL_NREASONS];
 } tt_proxy_upstream_stats;

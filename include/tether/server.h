@@ -289,18 +289,24 @@ int tt_req_trailer_count(const tt_req *req);
 int tt_req_trailer_at(const tt_req *req, int i, const char **name, size_t *nlen, const char **value,
                       size_t *vlen);
 /* Streaming request bodies (routes with TT_ROUTE_STREAM_BODY). fn gets each piece of the body
- * as it arrives, de-chunked (data valid during the call only), then once with data NULL, len 0
- * and err 0 at the end (trailers are then readable with tt_req_trailer*), or once with err < 0
- * when the body cannot complete (-ECONNRESET peer gone, -ETIMEDOUT body timeout, -EPROTO bad
- * framing). It returns 0 for more, or TT_BODY_PAUSE to stop delivery (the socket is not read:
- * TCP pushes back on the client) until tt_req_body_resume. */
+ * as it arrives, de-chunked (data points into the read buffer, valid during the call only),
+ * then exactly once with data NULL and len 0: err 0 at the end (trailers are then readable with
+ * tt_req_trailer*), or err < 0 when the body cannot complete (-ECONNRESET peer reset or FIN,
+ * even while paused; -ETIMEDOUT body timeout: the server answers 408 if no response was
+ * started; -EPROTO bad framing: 400; -ENOBUFS max_body_memory: 503; after an error the
+ * connection closes and output the handler writes after the server's own answer is dropped).
+ * It returns 0 for more, or TT_BODY_PAUSE to stop delivery (the socket is not read: TCP pushes
+ * back on the client; the body timeout is suspended) until tt_req_body_resume. Once the
+ * response is finished (tt_res_end), fn is not called again, not even for the end: the rest
+ * of the body is skipped (Content-Length within discard_limit) or the connection closes. */
 typedef int (*tt_req_body_fn)(tt_req *req, const char *data, size_t len, int err, void *ud);
 /* Start taking the body of a streaming route's request (once; sends 100 Continue when the
- * client asked for it). fn runs from the loop, never inside this call; a request without a
- * body gets the end at once. 0, -EALREADY (second call) or -EINVAL (not a streaming route). */
+ * client asked for it and no response has started). fn runs from the loop, never inside this
+ * call; a request without a body gets the end at once. ud is passed to fn, not owned. 0,
+ * -EALREADY (second call) or -EINVAL (not a streaming route, or fn NULL). */
 int tt_req_body_read(tt_req *req, tt_req_body_fn fn, void *ud);
 /* Resume delivery after fn returned TT_BODY_PAUSE (from the loop thread; pieces follow from
- * the loop, never inside this call). 0 or -EINVAL. */
+ * the loop, never inside this call; a no-op when not paused). 0 or -EINVAL (not reading). */
 int tt_req_body_resume(tt_req *req);
 /* The announced body length: Content-Length, 0 without a body, -1 for chunked. */
 long long tt_req_body_length(const tt_req *req);
@@ -369,6 +375,10 @@ int tt_res_trailer(tt_res *res, const char *name, const char *value);
  * short body (Content-Length), so the client sees the truncation; before the head it acts as
  * tt_res_close + tt_res_end. res is invalid afterwards. 0 or -EALREADY. */
 int tt_res_abort(tt_res *res);
+/* Attach a short note to this exchange's access log line ($log_note; "-" without one), e.g.
+ * why a proxy answered 502. note is not copied: static storage (or valid until the exchange
+ * ends). A later call replaces it. */
+void tt_res_log_note(tt_res *res, const char *note);
 /* Ask for "Connection: close" on this response (before the head is written). */
 void tt_res_close(tt_res *res);
 /* Nonzero when the peer went away (tt_req_aborted for the response's request). */

@@ -221,8 +221,8 @@ static int conn_write(tt__conn *k)
     size_t wrote = w ? tt__xp(w)->wrote : 0;
     int r = tt__h1_write(k);
     /* A streamed body may take long to produce: the head deadline runs from its last byte. */
-    if (r != TT__H1_FAIL && w && w->body_read && w == k->x && !w->status &&
-        tt__xp(w)->wrote != wrote && tt__xp(w)->phase == TT_X_SENDING)
+    if (r != TT__H1_FAIL && w && w->body_read && !w->body && w == k->x && !w->status &&
+        tt__xp(w)->wrote != wrote && tt__xp(w)->phase != TT_X_WAIT_CONTINUE)
         x_arm_head(w);
     if (r == TT__H1_WAIT_CONTINUE) {
         tt_client *c = k->c;
@@ -487,7 +487,7 @@ static void conn_read(tt__conn *k)
         int r;
         while ((r = conn_process(k, eof)) == 2) /* pipelined: the next response may be here */
             tt__xp(k->x)->resp_bytes = k->rb.len != 0;
-        if (r || eof) return;
+        if (r || eof || (tt__xp(k->x)->flags & TT__XF_PAUSED)) return;
         /* The head timeout is a deadline for the whole head (armed once, when the request went
          * out); only reads once the head is in re-arm it, as the body's inactivity limit. */
         if (n > 0 && tt__xp(k->x)->phase == TT_X_READING && k->x->status) x_arm_body(k->x);

@@ -140,7 +140,12 @@ static void tick(tt_loop *loop, tt_timer *t)
 {
     tt__pworker *w = tt_container_of(t, tt__pworker, tick);
     publish(w);
-    tt_timer_start(loop, t, 1000);
+    /* an idle worker without upstream connections sleeps: the next attempt re-arms it */
+    for (int i = 0; i < w->p->nups; i++)
+        if (w->open[i]) {
+            tt_timer_start(loop, t, 1000);
+            return;
+        }
 }
 
 static tt__pworker *worker_get(tt_proxy *p, tt_req *req)
@@ -169,7 +174,6 @@ static tt__pworker *worker_get(tt_proxy *p, tt_req *req)
     tt__list_init(&w->free);
     tt__list_init(&w->busy);
     tt_timer_init(&w->tick, tick);
-    tt_timer_start(w->loop, &w->tick, 1000);
     pthread_mutex_lock(&p->mu);
     tt__list_push_back(&p->workers, &w->link);
     pthread_mutex_unlock(&p->mu);
@@ -204,16 +208,21 @@ TT_API void tt_proxy_worker_exit(void *proxy)
             w->open[i] = w->idle[i] = 0;
         tt__list_remove(&w->link);
         pthread_mutex_unlock(&p->mu);
-        /* exchanges still running fail with -ECANCELED: their requests are gone with the
-         * server's loop, so the callbacks touch nothing; the contexts are freed below */
+        /* exchanges still running fail with -ECANCELED inside tt_client_free: their callbacks
+         * touch nothing (dead); their server responses are ended and the contexts freed below */
         for (tt__list *n = w->busy.next; n != &w->busy; n = n->next)
             tt__list_entry(n, tt__pctx, link)->dead = 1;
         tt_client_free(w->client);
         tt__list *n;
         while ((n = tt__list_pop_front(&w->free)))
             ctx_free(tt__list_entry(n, tt__pctx, link));
-        while ((n = tt__list_pop_front(&w->busy)))
-            ctx_free(tt__list_entry(n, tt__pctx, link));
+        while ((n = tt__list_pop_front(&w->busy))) {
+            tt__pctx *x = tt__list_entry(n, tt__pctx, link);
+            /* the server keeps such an exchange until its handler finishes it: finish it
+             * (the connection is gone; nothing more is written) */
+            if (x->res) tt_res_abort(x->res);
+            ctx_free(x);
+        }
         free(w);
         return;
     }
@@ -274,6 +283,7 @@ static void answer_error(tt__pctx *x, int status, const char *why)
                      status == 504 ? "Gateway Timeout" : "Bad Gateway", why);
     tt_res *res = x->res;
     ctx_put(x);
+    tt_res_log_note(res, why);
     if (tt_res_aborted(res)) {
         tt_res_end(res);
         return;
@@ -558,7 +568,8 @@ static int retry_elsewhere(tt__pctx *x, int reason)
     if (reason == TT_PROXY_FAIL_CONNECT && x->x.sent_state == TT_NOT_SENT) {
         if (x->body_started && body_rewind(x) < 0) return 0;
     } else if (reason == TT_PROXY_FAIL_RESET) {
-        if (!idempotent(x->req) || x->x.retries) return 0;
+        if (!idempotent(x->req)) return 0;
+        if (x->x.retries && x->x.retry_reason == TT_RETRY_MAYBE_PROCESSED) return 0; /* once */
         if (x->body_started && (!x->body_end || body_rewind(x) < 0)) return 0;
     } else {
         return 0;
@@ -578,6 +589,7 @@ static void on_done(tt_exchange *e)
     TT__PADD(u->inflight, -1);
     if (x->dead) return;
     if (e->reused) TT__PADD(u->reused, 1);
+    if (e->retries) TT__PADD(u->retries, (uint64_t)e->retries); /* the pool's own */
     if (tt_loop_now(x->w->loop) - x->w->published >= 100) publish(x->w);
     if (!e->error) {
         forward_trailers(x);
@@ -587,10 +599,19 @@ static void on_done(tt_exchange *e)
         return;
     }
     if (x->started) { /* truncated: the client must see it (no last chunk, short body) */
-        if (!tt_res_aborted(x->res) && !x->aborted) count_fail(x, TT_PROXY_FAIL_BODY);
+        if (!tt_res_aborted(x->res) && !x->aborted) {
+            count_fail(x, TT_PROXY_FAIL_BODY);
+            tt_res_log_note(x->res, tt_proxy_fail_name(TT_PROXY_FAIL_BODY));
+        }
         tt_res *res = x->res;
         ctx_put(x);
         tt_res_abort(res);
+        return;
+    }
+    if (tt_res_aborted(x->res)) { /* the client left first: not the upstream's failure */
+        tt_res *res = x->res;
+        ctx_put(x);
+        tt_res_end(res);
         return;
     }
     int reason = fail_reason(x);
@@ -603,6 +624,7 @@ static void on_done(tt_exchange *e)
         tt_res *res = x->res;
         ctx_put(x);
         tt_res_close(res);
+        tt_res_log_note(res, tt_proxy_fail_name(TT_PROXY_FAIL_REQ_BODY));
         tt_res_send(res, 400, "text/plain", "400 Bad Request: request body\n", 30);
         return;
     }
@@ -629,6 +651,7 @@ static int attempt(tt__pctx *x)
     x->attempts++;
     x->in_flight = 1;
     TT__PADD(u->inflight, 1);
+    if (!tt_timer_armed(&x->w->tick)) tt_timer_start(x->w->loop, &x->w->tick, 1000);
     TT__PADD(u->requests, 1);
     if (tt_client_start(x->w->client, &x->x) < 0) {
         x->in_flight = 0;

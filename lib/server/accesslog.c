@@ -37,6 +37,7 @@ enum {
     OP_CONNECTION,
     OP_CONN_REQUESTS,
     OP_PID,
+    OP_NOTE, /* $log_note: the handler's tt_res_log_note */
     OP_HTTP, /* $http_NAME: a request header */
 };
 
@@ -61,6 +62,7 @@ static const struct {
     {"connection", OP_CONNECTION},
     {"connection_requests", OP_CONN_REQUESTS},
     {"pid", OP_PID},
+    {"log_note", OP_NOTE},
 };
 
 #define CLF "$remote_addr - - [$time_local] \"$request\" $status $body_bytes_sent"
@@ -250,6 +252,12 @@ static void put_op(line *l, const tt__alog_op *op, struct tt_req *x, const char 
     case OP_CONNECTION: putf(l, "%lld", (long long)tt__conn_id(c)); return;
     case OP_CONN_REQUESTS: putf(l, "%lld", c->nreq); return;
     case OP_PID: putf(l, "%lld", getpid()); return;
+    case OP_NOTE:
+        if (x->res.note)
+            put_esc(l, x->res.note, strlen(x->res.note));
+        else
+            put(l, "-", 1);
+        return;
     case OP_HTTP: {
         const tt_header *h = x->head_len ? find_header(x, op->text, op->len) : NULL;
         if (h)

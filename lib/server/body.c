@@ -1,6 +1,6 @@
 /* body.c — streaming request bodies (routes with TT_ROUTE_STREAM_BODY): the handler runs once
  * the head is read and takes the body with tt_req_body_read. Delivery runs from the loop (a
- * deferred callback the connection's read edges, timer and close queue): each piece is handed
+ * deferred callback the connection's edges, timer and close queue): each piece is handed
  * over zero-copy from the read buffer right after the head (de-chunked in place), then cut out,
  * so the buffer holds the head plus at most one read whatever the body's size. A handler that
  * returns TT_BODY_PAUSE stops the reads (TCP pushes back on the client) until
@@ -33,7 +33,7 @@ static void body_cut(struct tt_req *x, size_t n)
 /* Arm the body deadline, unless the send deadline holds the timer (output blocked). */
 static void body_deadline(tt__conn *c, struct tt_req *x)
 {
-    if (!tt__out_blocked(c)) tt__x_body_deadline(c, x->body.t0);
+    if (!tt__out_blocked(c)) tt__x_body_deadline(c, x->body.t0, x->body.last);
 }
 
 /* No more body deadline (paused or ended), unless the timer is the send deadline. */
@@ -151,6 +151,7 @@ static ssize_t body_read(tt__conn *c, struct tt_req *x)
     if (n > 0) {
         tt_buf_commit(&x->rbuf, (size_t)n);
         x->rx += (uint64_t)n;
+        x->body.last = tt_loop_now(c->w->loop);
         body_deadline(c, x);
         return n;
     }
@@ -179,6 +180,8 @@ static void body_pump(tt__conn *c, struct tt_req *x)
         if (b->paused) return;
         if (b->expired) {
             b->expired = 0;
+            /* the timer may have been another deadline's (a send that blocked meanwhile) */
+            if (tt__x_body_deadline(c, b->t0, b->last) > 0) continue;
             body_fail(c, x, 408, TT_CLOSE_BODY_TIMEOUT, -ETIMEDOUT);
             return;
         }
@@ -223,23 +226,23 @@ TT_API int tt_req_body_read(tt_req *req, tt_req_body_fn fn, void *ud)
     if (b->fn || b->done) return -EALREADY;
     b->fn = fn;
     b->ud = ud;
-    b->t0 = tt_loop_now(c->w->loop);
+    b->t0 = b->last = tt_loop_now(c->w->loop);
     if (req->req.body == TT_HTTP1_BODY_LENGTH) b->left = req->req.content_length;
     if (req->req.body == TT_HTTP1_BODY_NONE || (req->req.body == TT_HTTP1_BODY_LENGTH && !b->left))
         b->ended = 1;
     b->defer.cb = body_run;
+    tt_defer_queue(c->w->loop, &b->defer, body_run);
     if (c->state != TT_CONN_CLOSED && !b->ended) {
+        body_deadline(c, req);
         /* The client waits for this before it sends the body (RFC 9110 §10.1.1); never after
-         * a final response began. */
+         * a final response began. Sent now unless the loop's processing flushes it anyway. */
         if ((req->req.flags & TT_HTTP1_F_EXPECT_CONTINUE) && !req->sent_continue &&
             !req->res.started) {
             req->sent_continue = 1;
             tt_buf_append(&req->wbuf, c->w->pool, "HTTP/1.1 100 Continue\r\n\r\n", 25);
             if (!(c->flags & TT__C_IN_PROC)) tt__conn_push(c); /* a failure closes c */
         }
-        body_deadline(c, req);
     }
-    tt_defer_queue(c->w->loop, &b->defer, body_run);
     return 0;
 }
 
@@ -250,7 +253,8 @@ TT_API int tt_req_body_resume(tt_req *req)
     if (!b->on || !b->fn) return -EINVAL;
     if (!b->paused || b->done) return 0;
     b->paused = 0;
-    b->t0 += tt_loop_now(c->w->loop) - b->paused_at; /* the pause does not count */
+    b->last = tt_loop_now(c->w->loop);
+    b->t0 += b->last - b->paused_at; /* the pause does not count */
     if (!b->ended && c->state != TT_CONN_CLOSED) body_deadline(c, req);
     tt_defer_queue(c->w->loop, &b->defer, body_run);
     return 0;

@@ -73,6 +73,7 @@ static void x_reset_message(struct tt_req *x, const tt_server_config *cfg)
     r->started = r->finished = r->chunked = r->head_only = 0;
     r->nhdrs = r->store_used = 0;
     r->bytes_out = 0;
+    r->note = NULL;
     memset(&x->dec, 0, sizeof x->dec);
     x->dec.trailers = x->trailers;
     x->dec.max_trailers = TT__MAX_TRAILERS;
@@ -429,7 +430,7 @@ static void conn_dispatch(tt__conn *c)
         conn_reply(c, 501, "501 Not Implemented\n", 20);
         return;
     }
-    const tt_route *r = find_route(c->w->srv, x->path, x->path_len);
+    const tt_route *r = x->route; /* found with the head (conn_head_done) */
     if (r)
         r->fn(x, &x->res, r->data);
     else
@@ -457,8 +458,9 @@ static int conn_refuse_body(tt__conn *c)
     return 1;
 }
 
-/* The head is complete (r bytes): check what it asks for. 0 go on, -1 answered and closing,
- * 1 answered (413 with the body skipped). */
+/* The head is complete (r bytes): check what it asks for and find its route. 0 go on, -1
+ * answered and closing, 1 answered (413 with the body skipped) or handed to a streaming
+ * route's handler before its body (body.c). */
 static int conn_head_done(tt__conn *c, size_t r)
 {
     struct tt_req *x = c->x;
@@ -474,7 +476,7 @@ static int conn_head_done(tt__conn *c, size_t r)
         return -1;
     }
     if (x->req.body == TT_HTTP1_BODY_CHUNKED) tt_http1_chunked_init(&x->dec);
-    const tt_route *rt = find_route(c->w->srv, x->path, x->path_len);
+    const tt_route *rt = x->route = find_route(c->w->srv, x->path, x->path_len);
     if (rt && (rt->flags & TT_ROUTE_STREAM_BODY) && x->req.method_id != TT_HTTP1_M_CONNECT &&
         x->req.target_form != TT_HTTP1_TARGET_ASTERISK) {
         x->body.on = 1; /* the handler takes the body as it arrives (body.c) */
@@ -538,7 +540,7 @@ static int conn_need_body(tt__conn *c)
     }
     if (c->state != TT_CONN_READING_BODY) {
         conn_set_state(c, TT_CONN_READING_BODY);
-        tt__x_body_deadline(c, c->x->t_start);
+        tt__x_body_deadline(c, c->x->t_start, tt_loop_now(c->w->loop));
     }
     return 0;
 }
@@ -620,7 +622,8 @@ static ssize_t conn_read(tt__conn *c)
     if (n > 0) {
         tt_buf_commit(&x->rbuf, (size_t)n);
         x->rx += (uint64_t)n;
-        if (c->state == TT_CONN_READING_BODY) tt__x_body_deadline(c, c->x->t_start);
+        if (c->state == TT_CONN_READING_BODY)
+            tt__x_body_deadline(c, c->x->t_start, tt_loop_now(c->w->loop));
         return n;
     }
     if (n == 0 || n == -EAGAIN) return 0;
@@ -746,7 +749,7 @@ static void conn_on_io(tt_loop *loop, tt_io *io, unsigned ev)
                                     : tt__io_error_reason(tt_sock_error(tt_stream_fd(&c->s))));
         return;
     }
-    if ((ev & (TT_READ | TT_RDHUP)) && c->x) tt__body_kick(c->x); /* a body streaming in */
+    if (c->x) tt__body_kick(c->x); /* a body streaming in (any edge: a TLS read may wait on one) */
     if ((ev & TT_WRITE) && c->x && tt__out_pending(c->x)) {
         int r = conn_flush_timed(c);
         if (r < 0) return;

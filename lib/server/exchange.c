@@ -112,10 +112,6 @@ int tt__res_begin(struct tt_req *x, int status, long long length)
     r->started = 1;
     r->status = status;
     if (length < 0 && x->req.minor_version == 0) r->keep_alive = 0; /* close-delimited */
-    /* A streamed body nobody reads yet: the answer comes first; keep the connection only if
-     * the rest of the body can be skipped. (A body being read may still end before the
-     * response does: tt__body_end decides then.) */
-    if (x->body.on && !x->body.fn && r->keep_alive && !tt__x_body_abandon(x, 0)) r->keep_alive = 0;
     size_t n = r->nhdrs;
     if (cfg->server_name[0])
         r->hdrs[n++] = (tt_header){"Server", 6, cfg->server_name, strlen(cfg->server_name)};
@@ -264,16 +260,18 @@ size_t tt__x_trailers_pack(struct tt_req *x, char *dst)
  * and with body_min_rate no later than body_timeout after t0 plus 1 s per body_min_rate bytes
  * received (Apache mod_reqtimeout's MinRate): a body that trickles a byte now and then cannot
  * hold the connection forever. */
-void tt__x_body_deadline(tt__conn *c, uint64_t t0)
+uint64_t tt__x_body_deadline(tt__conn *c, uint64_t t0, uint64_t last)
 {
     const tt_server_config *cfg = &c->w->srv->cfg;
     uint64_t now = tt_loop_now(c->w->loop), ms = (uint64_t)cfg->body_timeout_ms;
+    uint64_t end = last + ms;
     if (cfg->body_min_rate > 0) {
-        uint64_t end = t0 + ms + c->x->rx * 1000 / (uint64_t)cfg->body_min_rate;
-        uint64_t left = end > now ? end - now : 0;
-        if (left < ms) ms = left;
+        uint64_t rate_end = t0 + ms + c->x->rx * 1000 / (uint64_t)cfg->body_min_rate;
+        if (rate_end < end) end = rate_end;
     }
-    tt_timer_start(c->w->loop, &c->timer, ms);
+    uint64_t left = end > now ? end - now : 0;
+    tt_timer_start(c->w->loop, &c->timer, left);
+    return left;
 }
 
 /* The rest of a streamed body can be skipped when it has a Content-Length within discard_limit

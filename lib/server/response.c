@@ -197,6 +197,11 @@ TT_API int tt_res_trailer(tt_res *res, const char *name, const char *value)
     return tt__res_add_header(res, name, value);
 }
 
+TT_API void tt_res_log_note(tt_res *res, const char *note)
+{
+    res->note = note;
+}
+
 TT_API int tt_res_abort(tt_res *res)
 {
     if (res->finished) return -EALREADY;
@@ -213,6 +218,10 @@ TT_API int tt_res_send(tt_res *res, int status, const char *content_type, const 
                        size_t len)
 {
     if (content_type && !res->started) tt_res_header(res, "Content-Type", content_type);
+    /* A whole answer to a streamed body nobody read: say Connection: close when the rest of
+     * the body cannot be skipped (tt_res_end skips it or closes). */
+    struct tt_req *x = tt__x_of(res);
+    if (x->body.on && !x->body.fn && !res->started && !tt__x_body_abandon(x, 0)) tt_res_close(res);
     int r = tt_res_start(res, status, (long long)len);
     if (r < 0) return r;
     if (len) {

@@ -75,6 +75,7 @@ struct tt_res {
     uint8_t started, finished, chunked, head_only;
     uint8_t keep_alive;  /* decision for this response */
     long long bytes_out; /* body bytes (access log) */
+    const char *note;    /* tt_res_log_note ($log_note), static storage */
     size_t nhdrs;
     size_t store_used;
     int file_fd;
@@ -98,6 +99,7 @@ struct tt__body {
     uint64_t left;      /* Content-Length bytes not yet delivered */
     uint64_t t0;        /* loop ms the min-rate deadline counts from (moved on by pauses) */
     uint64_t paused_at; /* loop ms of the last pause */
+    uint64_t last;      /* loop ms of the last progress (a read, the start, a resume) */
     uint8_t on;         /* the request's route streams its body */
     uint8_t paused;     /* fn returned TT_BODY_PAUSE: the socket is not read */
     uint8_t ended;      /* the whole body was delivered (the end call may still be due) */
@@ -121,6 +123,7 @@ struct tt_req {
     uint64_t discard; /* body bytes still to discard after the response */
     const char *path, *query;
     size_t path_len, query_len;
+    const tt_route *route; /* the route of path (conn_head_done), NULL: none */
     uint8_t sent_continue; /* "100 Continue" queued */
     uint8_t handling;      /* a handler owns the exchange (until tt_res_end) */
     uint8_t log_minor;     /* conn_error: the request's own minor version + 1 (the log's) */
@@ -333,8 +336,9 @@ int tt__res_add_header(struct tt_res *r, const char *name, const char *value);
  * nothing written) or -ENOMEM. */
 int tt__res_write_head(struct tt_req *x, tt_http1_response_head *h);
 int tt__res_begin(struct tt_req *x, int status, long long length);
-/* (Re)arm c's body deadline; t0 is when the min-rate allowance starts counting. */
-void tt__x_body_deadline(tt__conn *c, uint64_t t0);
+/* (Re)arm c's body deadline: body_timeout after last (loop ms of the last progress), and no
+ * later than the min-rate allowance counted from t0. The ms it is away (0: passed). */
+uint64_t tt__x_body_deadline(tt__conn *c, uint64_t t0, uint64_t last);
 /* A streaming body the handler stops taking (it answers first): with apply, skip the rest
  * (raw_len and discard) or mark the connection closing. 1 when the connection can be kept. */
 int tt__x_body_abandon(struct tt_req *x, int apply);

@@ -133,6 +133,8 @@ typedef struct env {
     tt_proxy *proxy;
     tt_client *client;
     int fport, bport;
+    int logfd;    /* > 0: the front's access log ("$status $log_note") */
+    int drain_ms; /* the front's drain_timeout_ms */
 } env;
 
 static void start_backend(env *e)
@@ -170,6 +172,11 @@ static void start_front(env *e, tt_proxy_config *pc)
     c.listen[0] = "127.0.0.1:0";
     c.nlisten = 1;
     c.workers = 2;
+    c.drain_timeout_ms = e->drain_ms;
+    if (e->logfd > 0) {
+        c.access_log_fd = e->logfd;
+        c.access_log_format = "$status $log_note";
+    }
     cr_assert_eq(tt_proxy_mount(&c, "/", e->proxy), 0);
     cr_assert_eq(tt_server_new(&e->front, &c), 0);
     cr_assert_eq(tt_proxy_attach(e->proxy, e->front), 0);
@@ -271,7 +278,7 @@ static int opened_known(const tt_proxy_upstream_stats *s)
     return s->opened >= 1 && s->leased == 0;
 }
 
-Test(proxy, get_reuses_upstream_connections, .timeout = 60)
+Test(proxy, get_reuses_upstream_connections)
 {
     env e = {0};
     start_backend(&e);
@@ -306,7 +313,7 @@ Test(proxy, get_reuses_upstream_connections, .timeout = 60)
     stop_env(&e);
 }
 
-Test(proxy, post_content_length_and_chunked_with_trailers, .timeout = 60)
+Test(proxy, post_content_length_and_chunked_with_trailers)
 {
     env e = {0};
     start_backend(&e);
@@ -344,7 +351,7 @@ static ssize_t src_read(void *d, char *buf, size_t cap)
     return (ssize_t)n;
 }
 
-Test(proxy, chunked_request_with_trailers, .timeout = 60)
+Test(proxy, chunked_request_with_trailers)
 {
     env e = {0};
     start_backend(&e);
@@ -371,7 +378,7 @@ Test(proxy, chunked_request_with_trailers, .timeout = 60)
     stop_env(&e);
 }
 
-Test(proxy, one_mib_both_ways, .timeout = 90)
+Test(proxy, one_mib_both_ways)
 {
     env e = {0};
     start_backend(&e);
@@ -399,7 +406,7 @@ Test(proxy, one_mib_both_ways, .timeout = 90)
     stop_env(&e);
 }
 
-Test(proxy, chunked_response_trailers, .timeout = 60)
+Test(proxy, chunked_response_trailers)
 {
     env e = {0};
     start_backend(&e);
@@ -416,7 +423,7 @@ Test(proxy, chunked_response_trailers, .timeout = 60)
     stop_env(&e);
 }
 
-Test(proxy, head_204_304_framed, .timeout = 60)
+Test(proxy, head_204_304_framed)
 {
     env e = {0};
     start_backend(&e);
@@ -446,7 +453,7 @@ Test(proxy, head_204_304_framed, .timeout = 60)
     stop_env(&e);
 }
 
-Test(proxy, hop_by_hop_removed, .timeout = 60)
+Test(proxy, hop_by_hop_removed)
 {
     env e = {0};
     start_backend(&e);
@@ -486,9 +493,25 @@ static int fail_seen(const tt_proxy_upstream_stats *s)
     return s->leased == 0;
 }
 
-Test(proxy, refused_is_502_then_down, .timeout = 60)
+/* Wait (bounded) until the file at fd holds want; its text in buf. */
+static int log_has(int fd, char *buf, size_t size, const char *want)
+{
+    for (int k = 0; k < 500; k++) {
+        ssize_t n = pread(fd, buf, size - 1, 0);
+        buf[n > 0 ? n : 0] = 0;
+        if (strstr(buf, want)) return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+Test(proxy, refused_is_502_then_down)
 {
     env e = {0};
+    char logpath[] = "/tmp/tt-proxy-log-XXXXXX";
+    e.logfd = mkstemp(logpath);
+    cr_assert_gt(e.logfd, 0);
+    unlink(logpath);
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", free_port());
     tt_proxy_config pc = {0};
@@ -514,9 +537,12 @@ Test(proxy, refused_is_502_then_down, .timeout = 60)
     cr_expect_eq(s.healthy, 0);
     cr_expect_eq(s.rests, 1);
     stop_env(&e);
+    char log[4096];
+    cr_expect(log_has(e.logfd, log, sizeof log, "502 connect\n502 down\n"), "%s", log);
+    close(e.logfd);
 }
 
-Test(proxy, refused_goes_to_the_other_upstream, .timeout = 60)
+Test(proxy, refused_goes_to_the_other_upstream)
 {
     env e = {0};
     start_backend(&e);
@@ -543,7 +569,7 @@ Test(proxy, refused_goes_to_the_other_upstream, .timeout = 60)
 }
 
 /* A listener that never accepts: connects complete in the kernel, nothing answers. */
-Test(proxy, no_answer_is_504, .timeout = 60)
+Test(proxy, no_answer_is_504)
 {
     env e = {0};
     tt_addr a;
@@ -599,7 +625,7 @@ static void *rawup_run(void *arg)
     return NULL;
 }
 
-Test(proxy, get_retried_post_not, .timeout = 60)
+Test(proxy, get_retried_post_not)
 {
     env e = {0};
     rawup r = {0};
@@ -634,6 +660,11 @@ Test(proxy, get_retried_post_not, .timeout = 60)
     cr_assert_eq(request(&e, &x, "POST", "/3"), 0, "%s", x.error_what);
     cr_expect_eq(x.status, 502);
     tt_exchange_cleanup(&x);
+    tt_proxy_upstream_stats s;
+    stats_wait(e.proxy, 0, &s, fail_seen);
+    cr_expect_eq(s.retries, 1, "the GET's retry on a fresh connection");
+    cr_expect_eq(s.failures[TT_PROXY_FAIL_RESET], 1, "the POST");
+    cr_expect_eq(s.responses, 2);
     stop_env(&e);
     shutdown(r.lfd, SHUT_RDWR);
     close(r.lfd);
@@ -641,7 +672,7 @@ Test(proxy, get_retried_post_not, .timeout = 60)
     cr_expect_eq(r.conns, 2, "the POST was not sent again on a new connection");
 }
 
-Test(proxy, truncated_upstream_body_is_seen, .timeout = 60)
+Test(proxy, truncated_upstream_body_is_seen)
 {
     env e = {0};
     start_backend(&e);
@@ -662,7 +693,7 @@ Test(proxy, truncated_upstream_body_is_seen, .timeout = 60)
     stop_env(&e);
 }
 
-Test(proxy, expect_continue_follows_the_upstream, .timeout = 60)
+Test(proxy, expect_continue_follows_the_upstream)
 {
     env e = {0};
     start_backend(&e);
@@ -689,7 +720,7 @@ Test(proxy, expect_continue_follows_the_upstream, .timeout = 60)
     stop_env(&e);
 }
 
-Test(proxy, interim_103_relayed, .timeout = 60)
+Test(proxy, interim_103_relayed)
 {
     env e = {0};
     start_backend(&e);
@@ -711,4 +742,67 @@ Test(proxy, interim_103_relayed, .timeout = 60)
     cr_expect(strstr(buf, "HTTP/1.1 200") == buf, "%s", buf);
     close(fd);
     stop_env(&e);
+}
+
+Test(proxy, client_leaving_mid_body_is_not_an_upstream_failure)
+{
+    env e = {0};
+    start_backend(&e);
+    tt_proxy_config pc = {0};
+    pc.buffer = 16384;
+    start_front(&e, &pc);
+    for (int i = 0; i < 3; i++) {
+        int fd = raw_connect(e.fport);
+        char buf[2048];
+        raw_send(fd, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+        cr_expect_gt(raw_read(fd, buf, sizeof buf, "\r\n\r\n"), 0);
+        close(fd); /* ~1 MiB unread */
+    }
+    tt_exchange x;
+    tt_exchange_init(&x);
+    cr_assert_eq(request(&e, &x, "GET", "/hello"), 0, "%s", x.error_what);
+    cr_expect_eq(x.status, 200);
+    cr_expect_str_eq(x.resp_body, "hello");
+    tt_exchange_cleanup(&x);
+    tt_proxy_upstream_stats s;
+    stats_wait(e.proxy, 0, &s, fail_seen);
+    cr_expect_eq(s.leased, 0, "every exchange ended");
+    cr_expect_eq(s.failures[TT_PROXY_FAIL_BODY], 0);
+    cr_expect_eq(s.failures[TT_PROXY_FAIL_OTHER], 0);
+    stop_env(&e);
+}
+
+/* The front stops while an exchange waits for an upstream that never answers: the drain
+ * deadline passes, the worker's client is freed with the exchange in flight, nothing of the
+ * server's is touched after (ASan builds check it). */
+Test(proxy, shutdown_with_an_exchange_in_flight)
+{
+    env e = {0};
+    tt_addr a;
+    tt_addr_parse(&a, "127.0.0.1:0");
+    int lfd = tt_listen(&a, NULL);
+    cr_assert_geq(lfd, 0);
+    tt_addr l;
+    tt_sock_local(lfd, &l);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", tt_addr_port(&l));
+    tt_proxy_config pc = {0};
+    pc.upstreams[0] = url;
+    pc.nupstreams = 1;
+    e.drain_ms = 300;
+    start_front(&e, &pc);
+    int fd = raw_connect(e.fport);
+    raw_send(fd, "GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n");
+    tt_proxy_upstream_stats s;
+    for (int k = 0; k < 500; k++) { /* bounded: until the exchange is in flight */
+        tt_proxy_stats(e.proxy, 0, &s);
+        if (s.leased == 1) break;
+        usleep(10000);
+    }
+    cr_expect_eq(s.leased, 1);
+    stop_env(&e); /* returns after the drain deadline; the proxy is freed last */
+    char buf[512];
+    raw_read(fd, buf, sizeof buf, NULL);
+    close(fd);
+    close(lfd);
 }
