@@ -184,8 +184,8 @@ static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CI
     if (enc) {
         memcpy(name, k.name, 16);
         if (RAND_bytes(iv, 16) != 1) return -1;
-        if (EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv) != 1) return -1;
-    } else if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv) != 1) {
+        if (EVP_EncryptInit_ex(cctx, c->aes, NULL, k.aes, iv) != 1) return -1;
+    } else if (EVP_DecryptInit_ex(cctx, c->aes, NULL, k.aes, iv) != 1) {
         return -1;
     }
     if (EVP_MAC_CTX_set_params(hctx, p) != 1) return -1;
@@ -287,6 +287,9 @@ static int setup_server(tt_tls_ctx *c, char *err, size_t errlen)
         SSL_CTX_set_options(s, SSL_OP_NO_TICKET);
         if (o->session_cache == TT_OFF) SSL_CTX_set_num_tickets(s, 0);
     } else {
+        /* Fetched once: EVP_aes_256_cbc() would look the provider's cipher up per ticket. */
+        if (!(c->aes = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL)))
+            return fail(err, errlen, "cannot fetch AES-256-CBC for tickets", NULL);
         new_key(&c->keys[0]);
         c->nkeys = 1;
         c->key_next_s = tt__tls_now_us() / 1000000u + (uint64_t)o->ticket_rotate_s;
@@ -348,6 +351,7 @@ TT_API void tt_tls_ctx_free(tt_tls_ctx *c)
 {
     if (!c) return;
     SSL_CTX_free(c->ssl);
+    EVP_CIPHER_free(c->aes);
     tt__tls_bundle *b = c->bundle;
     c->bundle = NULL;
     bundle_unref(c, b);

@@ -31,9 +31,10 @@ struct tt_tls_ctx {
     char *cert_file, *key_file, *ca_file, *ciphers, *ciphersuites;
     pthread_mutex_t lock;   /* guards keys, key_next_s, bundle */
     tt__tls_tkey keys[2];   /* [0] current (encrypts), [1] previous (still decrypts) */
-    int nkeys;              /* 0 until the first ticket is made */
+    int nkeys;              /* keys in use: 1, then 2 after the first rotation */
     uint64_t key_next_s;    /* CLOCK_MONOTONIC second of the next rotation */
     tt__tls_bundle *bundle; /* NULL until the first reload: the SSL_CTX's own pair is used */
+    EVP_CIPHER *aes;        /* AES-256-CBC for tickets (a server with tickets), fetched once */
     uint64_t full, resumed; /* counters (atomics) */
     uint64_t failures[TT_TLS_FAIL_NREASONS];
     uint64_t hist[24];
