@@ -15,6 +15,9 @@
 
 /* src/insight provides it; a weak reference keeps the command linkable without it. */
 #pragma weak tt_insight_set_proxy
+
+#define PROXY_NROWS 16 /* room for the rows proxy_rows writes */
+
 /* The upstream flags before they go into the proxy config (-1: not given). */
 typedef struct proxy_flags {
     tt_opt_list upstreams;
@@ -30,7 +33,7 @@ static void set_int(int *field, int v)
     if (v >= 0) *field = v == 0 ? TT_OFF : v;
 }
 
-/* The upstream rows of the option table into rows (room for 13); returns how many. */
+/* The upstream rows of the option table into rows (room for PROXY_NROWS); returns how many. */
 static int proxy_rows(proxy_flags *f, tt_opt *rows)
 {
     const double H = 2e6; /* the longest duration, in seconds (about 23 days) */
@@ -63,6 +66,7 @@ static int proxy_rows(proxy_flags *f, tt_opt *rows)
         {"upstream-buffer", 0, TT_OPT_SIZE, "SIZE", 0, 0, &f->buffer,
          "bytes buffered per exchange and direction before the sender is paused", "64k"},
     };
+    _Static_assert(sizeof r / sizeof r[0] <= PROXY_NROWS, "raise PROXY_NROWS");
     memcpy(rows, r, sizeof r);
     return (int)(sizeof r / sizeof r[0]);
 }
@@ -97,7 +101,7 @@ static int proxy_apply(proxy_flags *f, tt_proxy_config *pc, const tt_opt_cmd *cm
 /* Parse proxy's options: the shared connection flags and the upstream ones. */
 static int proxy_options(int argc, char **argv, tt_connopt *c, proxy_flags *f, tt_proxy_config *pc)
 {
-    tt_opt opts[TT_CONNOPT_NROWS + 16];
+    tt_opt opts[TT_CONNOPT_NROWS + PROXY_NROWS + 1];
     int n = tt_connopt_rows(c, opts);
     n += proxy_rows(f, opts + n);
     opts[n] = (tt_opt)TT_OPT_END;
