@@ -42,7 +42,7 @@ class ProxyFailures(tt.TestCase):
 
     def test_upstream_killed_mid_run(self):
         with pp.backend("one") as b1, pp.backend("two") as b2, \
-                pp.proxy([b1, b2], "--balance", "round-robin") as p:
+                pp.proxy([b1, b2], "--balance", "round-robin", "--fail-rest", "60") as p:
             seen = set(get(p)[1] for _ in range(4))
             self.assertEqual(seen, {"one", "two"})
             b1.kill()
@@ -51,6 +51,10 @@ class ProxyFailures(tt.TestCase):
                 self.assertEqual((st, who), (200, "two"), i)
             ups = pp.status(p)["upstreams"]
             self.assertGreater(sum(ups[0]["failures"].values()), 0, ups[0])
+            # passive health: consecutive failures put the dead one to rest (--fail-threshold 3)
+            self.assertGreaterEqual(ups[0]["rests"], 1, ups[0])
+            self.assertFalse(ups[0]["healthy"], ups[0])
+            self.assertTrue(ups[1]["healthy"], ups[1])
 
     def test_all_upstreams_down_is_502(self):
         down = ["http://127.0.0.1:%d" % tt.free_port() for _ in range(2)]
