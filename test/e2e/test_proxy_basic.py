@@ -219,7 +219,8 @@ class ProxyPeers(tt.TestCase):
     def test_head_and_no_body_statuses(self):
         with pp.backend() as b, pp.proxy([b]) as p:
             s = p.connect()
-            s.sendall(b"HEAD /gen?n=1000 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.sendall(b"HEAD /gen?n=1000 HTTP/1.1\r\nHost: x\r\n\r\n"
+                      b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             st, h, body, buf = tt.read_response(s, head_only=True)
             self.assertEqual(st, 200)
             self.assertEqual(h.get("content-length"), ["1000"])

@@ -1,8 +1,8 @@
 """tether proxy when upstreams misbehave: one that closes idle connections after 1 s without a
-hint (requests 0.95-1.05 s apart see no error), one killed mid-run (GETs go to the other), all
-down (502 at once), a slow one (504 with --upstream-timeout 1), a 502 with its reason in the body and the
-access log, a body cut short upstream (the client connection closes), and SIGTERM with requests in
-flight (none lost)."""
+hint (requests 0.95-1.05 s apart see no error), one killed mid-run (GETs go to the other, it
+rests), all down (502 at once), a slow one (504 with --upstream-timeout 1), a 502 with its
+reason in the body and the access log, a body cut short upstream (the client connection
+closes), and SIGTERM with requests in flight (none lost)."""
 import http.client
 import os
 import random
