@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """check_layout.py — the layout rules of DEVELOPERS.md and issue #12, checked on the sources.
 
-    python3 scripts/check_layout.py [cycles|sizes|functions|io|all]
+    python3 scripts/check_layout.py [cycles|sizes|functions|layers|io|all]
 
 cycles     no two .c files of lib/ or src/ call each other in a loop: the graph has an edge
            A -> B when A.c calls a non-static function defined in B.c; every strongly
@@ -9,6 +9,8 @@ cycles     no two .c files of lib/ or src/ call each other in a loop: the graph 
 sizes      no .c file in lib/ is over 900 lines
 functions  no function in lib/ or src/ is over 150 lines (a body from a "{" in column 0 to
            the next "}" in column 0, the house style that .clang-format keeps)
+layers     lib/proxy (above the server and the client) and lib/handlers include no internal
+           header of the layers they sit on: public API only
 io         socket I/O on connections (recv, send, writev, readv, sendmsg, recvmsg, sendfile,
            shutdown, SSL_read, SSL_write, ...) is called only in the transport (lib/transport/,
            lib/tls/, at most three files), sock_diag's netlink socket aside
@@ -197,8 +199,27 @@ def check_io():
     return bad
 
 
+# Layers that may use only the public API of the layers under them (include/tether/*), never
+# their internal headers: directory -> internal header prefixes it must not include.
+PUBLIC_ONLY = {"lib/proxy/": ("server/", "client/", "transport/", "http1/"),
+               "lib/handlers/": ("client/",)}
+
+
+def check_layers():
+    bad = []
+    inc = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+    for d, banned in PUBLIC_ONLY.items():
+        for f in sources([d], (".c", ".h")):
+            text = read(f)
+            for m in inc.finditer(text):
+                if m.group(1).startswith(banned):
+                    line = text.count("\n", 0, m.start()) + 1
+                    bad.append("layers: %s:%d includes %s (public API only)" % (f, line, m.group(1)))
+    return bad
+
+
 CHECKS = {"cycles": check_cycles, "sizes": check_sizes, "functions": check_functions,
-          "io": check_io}
+          "io": check_io, "layers": check_layers}
 
 
 def main():

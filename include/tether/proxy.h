@@ -110,7 +110,8 @@ enum tt_proxy_fail {
 const char *tt_proxy_fail_name(int reason);
 
 /* Statistics of one upstream, summed over the workers. Counters are exact; gauges are
- * published by each worker after every exchange and once a second, so they may lag. */
+ * published by each worker after exchanges (at most every 100 ms) and once a second while it
+ * has upstream connections, so they may lag by a second. */
 typedef struct tt_proxy_upstream_stats {
     char url[256];      /* as configured */
     int healthy;        /* 0 while resting (passive health) */

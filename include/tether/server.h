@@ -28,9 +28,11 @@
 extern "C" {
 #endif
 
-#define TT_SERVER_MAX_ROUTES     16 /* handlers per server config */
-#define TT_SERVER_MAX_LISTEN     8  /* listen addresses per server config */
-#define TT_SERVER_MAX_EXIT_HOOKS 8  /* tt_server_on_worker_exit registrations */
+#define TT_SERVER_MAX_ROUTES     16   /* handlers per server config */
+#define TT_SERVER_MAX_LISTEN     8    /* listen addresses per server config */
+#define TT_SERVER_MAX_EXIT_HOOKS 8    /* tt_server_on_worker_exit registrations */
+#define TT_RES_MAX_FIELDS        38   /* tt_res_header fields per response (-ENOSPC above) */
+#define TT_RES_FIELD_BYTES       4096 /* their names and values together (-ENOSPC above) */
 
 typedef struct tt_server tt_server;
 typedef struct tt_req tt_req; /* a request: read-only views (tt_req_*) */

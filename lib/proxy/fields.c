@@ -72,7 +72,10 @@ void tt__parena_free(tt__parena *a)
 
 static int is(const char *name, size_t n, const char *lit)
 {
-    return strlen(lit) == n && !strncasecmp(name, lit, n);
+    /* the first letter rejects most pairs before any length or string call (names are
+     * tokens and the literals start with a letter: | 0x20 folds the case) */
+    return n && (name[0] | 0x20) == (lit[0] | 0x20) && strlen(lit) == n &&
+           !strncasecmp(name, lit, n);
 }
 
 int tt__proxy_hop_static(const char *name, size_t n)
@@ -208,8 +211,9 @@ int tt__proxy_req_fields(const tt__preq_in *in, tt__parena *a, long *offs, int m
     memcpy(via + 4, in->via, vl);
     via[4 + vl] = 0;
     if (combined(a, in, "Via", via, &offs[k++]) < 0) return -ENOMEM;
-    if (in->peer_ip && combined(a, in, "X-Forwarded-For", in->peer_ip, &offs[k++]) < 0)
-        return -ENOMEM;
+    /* the earlier hops are kept even when this one's address is unknown */
+    const char *ip = in->peer_ip ? in->peer_ip : "unknown";
+    if (combined(a, in, "X-Forwarded-For", ip, &offs[k++]) < 0) return -ENOMEM;
     if (in->forwarded) {
         if ((o = tt__parena_line(a, "X-Forwarded-Proto", 17, in->proto, strlen(in->proto))) < 0)
             return -ENOMEM;
@@ -259,6 +263,17 @@ int tt__proxy_res_fields(const tt_exchange *x, const char *via, tt__parena *scra
     tt__pstr v[2] = {{x->version_minor ? "1.1 " : "1.0 ", 4}, {via, strlen(via)}};
     if (tt__parena_join(scratch, v, 2) < 0) return -ENOMEM;
     size_t mark = scratch->len;
+    /* all or nothing: a head the response writer cannot hold is refused before any field */
+    size_t nf = 1, bytes = 3 + mark - 1;
+    for (int i = 0; i < x->nhdrs; i++) {
+        const tt_hdr_span *s = &x->hdrs[i];
+        if (tt__proxy_hop(h + s->name, s->name_len, cv, cl, nc) ||
+            res_own(h + s->name, s->name_len))
+            continue;
+        nf++;
+        bytes += s->name_len + s->value_len;
+    }
+    if (nf > TT_RES_MAX_FIELDS || bytes > TT_RES_FIELD_BYTES) return -E2BIG;
     for (int i = 0; i < x->nhdrs; i++) {
         const tt_hdr_span *s = &x->hdrs[i];
         const char *nm = h + s->name;

@@ -247,7 +247,7 @@ static tt__pctx *ctx_get(tt__pworker *w)
     x->attempts = x->tried = 0;
     x->started = x->in_flight = x->has_body = x->body_started = x->body_end = 0;
     x->body_err = x->body_paused = x->body_waiting = x->res_paused = 0;
-    x->aborted = x->discarded = x->expect = x->dead = 0;
+    x->aborted = x->discarded = x->expect = x->dead = x->too_big = 0;
     x->hd.len = x->rs.len = 0;
     x->nlines = x->ntlines = 0;
     x->roff = x->body.len = 0;
@@ -436,17 +436,20 @@ static int on_head(tt_exchange *e)
     if (x->dead || tt_res_aborted(x->res)) return -1;
     TT__PADD(p->ups[x->up].responses, 1);
     tt__upstream_result(p, &p->ups[x->up], 0, tt_loop_now(x->w->loop));
-    if (tt__proxy_res_fields(e, p->via, &x->rs, add_field, x->res) < 0) return -1;
+    int r = tt__proxy_res_fields(e, p->via, &x->rs, add_field, x->res);
+    if (r < 0) {
+        x->too_big = r == -E2BIG || r == -ENOSPC;
+        return -1;
+    }
     long long len = -1;
     size_t cl;
     const char *v = tt_exchange_header(e, "Content-Length", &cl);
-    if (v && cl && cl < 20) {
-        char t[24];
-        memcpy(t, v, cl);
-        t[cl] = 0;
-        char *end;
-        long long n = strtoll(t, &end, 10);
-        if (*end == 0 && n >= 0) len = n;
+    if (v && cl && cl < 19) { /* the client's parser checked it: digits only */
+        long long n = 0;
+        size_t i = 0;
+        for (; i < cl && v[i] >= '0' && v[i] <= '9'; i++)
+            n = n * 10 + (v[i] - '0');
+        if (i == cl) len = n;
     }
     /* no body for 204 and 304 (a Content-Length there describes the selected
      * representation, kept for 304 and HEAD by the serializer) */
@@ -545,6 +548,7 @@ static int fail_reason(const tt__pctx *x)
     const tt_exchange *e = &x->x;
     const char *what = e->error_what ? e->error_what : "";
     if (x->body_err) return TT_PROXY_FAIL_REQ_BODY;
+    if (x->too_big) return TT_PROXY_FAIL_MALFORMED; /* a head we cannot relay */
     if (!strcmp(what, "connect") || e->error == -ECONNREFUSED || e->error == -EHOSTUNREACH ||
         e->error == -ENETUNREACH)
         return TT_PROXY_FAIL_CONNECT;
@@ -576,7 +580,7 @@ static int retry_elsewhere(tt__pctx *x, int reason)
     }
     uint64_t now = tt_loop_now(x->w->loop);
     for (int i = 0; i < p->nups; i++)
-        if (!(x->tried & (1 << i)) && tt__upstream_usable(p, &p->ups[i], now, 0)) return 1;
+        if (!(x->tried & (1u << i)) && tt__upstream_usable(p, &p->ups[i], now, 0)) return 1;
     return 0;
 }
 
@@ -587,7 +591,10 @@ static void on_done(tt_exchange *e)
     tt__upstream *u = &p->ups[x->up];
     x->in_flight = 0;
     TT__PADD(u->inflight, -1);
-    if (x->dead) return;
+    if (x->dead) {
+        tt__upstream_unprobe(u);
+        return;
+    }
     if (e->reused) TT__PADD(u->reused, 1);
     if (e->retries) TT__PADD(u->retries, (uint64_t)e->retries); /* the pool's own */
     if (tt_loop_now(x->w->loop) - x->w->published >= 100) publish(x->w);
@@ -609,6 +616,7 @@ static void on_done(tt_exchange *e)
         return;
     }
     if (tt_res_aborted(x->res)) { /* the client left first: not the upstream's failure */
+        tt__upstream_unprobe(u);
         tt_res *res = x->res;
         ctx_put(x);
         tt_res_end(res);
@@ -631,7 +639,8 @@ static void on_done(tt_exchange *e)
     answer_error(x, reason == TT_PROXY_FAIL_TIMEOUT ? 504 : 502, tt_proxy_fail_name(reason));
 }
 
-/* Start an attempt on a picked upstream: 0, or -1 when none is usable (nothing started). */
+/* Start an attempt on a picked upstream: 0, -1 when none is usable, -2 when it could not start
+ * (counted as "other"). */
 static int attempt(tt__pctx *x)
 {
     tt_proxy *p = x->w->p;
@@ -642,22 +651,24 @@ static int attempt(tt__pctx *x)
     const char *path = tt_req_path(x->req, &pl), *q = tt_req_query(x->req, &ql);
     tt__pstr parts[4] = {{u->url, strlen(u->url)}, {path, pl}, {"?", q ? 1 : 0}, {q, q ? ql : 0}};
     long uo = tt__parena_join(&x->hd, parts, 4);
-    if (uo < 0) return -1;
+    if (uo < 0) return -2;
     x->url_off = uo;
     relink(x);
     if (x->attempts) TT__PADD(u->retries, 1);
     x->up = up;
-    x->tried |= 1 << up;
+    x->tried |= 1u << up;
     x->attempts++;
     x->in_flight = 1;
+    x->body_waiting = 0;
     TT__PADD(u->inflight, 1);
     if (!tt_timer_armed(&x->w->tick)) tt_timer_start(x->w->loop, &x->w->tick, 1000);
     TT__PADD(u->requests, 1);
     if (tt_client_start(x->w->client, &x->x) < 0) {
         x->in_flight = 0;
         TT__PADD(u->inflight, -1);
+        tt__upstream_unprobe(u);
         count_fail(x, TT_PROXY_FAIL_OTHER);
-        return -1;
+        return -2;
     }
     return 0;
 }
@@ -790,9 +801,12 @@ TT_API void tt_proxy_handler(tt_req *req, tt_res *res, void *proxy)
         x->body_started = 1;
         if (tt_req_body_read(req, on_req_body, x) < 0) x->body_err = 1;
     }
-    if (attempt(x) < 0) {
+    int r = attempt(x);
+    if (r == -1) {
         for (int i = 0; i < p->nups; i++)
             TT__PADD(p->ups[i].failures[TT_PROXY_FAIL_DOWN], 1);
         answer_error(x, 502, "down");
+    } else if (r < 0) {
+        answer_error(x, 502, "other");
     }
 }

@@ -79,11 +79,12 @@ typedef struct tt__pctx {
     tt_exchange x;
     int up;            /* upstream index of the current attempt */
     int attempts;      /* attempts made (proxy-level) */
-    int tried;         /* bit i: upstream i tried */
+    uint32_t tried;    /* bit i: upstream i tried */
     uint8_t started;   /* response head written downstream */
     uint8_t in_flight; /* the client exchange is running */
     uint8_t has_body, body_started, body_end, body_err, body_paused, body_waiting;
     uint8_t res_paused, aborted, discarded, expect;
+    uint8_t too_big;    /* the upstream's head does not fit the response writer */
     uint8_t dead;       /* the worker is stopping: the server's request is gone, touch nothing */
     long long body_len; /* announced request body length (-1 chunked) */
     /* request head: lines and URL in one arena; header pointers into it */
@@ -135,7 +136,7 @@ typedef struct tt__preq_in {
     const char *const *names, *const *values; /* the request fields */
     const size_t *nlens, *vlens;
     int n;
-    const char *peer_ip; /* client address for X-Forwarded-For (NULL: none) */
+    const char *peer_ip; /* client address for X-Forwarded-For (NULL: "unknown") */
     const char *host;    /* the request's Host value (NULL: none) */
     size_t host_len;
     const char *up_host; /* upstream_host rewrite (NULL: keep Host) */
@@ -152,7 +153,9 @@ int tt__proxy_req_fields(const tt__preq_in *in, tt__parena *a, long *offs, int m
                          int *expect);
 
 /* Calls add(ud, name, value) for each response field of x that is forwarded (NUL-terminated
- * copies in scratch), then Via. Returns 0 or the first negative value add returned. */
+ * copies in scratch), then Via. Returns 0, -E2BIG (more than the response writer holds:
+ * TT_RES_MAX_FIELDS / TT_RES_FIELD_BYTES; nothing added), -ENOMEM, or the first negative
+ * value add returned. */
 int tt__proxy_res_fields(const tt_exchange *x, const char *via, tt__parena *scratch,
                          int (*add)(void *ud, const char *name, const char *value), void *ud);
 
@@ -166,13 +169,16 @@ int tt__upstream_parse(tt__upstream *u, const char *url);
 /* Pick an upstream for a new attempt at loop time now (ms), skipping those in the mask
  * 'exclude' when another one is available. Returns the index, or -1 when every upstream is
  * resting. */
-int tt__upstream_pick(tt_proxy *p, uint64_t now, int exclude);
+int tt__upstream_pick(tt_proxy *p, uint64_t now, uint32_t exclude);
 /* Pure balancer core: among n candidates (ok[i] nonzero: usable), choose by policy (least
  * inflight[i], ties broken round-robin from *rr). -1 when none is usable. */
 int tt__balance(int policy, const int *inflight, const int *ok, int n, unsigned *rr);
 /* Passive health: rest decision after an attempt on u: failed (connect failure or reset) or
  * not. Returns 1 when u was just put to rest. */
 int tt__upstream_result(tt_proxy *p, tt__upstream *u, int failed, uint64_t now);
+/* An attempt that claimed u's probe ended without a verdict on u's health (the client left,
+ * the start failed): the next request probes again. */
+void tt__upstream_unprobe(tt__upstream *u);
 /* Whether u may be tried at now: healthy, or its rest is over and no other probe runs (this
  * call then claims the probe). */
 int tt__upstream_usable(const tt_proxy *p, tt__upstream *u, uint64_t now, int claim);

@@ -80,12 +80,12 @@ int tt__upstream_usable(const tt_proxy *p, tt__upstream *u, uint64_t now, int cl
                                        __ATOMIC_RELAXED);
 }
 
-int tt__upstream_pick(tt_proxy *p, uint64_t now, int exclude)
+int tt__upstream_pick(tt_proxy *p, uint64_t now, uint32_t exclude)
 {
     int n = p->nups, ok[TT_PROXY_MAX_UPSTREAMS], inflight[TT_PROXY_MAX_UPSTREAMS], any = 0;
     for (int pass = 0; pass < 2 && !any; pass++)
         for (int i = 0; i < n; i++) {
-            ok[i] = (pass || !(exclude & (1 << i))) && tt__upstream_usable(p, &p->ups[i], now, 0);
+            ok[i] = (pass || !(exclude & (1u << i))) && tt__upstream_usable(p, &p->ups[i], now, 0);
             inflight[i] = TT__PGET(p->ups[i].inflight);
             any |= ok[i];
         }
@@ -98,6 +98,11 @@ int tt__upstream_pick(tt_proxy *p, uint64_t now, int exclude)
         if (tt__upstream_usable(p, &p->ups[i], now, 1)) return i;
         ok[i] = 0; /* another thread took the probe */
     }
+}
+
+void tt__upstream_unprobe(tt__upstream *u)
+{
+    TT__PSET(u->probing, 0);
 }
 
 int tt__upstream_result(tt_proxy *p, tt__upstream *u, int failed, uint64_t now)

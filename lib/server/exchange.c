@@ -51,6 +51,8 @@ void tt__x_put(tt__conn *c)
     tt_buf_release(&x->rbuf, w->pool);
     tt_buf_release(&x->wbuf, w->pool);
     if (x->res.file_fd >= 0) close(x->res.file_fd);
+    free(x->res.big); /* a pooled exchange holds no large head */
+    x->res.big = NULL;
     c->x = NULL;
     if (w->nfree_x < 256) {
         tt__list_push_front(&w->free_x, &x->free_link);
@@ -66,15 +68,37 @@ void tt__x_next(struct tt_req *x)
     x->rx = 0;
 }
 
+/* Move the fields to a tt__res_big (the inline arrays are full). 0 or -ENOMEM. */
+static int res_grow(struct tt_res *r)
+{
+    tt__res_big *b = malloc(sizeof *b);
+    if (!b) return -ENOMEM;
+    memcpy(b->store, r->store, r->store_used);
+    for (size_t i = 0; i < r->nhdrs; i++) { /* the views move with the bytes */
+        tt_header h = r->hdrs[i];
+        h.name = b->store + (h.name - r->store);
+        h.value = b->store + (h.value - r->store);
+        b->hdrs[i] = h;
+    }
+    r->big = b;
+    return 0;
+}
+
 int tt__res_add_header(struct tt_res *r, const char *name, const char *value)
 {
     size_t nl = strlen(name), vl = strlen(value);
-    if (r->nhdrs >= TT__MAX_RES_HEADERS - 2 || r->store_used + nl + vl > TT__RES_STORE)
+    if (r->nhdrs >= TT_RES_MAX_FIELDS || r->store_used + nl + vl > TT_RES_FIELD_BYTES)
         return -ENOSPC;
-    char *p = r->store + r->store_used;
+    if (!r->big &&
+        (r->nhdrs >= TT__MAX_RES_HEADERS - 2 || r->store_used + nl + vl > TT__RES_STORE)) {
+        int rc = res_grow(r);
+        if (rc < 0) return rc;
+    }
+    char *store = r->big ? r->big->store : r->store;
+    char *p = store + r->store_used;
     memcpy(p, name, nl);
     memcpy(p + nl, value, vl);
-    r->hdrs[r->nhdrs++] = (tt_header){p, nl, p + nl, vl};
+    tt__res_hdrs(r)[r->nhdrs++] = (tt_header){p, nl, p + nl, vl};
     r->store_used += nl + vl;
     return 0;
 }
@@ -113,8 +137,9 @@ int tt__res_begin(struct tt_req *x, int status, long long length)
     r->status = status;
     if (length < 0 && x->req.minor_version == 0) r->keep_alive = 0; /* close-delimited */
     size_t n = r->nhdrs;
+    tt_header *hdrs = tt__res_hdrs(r);
     if (cfg->server_name[0])
-        r->hdrs[n++] = (tt_header){"Server", 6, cfg->server_name, strlen(cfg->server_name)};
+        hdrs[n++] = (tt_header){"Server", 6, cfg->server_name, strlen(cfg->server_name)};
     char ka[48];
     if (r->keep_alive && status >= 200) {
         /* timeout=N: a whole number strictly between 0 and the real deadline (ceil - 1), or
@@ -122,10 +147,10 @@ int tt__res_begin(struct tt_req *x, int status, long long length)
         long t = ((long)cfg->keepalive_timeout_ms + 999) / 1000 - 1;
         long max = c->maxreq ? (long)(c->maxreq - c->nreq) : -1;
         size_t kl = tt_http1_keepalive_format(ka, sizeof ka, t >= 1 ? t : -1, max);
-        if (kl) r->hdrs[n++] = (tt_header){"Keep-Alive", 10, ka, kl};
+        if (kl) hdrs[n++] = (tt_header){"Keep-Alive", 10, ka, kl};
     }
     tt_http1_response_head h = {.status = status,
-                                .headers = r->hdrs,
+                                .headers = hdrs,
                                 .num_headers = n,
                                 .content_length = length,
                                 .request_minor = x->req.minor_version,

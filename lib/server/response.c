@@ -128,7 +128,7 @@ TT_API int tt_res_end(tt_res *res)
         /* the last chunk, with the trailer section tt_res_trailer stored */
         tt_buf_append(&x->wbuf, w->pool, "0\r\n", 3);
         for (size_t i = 0; i < res->nhdrs; i++) {
-            const tt_header *h = &res->hdrs[i];
+            const tt_header *h = &tt__res_hdrs(res)[i];
             tt_buf_append(&x->wbuf, w->pool, h->name, h->name_len);
             tt_buf_append(&x->wbuf, w->pool, ": ", 2);
             tt_buf_append(&x->wbuf, w->pool, h->value, h->value_len);

@@ -21,10 +21,10 @@
 #include "tether/tls.h"
 
 #define TT__MAX_REQ_HEADERS 64
-#define TT__MAX_RES_HEADERS 40 /* a proxy relays upstream heads (nginx: 4-8 KiB) */
-#define TT__MAX_TRAILERS    16 /* request trailer fields kept for the handler; more: 431 */
-#define TT__RES_STORE       4096
-#define TT__HAND_MAX        64 /* sockets queued for a worker by the others */
+#define TT__MAX_RES_HEADERS 16   /* inline; a larger head moves to a tt__res_big */
+#define TT__MAX_TRAILERS    16   /* request trailer fields kept for the handler; more: 431 */
+#define TT__RES_STORE       1024 /* inline */
+#define TT__HAND_MAX        64   /* sockets queued for a worker by the others */
 
 /* Single-writer counters: a relaxed load and store (no lock prefix), readable from any thread. */
 #define TT__INC(x)                                                                                 \
@@ -86,9 +86,23 @@ struct tt_res {
     void *drain_data;
     size_t drain_low;
     tt_defer drain_defer;
+    struct tt__res_big *big; /* NULL: the inline arrays below hold the fields */
     tt_header hdrs[TT__MAX_RES_HEADERS];
     char store[TT__RES_STORE];
 };
+
+/* The fields of a response head larger than the inline arrays (a relayed upstream head):
+ * allocated when the inline ones overflow, kept until the exchange is given back. */
+typedef struct tt__res_big {
+    tt_header hdrs[TT_RES_MAX_FIELDS + 2]; /* + Server, Keep-Alive */
+    char store[TT_RES_FIELD_BYTES];
+} tt__res_big;
+
+/* The response's field array (inline or big). */
+static inline tt_header *tt__res_hdrs(struct tt_res *r)
+{
+    return r->big ? r->big->hdrs : r->hdrs;
+}
 
 /* A streaming request body (routes with TT_ROUTE_STREAM_BODY; body.c): delivered from the
  * read buffer as it arrives, each piece cut out once the handler had it. Zeroed per message. */

@@ -102,6 +102,14 @@ Test(balance, health_rest_then_probe)
     tt_proxy_upstream_stats s;
     cr_assert_eq(tt_proxy_stats(p, 0, &s), 0);
     cr_expect_eq(s.rests, 2);
+    /* a probe that ends without a verdict (the client left) frees the probe for the next */
+    cr_expect_eq(tt__upstream_result(p, u, 1, now + 3000), 0);
+    cr_expect_eq(tt__upstream_result(p, u, 1, now + 3000), 0);
+    cr_expect_eq(tt__upstream_result(p, u, 1, now + 3000), 1);
+    cr_expect_eq(tt__upstream_pick(p, now + 4001, 2), 0, "probe");
+    cr_expect_eq(tt__upstream_pick(p, now + 4001, 2), 1, "one probe at a time");
+    tt__upstream_unprobe(u);
+    cr_expect_eq(tt__upstream_pick(p, now + 4002, 2), 0, "probed again");
     tt_proxy_free(p);
 }
 
@@ -157,5 +165,16 @@ Test(balance, config_and_json)
     cr_expect_lt(n, sizeof buf);
     cr_expect(strstr(buf, "\"url\":\"http://127.0.0.1:8081\"") != NULL, "%s", buf);
     cr_expect(strstr(buf, "\"failures\":{\"connect\":0") != NULL, "%s", buf);
+    /* embedded in a status object */
+    tt_json j;
+    tt_json_init(&j, 0);
+    tt_json_object(&j, NULL);
+    tt_json_int(&j, "pid", 1);
+    tt_proxy_stats_write(p, &j, "proxy");
+    tt_json_end(&j);
+    const char *want = "{\"pid\":1,\"proxy\":{\"upstreams\":[{\"url\":";
+    cr_expect(j.buf && !strncmp(j.buf, want, strlen(want)), "%s", j.buf);
+    cr_expect(j.len > 0 && j.buf[j.len - 1] == '}' && j.buf[j.len - 2] == '}', "%s", j.buf);
+    tt_json_free(&j);
     tt_proxy_free(p);
 }

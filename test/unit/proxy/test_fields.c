@@ -237,3 +237,16 @@ Test(fields, peer_ip_without_port)
     tt__proxy_peer_ip(&a, buf, sizeof buf);
     cr_expect_str_eq(buf, "::1");
 }
+
+Test(fields, unknown_peer_keeps_earlier_hops)
+{
+    const char *f[] = {"Host: example.test", "X-Forwarded-For: 1.2.3.4"};
+    tt__preq_in in = base();
+    in.peer_ip = NULL;
+    tt__parena a = {0};
+    const char *out[64];
+    int expect;
+    int k = build(f, 2, &in, &a, out, &expect);
+    cr_expect_str_eq(find(out, k, "X-Forwarded-For:"), "X-Forwarded-For: 1.2.3.4, unknown");
+    tt__parena_free(&a);
+}

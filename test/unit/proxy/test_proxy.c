@@ -121,6 +121,35 @@ static void h_early(tt_req *req, tt_res *res, void *d)
     tt_res_send(res, 200, "text/plain", "final", 5);
 }
 
+/* More fields than a response can carry through the proxy. */
+static void h_many(tt_req *req, tt_res *res, void *d)
+{
+    (void)req;
+    (void)d;
+    tt_res_header(res, "Set-Cookie", "secret=1");
+    char n[32];
+    for (int i = 0; i < TT_RES_MAX_FIELDS - 1; i++) {
+        snprintf(n, sizeof n, "X-F%d", i);
+        tt_res_header(res, n, "v");
+    }
+    tt_res_send(res, 200, "text/plain", "many", 4);
+}
+
+/* A head over the response writer's inline room (16 fields, 1 KiB) but within its limits. */
+static void h_twenty(tt_req *req, tt_res *res, void *d)
+{
+    (void)req;
+    (void)d;
+    char n[32], v[128];
+    memset(v, 'v', 100);
+    v[100] = 0;
+    for (int i = 0; i < 20; i++) {
+        snprintf(n, sizeof n, "X-Big%d", i);
+        cr_expect_eq(tt_res_header(res, n, v), 0);
+    }
+    tt_res_send(res, 200, "text/plain", "twenty", 6);
+}
+
 static void *run_thread(void *arg)
 {
     tt_server_run(arg, 0);
@@ -135,6 +164,7 @@ typedef struct env {
     int fport, bport;
     int logfd;    /* > 0: the front's access log ("$status $log_note") */
     int drain_ms; /* the front's drain_timeout_ms */
+    int buffered; /* mount without TT_ROUTE_STREAM_BODY: bodies read whole first */
 } env;
 
 static void start_backend(env *e)
@@ -152,6 +182,8 @@ static void start_backend(env *e)
     tt_server_config_route(&c, "/big", h_big, NULL);
     tt_server_config_route(&c, "/trunc", h_trunc, NULL);
     tt_server_config_route(&c, "/early", h_early, NULL);
+    tt_server_config_route(&c, "/many", h_many, NULL);
+    tt_server_config_route(&c, "/twenty", h_twenty, NULL);
     cr_assert_eq(tt_server_new(&e->backend, &c), 0);
     e->bport = tt_server_port(e->backend);
     cr_assert_eq(pthread_create(&e->tb, NULL, run_thread, e->backend), 0);
@@ -177,7 +209,12 @@ static void start_front(env *e, tt_proxy_config *pc)
         c.access_log_fd = e->logfd;
         c.access_log_format = "$status $log_note";
     }
-    cr_assert_eq(tt_proxy_mount(&c, "/", e->proxy), 0);
+    if (e->buffered) {
+        c.max_body = 4 << 20;
+        cr_assert_eq(tt_server_config_route(&c, "/", tt_proxy_handler, e->proxy), 0);
+    } else {
+        cr_assert_eq(tt_proxy_mount(&c, "/", e->proxy), 0);
+    }
     cr_assert_eq(tt_server_new(&e->front, &c), 0);
     cr_assert_eq(tt_proxy_attach(e->proxy, e->front), 0);
     e->fport = tt_server_port(e->front);
@@ -805,4 +842,75 @@ Test(proxy, shutdown_with_an_exchange_in_flight)
     raw_read(fd, buf, sizeof buf, NULL);
     close(fd);
     close(lfd);
+}
+
+Test(proxy, large_head_relayed)
+{
+    env e = {0};
+    start_backend(&e);
+    tt_proxy_config pc = {0};
+    start_front(&e, &pc);
+    for (int k = 0; k < 3; k++) { /* the exchange's large-head block comes and goes */
+        tt_exchange x;
+        tt_exchange_init(&x);
+        cr_assert_eq(request(&e, &x, "GET", "/twenty"), 0, "%s", x.error_what);
+        cr_expect_eq(x.status, 200);
+        char n[32];
+        for (int i = 0; i < 20; i++) {
+            snprintf(n, sizeof n, "X-Big%d", i);
+            const char *v = hdr(&x, n);
+            cr_expect(v && strlen(v) == 100, "%s", n);
+        }
+        cr_expect_str_eq(x.resp_body, "twenty");
+        tt_exchange_cleanup(&x);
+    }
+    stop_env(&e);
+}
+
+Test(proxy, head_too_large_is_502_without_its_fields)
+{
+    env e = {0};
+    start_backend(&e);
+    tt_proxy_config pc = {0};
+    start_front(&e, &pc);
+    tt_exchange x;
+    tt_exchange_init(&x);
+    cr_assert_eq(request(&e, &x, "GET", "/many"), 0, "%s", x.error_what);
+    cr_expect_eq(x.status, 502);
+    cr_expect_null(hdr(&x, "Set-Cookie"), "no upstream field on the 502");
+    cr_expect(x.resp_body && strstr(x.resp_body, "malformed"), "%s", x.resp_body);
+    tt_exchange_cleanup(&x);
+    stop_env(&e);
+}
+
+Test(proxy, buffered_route_bodies)
+{
+    env e = {0};
+    e.buffered = 1;
+    start_backend(&e);
+    tt_proxy_config pc = {0};
+    start_front(&e, &pc);
+    size_t n = 200000;
+    char *b = big_body(n);
+    tt_exchange x;
+    tt_exchange_init(&x);
+    x.body = b;
+    x.body_len = n;
+    cr_assert_eq(request(&e, &x, "POST", "/echo"), 0, "%s", x.error_what);
+    cr_expect_eq(x.status, 200);
+    cr_expect_str_eq(hdr(&x, "X-Seen-Len"), "200000");
+    cr_assert_eq(x.resp_body_len, n);
+    cr_expect_eq(memcmp(x.resp_body, b, n), 0);
+    tt_exchange_cleanup(&x);
+    src s = {b, n, 0};
+    tt_exchange_init(&x);
+    x.body_read = src_read;
+    x.body_data = &s;
+    cr_assert_eq(request(&e, &x, "POST", "/echo"), 0, "%s", x.error_what);
+    cr_expect_eq(x.status, 200);
+    cr_expect_str_eq(hdr(&x, "X-Seen-Len"), "200000", "a read body goes with its length");
+    cr_assert_eq(x.resp_body_len, n);
+    tt_exchange_cleanup(&x);
+    free(b);
+    stop_env(&e);
 }
