@@ -7,6 +7,7 @@ int tt_cmd_serve(int argc, char **argv);
 int tt_cmd_get(int argc, char **argv);
 int tt_cmd_bench(int argc, char **argv);
 int tt_cmd_conns(int argc, char **argv);
+int tt_cmd_proxy(int argc, char **argv);
 
 struct tt_server_config;
 /* `serve --status` (src/insight.c): add the /_tether/ routes (status, metrics, conn,

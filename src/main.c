@@ -1,4 +1,4 @@
-/* main.c — `tether`: dispatch to serve, get, bench and conns. */
+/* main.c — `tether`: dispatch to serve, get, bench, proxy and conns. */
 #include <stdio.h>
 #include <string.h>
 
@@ -14,6 +14,7 @@ static const struct {
     {"serve", tt_cmd_serve, "serve HTTP/1.1 with keep-alive, pipelining and timeouts"},
     {"get", tt_cmd_get, "fetch URLs over a pooled, reused connection"},
     {"bench", tt_cmd_bench, "load-test a server and show what keep-alive buys"},
+    {"proxy", tt_cmd_proxy, "reverse-proxy to upstreams over pooled keep-alive connections"},
     {"conns", tt_cmd_conns, "show the kernel's TCP sockets on a port, by state and side"},
 };
 

@@ -279,56 +279,6 @@ size_t tt__x_trailers_pack(struct tt_req *x, char *dst)
     return (size_t)(o - dst);
 }
 
-/* ---- connection memory ---- */
-
-/* A free connection from the worker's slabs (256 per slab), or NULL. */
-tt__conn *tt__conn_alloc(tt__worker *w)
-{
-    tt__list *n = tt__list_pop_front(&w->free_conns);
-    if (n) return tt__list_entry(n, tt__conn, link);
-    enum { N = 256 };
-    if (w->nslabs == w->cap_slabs) {
-        size_t nc = w->cap_slabs ? w->cap_slabs * 2 : 16;
-        void **ns = realloc(w->slabs, nc * sizeof *ns);
-        if (!ns) return NULL;
-        w->slabs = ns;
-        w->cap_slabs = nc;
-    }
-    tt__conn *slab = calloc(N, sizeof *slab);
-    if (!slab) return NULL;
-    w->slabs[w->nslabs++] = slab;
-    for (int i = 1; i < N; i++)
-        tt__list_push_back(&w->free_conns, &slab[i].link);
-    return &slab[0];
-}
-
-/* Requests allowed on a new connection: keepalive_requests ±10% so that reconnect waves do
- * not synchronise (0: unlimited). */
-uint32_t tt__conn_maxreq(tt__worker *w)
-{
-    int cfgmax = w->srv->cfg.keepalive_requests;
-    if (cfgmax <= 0) return 0;
-    uint32_t m = (uint32_t)cfgmax;
-    if (m > 10) {
-        w->rng ^= w->rng << 13;
-        w->rng ^= w->rng >> 7;
-        w->rng ^= w->rng << 17;
-        uint32_t span = m / 5 + 1;
-        m = m - m / 10 + (uint32_t)(w->rng % span);
-    }
-    return m;
-}
-
-unsigned tt__log2_bucket(uint64_t v)
-{
-    unsigned b = 0;
-    while (v > 1 && b < TT_HIST_BUCKETS - 1) {
-        v >>= 1;
-        b++;
-    }
-    return b;
-}
-
 /* ---- streaming request bodies (body.c) ---- */
 
 /* (Re)arm the body deadline: body_timeout after the last read (nginx's client_body_timeout),
@@ -377,4 +327,54 @@ int tt__x_body_abandon(struct tt_req *x, int apply)
         tt__conn_closing(x->conn, TT_CLOSE_CONN_CLOSE);
     }
     return keep;
+}
+
+/* ---- connection memory ---- */
+
+/* A free connection from the worker's slabs (256 per slab), or NULL. */
+tt__conn *tt__conn_alloc(tt__worker *w)
+{
+    tt__list *n = tt__list_pop_front(&w->free_conns);
+    if (n) return tt__list_entry(n, tt__conn, link);
+    enum { N = 256 };
+    if (w->nslabs == w->cap_slabs) {
+        size_t nc = w->cap_slabs ? w->cap_slabs * 2 : 16;
+        void **ns = realloc(w->slabs, nc * sizeof *ns);
+        if (!ns) return NULL;
+        w->slabs = ns;
+        w->cap_slabs = nc;
+    }
+    tt__conn *slab = calloc(N, sizeof *slab);
+    if (!slab) return NULL;
+    w->slabs[w->nslabs++] = slab;
+    for (int i = 1; i < N; i++)
+        tt__list_push_back(&w->free_conns, &slab[i].link);
+    return &slab[0];
+}
+
+/* Requests allowed on a new connection: keepalive_requests ±10% so that reconnect waves do
+ * not synchronise (0: unlimited). */
+uint32_t tt__conn_maxreq(tt__worker *w)
+{
+    int cfgmax = w->srv->cfg.keepalive_requests;
+    if (cfgmax <= 0) return 0;
+    uint32_t m = (uint32_t)cfgmax;
+    if (m > 10) {
+        w->rng ^= w->rng << 13;
+        w->rng ^= w->rng >> 7;
+        w->rng ^= w->rng << 17;
+        uint32_t span = m / 5 + 1;
+        m = m - m / 10 + (uint32_t)(w->rng % span);
+    }
+    return m;
+}
+
+unsigned tt__log2_bucket(uint64_t v)
+{
+    unsigned b = 0;
+    while (v > 1 && b < TT_HIST_BUCKETS - 1) {
+        v >>= 1;
+        b++;
+    }
+    return b;
 }

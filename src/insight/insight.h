@@ -7,6 +7,7 @@
 #define TT_SRC_INSIGHT_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include <tether.h>
@@ -36,6 +37,17 @@ char *tt_insight_metrics_text(tt_server *srv, double uptime_s, size_t *len);
 /* One connection's /_tether/conn document into j; tls: what its handshake agreed, NULL for a
  * cleartext connection. */
 void tt_insight_conn_json(tt_json *j, const tt_conn_info *ci, const tt_tls_info *tls);
+
+/* upstreams.c: the upstreams of `tether proxy --status`. */
+struct tt_proxy;
+/* Show p's upstreams in the status pages from now on (NULL: none, as for serve). */
+void tt_insight_set_proxy(struct tt_proxy *p);
+/* "upstreams": [...] (per upstream: connections open/idle/leased, requests, reuse ratio,
+ * failures by reason, TIME_WAIT on the upstream leg) into the open object j; nothing without
+ * a proxy. */
+void tt_insight_upstreams_json(tt_json *j);
+/* The tether_upstream_* metrics into f; nothing without a proxy. */
+void tt_insight_upstreams_metrics(FILE *f);
 
 /* owners.c: who holds the sockets (inode -> /proc/PID/fd, as `ss -p`). */
 typedef struct tt_insight_sock {

@@ -55,6 +55,7 @@ static void json_hist(tt_json *j, const char *key, const uint64_t *h, const char
         tt_json_end(j);
     }
     tt_json_end(j);
+    tt_insight_upstreams_json(j); /* tether proxy only */
     tt_json_end(j);
 }
 
@@ -185,6 +186,7 @@ void tt_insight_status_json(tt_json *j, tt_server *srv, double uptime_s)
         tt_json_end(j);
     }
     tt_json_end(j);
+    tt_insight_upstreams_json(j); /* tether proxy only */
     tt_json_end(j);
 }
 
@@ -347,6 +349,7 @@ char *tt_insight_metrics_text(tt_server *srv, double uptime_s, size_t *len)
     prom_tls(f, srv);
     prom_tcp(f, tt_server_port(srv));
     prom_workers(f, srv);
+    tt_insight_upstreams_metrics(f); /* tether proxy only */
     if (fclose(f) != 0) {
         free(text);
         return NULL;
