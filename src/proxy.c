@@ -8,6 +8,7 @@
 
 #include <tether.h>
 #include <tether/proxy.h>
+#include <tether/tls.h>
 
 #include "cli.h"
 #include "connopt.h"
@@ -16,15 +17,15 @@
 /* src/insight provides it; a weak reference keeps the command linkable without it. */
 #pragma weak tt_insight_set_proxy
 
-#define PROXY_NROWS 16 /* room for the rows proxy_rows writes */
+#define PROXY_NROWS 20 /* room for the rows proxy_rows writes */
 
 /* The upstream flags before they go into the proxy config (-1: not given). */
 typedef struct proxy_flags {
     tt_opt_list upstreams;
-    int keepalive, max_conns, fail_threshold, max_retries, no_forwarded;
+    int keepalive, max_conns, fail_threshold, max_retries, no_forwarded, insecure;
     double idle, connect, timeout, rest;
     long long buffer;
-    const char *balance, *host, *via;
+    const char *balance, *host, *via, *cacert, *sni;
 } proxy_flags;
 
 /* An int flag (-1: not given) into a config field; 0 becomes TT_OFF. */
@@ -39,7 +40,7 @@ static int proxy_rows(proxy_flags *f, tt_opt *rows)
     const double H = 2e6; /* the longest duration, in seconds (about 23 days) */
     const tt_opt r[] = {
         {"upstream", 0, TT_OPT_LIST, "URL", 0, TT_PROXY_MAX_UPSTREAMS, &f->upstreams,
-         "http://HOST[:PORT] to proxy to, repeatable (required)", NULL},
+         "http://HOST[:PORT] or https://HOST[:PORT] to proxy to, repeatable (required)", NULL},
         {"upstream-keepalive", 0, TT_OPT_INT, "N", 0, 1e6, &f->keepalive,
          "idle connections kept per upstream and worker; 0 none", "32"},
         {"upstream-max-conns", 0, TT_OPT_INT, "N", 0, 1e6, &f->max_conns,
@@ -65,6 +66,12 @@ static int proxy_rows(proxy_flags *f, tt_opt *rows)
          "do not add X-Forwarded-For, -Proto and -Host", NULL},
         {"upstream-buffer", 0, TT_OPT_SIZE, "SIZE", 0, 0, &f->buffer,
          "bytes buffered per exchange and direction before the sender is paused", "64k"},
+        {"upstream-cacert", 0, TT_OPT_STRING, "FILE", 0, 0, &f->cacert,
+         "PEM trust anchors for https upstreams' certificates", "the system store"},
+        {"upstream-insecure", 0, TT_OPT_FLAG, NULL, 0, 0, &f->insecure,
+         "do not verify https upstreams' certificates (verified by default)", NULL},
+        {"upstream-sni", 0, TT_OPT_STRING, "NAME", 0, 0, &f->sni,
+         "name sent as SNI and verified in https upstreams' certificates", "the URL's host"},
     };
     _Static_assert(sizeof r / sizeof r[0] <= PROXY_NROWS, "raise PROXY_NROWS");
     memcpy(rows, r, sizeof r);
@@ -95,6 +102,9 @@ static int proxy_apply(proxy_flags *f, tt_proxy_config *pc, const tt_opt_cmd *cm
     pc->upstream_host = f->host;
     pc->via = f->via;
     pc->no_forwarded = f->no_forwarded;
+    pc->upstream_ca_file = f->cacert;
+    pc->upstream_insecure = f->insecure;
+    pc->upstream_sni = f->sni;
     return TT_OPT_OK;
 }
 
@@ -127,6 +137,23 @@ static const char *forwarded_proto(const tt_server_config *cfg)
     return cfg->nlisten ? "https" : NULL;
 }
 
+/* --upstream-cacert: load it once at startup (as the workers' clients will) so a bad file is
+ * a usage error now, not a 502 on each request. 0 or -1 after a message. */
+static int check_cacert(const tt_proxy_config *pc)
+{
+    if (!pc->upstream_ca_file) return 0;
+    tt_tls_opts o = {.ca_file = pc->upstream_ca_file};
+    tt_tls_ctx *ctx;
+    char err[200] = "";
+    if (tt_tls_ctx_new(&ctx, &o, err, sizeof err) < 0) {
+        fprintf(stderr, "tether proxy: --upstream-cacert %s: %s\n", pc->upstream_ca_file,
+                err[0] ? err : "cannot be loaded");
+        return -1;
+    }
+    tt_tls_ctx_free(ctx);
+    return 0;
+}
+
 /* Make the proxy and the server of the parsed flags and run them; the exit status. */
 static int proxy_run(tt_connopt *c, tt_proxy_config *pc)
 {
@@ -136,11 +163,18 @@ static int proxy_run(tt_connopt *c, tt_proxy_config *pc)
     int r = tt_proxy_new(&p, pc, &bad);
     if (r < 0) {
         if (bad >= 0)
-            fprintf(stderr, "tether proxy: --upstream %s: not http://HOST[:PORT]\n",
+            fprintf(stderr, "tether proxy: --upstream %s: not http[s]://HOST[:PORT]\n",
                     pc->upstreams[bad]);
+        else if (r == -EINVAL && pc->upstream_sni)
+            fprintf(stderr, "tether proxy: --upstream-sni '%s' is not a host name\n",
+                    pc->upstream_sni);
         else
             fprintf(stderr, "tether proxy: %s\n", strerror(-r));
         return r == -EINVAL ? 2 : 1;
+    }
+    if (check_cacert(pc) < 0) {
+        tt_proxy_free(p);
+        return 2;
     }
     if (tt_proxy_mount(c->cfg, "/", p) < 0) {
         fprintf(stderr, "tether proxy: too many routes\n");

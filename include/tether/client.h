@@ -94,6 +94,9 @@ typedef struct tt_client_opts {
     const char *ciphers;          /* TLS 1.2 cipher list (OpenSSL syntax); NULL: OpenSSL's */
     int tls_handshake_timeout_ms; /* from TCP connected to handshake done, on top of
                                      connect_timeout_ms (default 10000; TT_OFF: none) */
+    const char *tls_server_name;  /* name sent as SNI and verified against the certificate on
+                                     every https route (nginx's proxy_ssl_name); NULL: each
+                                     URL's host */
 } tt_client_opts;
 
 /* States of a pooled connection (trace hook, machine "conn"). */

@@ -37,9 +37,10 @@ enum tt_proxy_balance {
 
 /* Proxy configuration: a plain struct; 0 = the default in brackets, TT_OFF as said per field. */
 typedef struct tt_proxy_config {
-    const char *upstreams[TT_PROXY_MAX_UPSTREAMS]; /* "http://HOST[:PORT]" (no path: the request's
-                                                      target is sent as it came, prefix kept);
-                                                      copied by tt_proxy_new */
+    const char *upstreams[TT_PROXY_MAX_UPSTREAMS]; /* "http://HOST[:PORT]" or
+                                                      "https://HOST[:PORT]" (ports 80, 443; no
+                                                      path: the request's target is sent as it
+                                                      came, prefix kept); copied by tt_proxy_new */
     int nupstreams;                                /* entries in upstreams (at least 1) */
     int keepalive;             /* idle connections kept per upstream and worker, as nginx's
                                   keepalive N [32]; TT_OFF: none (a connection per request) */
@@ -68,6 +69,13 @@ typedef struct tt_proxy_config {
     int buffer;                /* bytes buffered per exchange and direction before the sender is
                                   paused (request body: the client's socket is not read;
                                   response: the upstream's) [65536] */
+    /* https:// upstreams (unused without one): certificates are verified by default */
+    const char *upstream_ca_file; /* PEM trust anchors for upstream certificates [the system
+                                     store]; copied */
+    int upstream_insecure;        /* > 0: skip certificate and name verification [verify] */
+    const char *upstream_sni;     /* name sent as SNI and verified against each upstream's
+                                     certificate [the upstream URL's host; upstream_host does
+                                     not change it]; copied */
 } tt_proxy_config;
 
 /* Create a proxy from cfg (copied, strings included). 0, -EINVAL (no upstream, a bad URL or
@@ -95,14 +103,16 @@ void tt_proxy_worker_exit(void *proxy);
 
 /* Why an exchange failed (tt_proxy_upstream_stats.failures). */
 enum tt_proxy_fail {
-    TT_PROXY_FAIL_CONNECT,   /* refused / unreachable / connect timeout: 502 */
-    TT_PROXY_FAIL_RESET,     /* reset or closed before a response head: 502 */
-    TT_PROXY_FAIL_MALFORMED, /* a response the client's parser refused: 502 */
-    TT_PROXY_FAIL_TIMEOUT,   /* no response head within timeout_ms: 504 */
-    TT_PROXY_FAIL_DOWN,      /* every upstream resting (passive health): 502 at once */
-    TT_PROXY_FAIL_BODY,      /* failed in the middle of the response body: connection closed */
-    TT_PROXY_FAIL_REQ_BODY,  /* the client's request body failed (reset, timeout, framing) */
-    TT_PROXY_FAIL_OTHER,     /* anything else (no memory, too large...): 502 */
+    TT_PROXY_FAIL_CONNECT,       /* refused / unreachable / connect timeout: 502 */
+    TT_PROXY_FAIL_RESET,         /* reset or closed before a response head: 502 */
+    TT_PROXY_FAIL_MALFORMED,     /* a response the client's parser refused: 502 */
+    TT_PROXY_FAIL_TIMEOUT,       /* no response head within timeout_ms: 504 */
+    TT_PROXY_FAIL_DOWN,          /* every upstream resting (passive health): 502 at once */
+    TT_PROXY_FAIL_BODY,          /* failed in the middle of the response body: connection closed */
+    TT_PROXY_FAIL_REQ_BODY,      /* the client's request body failed (reset, timeout, framing) */
+    TT_PROXY_FAIL_OTHER,         /* anything else (no memory, too large...): 502 */
+    TT_PROXY_FAIL_TLS_CERT,      /* https upstream: its certificate did not verify: 502 */
+    TT_PROXY_FAIL_TLS_HANDSHAKE, /* https upstream: the TLS handshake failed or timed out: 502 */
     TT_PROXY_FAIL_NREASONS
 };
 
@@ -115,6 +125,7 @@ const char *tt_proxy_fail_name(int reason);
 typedef struct tt_proxy_upstream_stats {
     char url[256];      /* as configured */
     int healthy;        /* 0 while resting (passive health) */
+    int tls;            /* an https upstream */
     int open, idle;     /* upstream connections open, and idle in the pools (gauges) */
     int leased;         /* exchanges in flight to it (gauge) */
     uint64_t requests;  /* exchanges sent to it (attempts, retries included) */
@@ -132,7 +143,8 @@ int tt_proxy_upstreams(const tt_proxy *p);
 /* Copy upstream i's statistics into *out. Thread-safe. 0 or -ERANGE. */
 int tt_proxy_stats(const tt_proxy *p, int i, tt_proxy_upstream_stats *out);
 /* All upstreams' statistics as one compact JSON object into buf (tether/json.h, cut to fit and
- * NUL-terminated): {"upstreams":[{"url":..,"healthy":..,"open":..,"idle":..,"leased":..,
+ * NUL-terminated): {"upstreams":[{"url":..,"scheme":..,"healthy":..,"open":..,"idle":..,
+ * "leased":..,
  * "requests":..,"responses":..,"opened":..,"reused":..,"reuse_ratio":..,"retries":..,
  * "rests":..,"failures":{"connect":..,...}},...]}. Returns the length it needed. */
 size_t tt_proxy_stats_json(const tt_proxy *p, char *buf, size_t size);

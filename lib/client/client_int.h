@@ -351,8 +351,8 @@ void tt__engine_flow(tt_exchange *x);
 /* The client's TLS context, created from its options on first use. 0, or -errno with the
  * reason in c->tls_err ("tls setup: ..."). */
 int tt__tls_ctx(tt_client *c);
-/* Turn k's connected stream into a TLS client stream (SNI and verification: the route's host;
- * the route's session offered). 0, or -errno with k->err / k->what set. */
+/* Turn k's connected stream into a TLS client stream (SNI and verification: tls_server_name
+ * or the route's host; the route's session offered). 0, or -errno with k->err / k->what set. */
 int tt__tls_start(tt__conn *k);
 /* Drive k's handshake: 0 done (the -v lines logged), -EAGAIN in progress, or a mapped error
  * (tt__tls_error) with k->err / k->what set (what: the route's tls_what). */

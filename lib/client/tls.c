@@ -37,7 +37,8 @@ int tt__tls_start(tt__conn *k)
         k->what = c->tls_err;
         return r;
     }
-    r = tt_stream_tls_connect(&k->s, c->tls, k->rt->host, k->rt->sess);
+    const char *name = c->o.tls_server_name ? c->o.tls_server_name : k->rt->host;
+    r = tt_stream_tls_connect(&k->s, c->tls, name, k->rt->sess);
     if (r < 0) {
         k->err = r;
         k->what = "tls setup";

@@ -78,6 +78,11 @@ TT_API int tt_proxy_new(tt_proxy **out, const tt_proxy_config *cfg, int *bad_ups
     p->cfg.upstream_host = p->host;
     p->cfg.via = p->via;
     p->cfg.proto = p->proto;
+    int tr = tt__proxy_tls_config(p, cfg);
+    if (tr < 0) {
+        tt_proxy_free(p);
+        return tr;
+    }
     pthread_mutex_init(&p->mu, NULL);
     tt__list_init(&p->workers);
     *out = p;
@@ -93,6 +98,8 @@ TT_API void tt_proxy_free(tt_proxy *p)
     free(p->host);
     free(p->via);
     free(p->proto);
+    free(p->ca_file);
+    free(p->sni);
     if (p->workers.next) pthread_mutex_destroy(&p->mu);
     free(p);
 }
@@ -125,7 +132,8 @@ static void publish(tt__pworker *w)
         int open = 0, idle = 0;
         uint64_t opened = w->opened[i];
         for (int k = 0; k < n; k++)
-            if (rs[k].port == p->ups[i].port && !strcmp(rs[k].host, p->ups[i].host)) {
+            if (rs[k].port == p->ups[i].port && rs[k].tls == p->ups[i].tls &&
+                !strcmp(rs[k].host, p->ups[i].host)) {
                 open = rs[k].leased + rs[k].idle + rs[k].connecting;
                 idle = rs[k].idle;
                 opened = rs[k].opened;
@@ -166,6 +174,7 @@ static tt__pworker *worker_get(tt_proxy *p, tt_req *req)
     o.head_timeout_ms = c->timeout_ms;
     o.idle_timeout_ms = c->idle_timeout_ms;
     o.leak_warn_ms = TT_OFF;
+    tt__proxy_client_tls(p, &o);
     w->p = p;
     w->loop = tt_req_loop(req);
     if (tt_client_new_on(&w->client, w->loop, &o) < 0) {
@@ -549,6 +558,8 @@ static int fail_reason(const tt__pctx *x)
     const char *what = e->error_what ? e->error_what : "";
     if (x->body_err) return TT_PROXY_FAIL_REQ_BODY;
     if (x->too_big) return TT_PROXY_FAIL_MALFORMED; /* a head we cannot relay */
+    int tls = tt__proxy_tls_reason(e);
+    if (tls >= 0) return tls;
     if (!strcmp(what, "connect") || e->error == -ECONNREFUSED || e->error == -EHOSTUNREACH ||
         e->error == -ENETUNREACH)
         return TT_PROXY_FAIL_CONNECT;
@@ -569,7 +580,7 @@ static int retry_elsewhere(tt__pctx *x, int reason)
     tt_proxy *p = x->w->p;
     if (p->cfg.max_retries == TT_OFF || x->attempts > p->cfg.max_retries) return 0;
     if (tt_res_aborted(x->res) || x->body_err) return 0;
-    if (reason == TT_PROXY_FAIL_CONNECT && x->x.sent_state == TT_NOT_SENT) {
+    if (TT__PROXY_CONNECT_PHASE(reason) && x->x.sent_state == TT_NOT_SENT) {
         if (x->body_started && body_rewind(x) < 0) return 0;
     } else if (reason == TT_PROXY_FAIL_RESET) {
         if (!idempotent(x->req)) return 0;
@@ -625,7 +636,7 @@ static void on_done(tt_exchange *e)
     int reason = fail_reason(x);
     count_fail(x, reason);
     uint64_t now = tt_loop_now(x->w->loop);
-    tt__upstream_result(p, u, reason == TT_PROXY_FAIL_CONNECT || reason == TT_PROXY_FAIL_RESET,
+    tt__upstream_result(p, u, TT__PROXY_CONNECT_PHASE(reason) || reason == TT_PROXY_FAIL_RESET,
                         now);
     if (retry_elsewhere(x, reason) && attempt(x) == 0) return;
     if (reason == TT_PROXY_FAIL_REQ_BODY) {

@@ -24,9 +24,10 @@
 
 /* One upstream: its URL parts, passive health and counters (atomics: every worker writes). */
 typedef struct tt__upstream {
-    char url[256];  /* "http://host:port" as configured (no trailing slash) */
+    char url[256];  /* "http[s]://host:port" as configured (no trailing slash) */
     char host[256]; /* host as in the URL (brackets removed) */
     int port;
+    int tls; /* https: the client runs TLS to it (verification, SNI: tt_proxy_config) */
     /* passive health (relaxed atomics) */
     int fails;           /* consecutive connect failures / resets */
     uint64_t rest_until; /* loop-clock ms (CLOCK_MONOTONIC) until which it rests; 0: healthy */
@@ -39,6 +40,7 @@ typedef struct tt__upstream {
 struct tt_proxy {
     tt_proxy_config cfg; /* effective config; strings point into the copies below */
     char *host, *via, *proto;
+    char *ca_file, *sni; /* https upstreams: copies of upstream_ca_file, upstream_sni */
     tt__upstream ups[TT_PROXY_MAX_UPSTREAMS];
     int nups;
     unsigned rr; /* round-robin cursor (atomic) */
@@ -166,8 +168,21 @@ void tt__proxy_peer_ip(const tt_addr *a, char *buf, size_t size);
 
 /* ---- upstream.c: balancing, passive health, stats ---- */
 
-/* Parse an upstream URL into u. 0 or -EINVAL. */
+/* Parse an upstream URL (http://HOST[:PORT], https://HOST[:PORT]; default ports 80, 443) into
+ * u. 0 or -EINVAL. */
 int tt__upstream_parse(tt__upstream *u, const char *url);
+/* Copy cfg's https settings into p (strings duplicated, SNI checked). 0, -EINVAL, -ENOMEM. */
+int tt__proxy_tls_config(tt_proxy *p, const tt_proxy_config *cfg);
+/* The per-worker client's TLS options from p's config (verification, trust, SNI, timeout). */
+void tt__proxy_client_tls(const tt_proxy *p, tt_client_opts *o);
+/* The failure reason of a failed TLS handshake (TT_PROXY_FAIL_TLS_CERT / _TLS_HANDSHAKE), or
+ * -1 when e did not fail in one. */
+int tt__proxy_tls_reason(const tt_exchange *e);
+/* Connect-phase failures: passive health counts them and they go to another upstream. */
+#define TT__PROXY_CONNECT_PHASE(r)                                                                 \
+    ((r) == TT_PROXY_FAIL_CONNECT || (r) == TT_PROXY_FAIL_TLS_CERT ||                              \
+     (r) == TT_PROXY_FAIL_TLS_HANDSHAKE)
+
 /* Pick an upstream for a new attempt at loop time now (ms), skipping those in the mask
  * 'exclude' when another one is available. Returns the index, or -1 when every upstream is
  * resting. */

@@ -1,6 +1,7 @@
-/* upstream.c — the proxy's upstreams: URL parsing, balancing (least-conn, round-robin),
- * passive health (consecutive connect failures or resets put an upstream to rest, then one
- * request tries it again) and the per-upstream statistics (atomics, summed over workers). */
+/* upstream.c — the proxy's upstreams: URL parsing (http:// and https://), balancing (least-conn,
+ * round-robin), passive health (consecutive connect failures or resets put an upstream to rest,
+ * then one request tries it again) and the per-upstream statistics (atomics, summed over workers).
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +15,14 @@
 
 int tt__upstream_parse(tt__upstream *u, const char *url)
 {
-    if (!url || strncasecmp(url, "http://", 7)) return -EINVAL;
-    const char *h = url + 7, *end = h + strcspn(h, "/?#");
+    int tls;
+    if (url && !strncasecmp(url, "http://", 7))
+        tls = 0;
+    else if (url && !strncasecmp(url, "https://", 8))
+        tls = 1;
+    else
+        return -EINVAL;
+    const char *h = url + (tls ? 8 : 7), *end = h + strcspn(h, "/?#");
     if (*end && strcmp(end, "/")) return -EINVAL; /* a path is not supported */
     const char *colon = NULL, *hend = end;
     if (*h == '[') {
@@ -33,7 +40,7 @@ int tt__upstream_parse(tt__upstream *u, const char *url)
     }
     size_t hl = (size_t)(hend - h);
     if (!hl || hl >= sizeof u->host) return -EINVAL;
-    int port = 80;
+    int port = tls ? 443 : 80;
     if (colon) {
         char *e;
         long v = strtol(colon + 1, &e, 10);
@@ -45,9 +52,44 @@ int tt__upstream_parse(tt__upstream *u, const char *url)
     memcpy(u->host, h, hl);
     u->host[hl] = 0;
     u->port = port;
-    int ul = snprintf(u->url, sizeof u->url, "http://%s%.*s%s:%d", h[-1] == '[' ? "[" : "", (int)hl,
-                      h, h[-1] == '[' ? "]" : "", port);
+    u->tls = tls;
+    int ul = snprintf(u->url, sizeof u->url, "%s://%s%.*s%s:%d", tls ? "https" : "http",
+                      h[-1] == '[' ? "[" : "", (int)hl, h, h[-1] == '[' ? "]" : "", port);
     return ul > 0 && (size_t)ul < sizeof u->url ? 0 : -EINVAL;
+}
+
+int tt__proxy_tls_config(tt_proxy *p, const tt_proxy_config *cfg)
+{
+    const char *ca = cfg->upstream_ca_file, *sni = cfg->upstream_sni;
+    p->ca_file = ca && *ca ? strdup(ca) : NULL;
+    p->sni = sni && *sni ? strdup(sni) : NULL;
+    if ((ca && *ca && !p->ca_file) || (sni && *sni && !p->sni)) return -ENOMEM;
+    /* a host name: no controls, spaces, '/' or '@' (it goes into the ClientHello) */
+    if (p->sni && strlen(p->sni) >= 256) return -EINVAL;
+    for (const char *c = p->sni ? p->sni : ""; *c; c++)
+        if ((unsigned char)*c <= 0x20 || *c == 0x7f || *c == '/' || *c == '@') return -EINVAL;
+    p->cfg.upstream_ca_file = p->ca_file;
+    p->cfg.upstream_sni = p->sni;
+    p->cfg.upstream_insecure = cfg->upstream_insecure > 0;
+    return 0;
+}
+
+void tt__proxy_client_tls(const tt_proxy *p, tt_client_opts *o)
+{
+    o->ca_file = p->ca_file;
+    o->insecure = p->cfg.upstream_insecure;
+    o->tls_server_name = p->sni;
+    /* the handshake belongs to connecting (nginx's proxy_connect_timeout covers it too) */
+    o->tls_handshake_timeout_ms = p->cfg.connect_timeout_ms;
+}
+
+int tt__proxy_tls_reason(const tt_exchange *e)
+{
+    const char *what = e->error_what ? e->error_what : "";
+    if (e->error == -EKEYREJECTED || !strncmp(what, "certificate:", 12))
+        return TT_PROXY_FAIL_TLS_CERT;
+    if (!strncmp(what, "tls handshake", 13)) return TT_PROXY_FAIL_TLS_HANDSHAKE;
+    return -1;
 }
 
 int tt__balance(int policy, const int *inflight, const int *ok, int n, unsigned *rr)
@@ -128,7 +170,8 @@ int tt__upstream_result(tt_proxy *p, tt__upstream *u, int failed, uint64_t now)
 TT_API const char *tt_proxy_fail_name(int reason)
 {
     static const char *const names[TT_PROXY_FAIL_NREASONS] = {
-        "connect", "reset", "malformed", "timeout", "down", "body", "request_body", "other"};
+        "connect", "reset",        "malformed", "timeout",  "down",
+        "body",    "request_body", "other",     "tls_cert", "tls_handshake"};
     return reason >= 0 && reason < TT_PROXY_FAIL_NREASONS ? names[reason] : "?";
 }
 
@@ -144,6 +187,7 @@ TT_API int tt_proxy_stats(const tt_proxy *p, int i, tt_proxy_upstream_stats *out
     tt__upstream *u = &mp->ups[i];
     memset(out, 0, sizeof *out);
     snprintf(out->url, sizeof out->url, "%s", u->url);
+    out->tls = u->tls;
     /* a rest that ended counts as healthy: the next request tries it */
     uint64_t until = TT__PGET(u->rest_until);
     out->healthy = !until || TT__PGET(u->fails) == 0;
@@ -181,6 +225,7 @@ TT_API void tt_proxy_stats_write(const tt_proxy *p, tt_json *j, const char *key)
         tt_proxy_stats(p, i, &s);
         tt_json_object(j, NULL);
         tt_json_str(j, "url", s.url);
+        tt_json_str(j, "scheme", s.tls ? "https" : "http");
         tt_json_bool(j, "healthy", s.healthy);
         tt_json_int(j, "open", s.open);
         tt_json_int(j, "idle", s.idle);

@@ -56,6 +56,7 @@ void tt_insight_upstreams_json(tt_json *j)
         if (tt_proxy_stats(p, i, &st)) continue;
         tt_json_object(j, NULL);
         tt_json_str(j, "url", st.url);
+        tt_json_str(j, "scheme", st.tls ? "https" : "http");
         tt_json_bool(j, "healthy", st.healthy);
         tt_json_int(j, "open", st.open);
         tt_json_int(j, "idle", st.idle);

@@ -20,11 +20,107 @@ Test(balance, url_parse)
     cr_assert_eq(tt__upstream_parse(&u, "http://[::1]:9000"), 0);
     cr_expect_str_eq(u.host, "::1");
     cr_expect_str_eq(u.url, "http://[::1]:9000");
-    const char *bad[] = {"https://x",   "ftp://x",        "http://",
+    cr_expect_eq(u.tls, 0);
+    const char *bad[] = {"httpx://x",   "ftp://x",        "http://",
                          "http://x:0",  "http://x:70000", "http://x/path",
                          "http://x:8a", "http://u@x",     "http://[::1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_expect_lt(tt__upstream_parse(&u, bad[i]), 0, "%s", bad[i]);
+}
+
+Test(balance, url_parse_https)
+{
+    tt__upstream u;
+    cr_assert_eq(tt__upstream_parse(&u, "https://backend"), 0);
+    cr_expect_str_eq(u.host, "backend");
+    cr_expect_eq(u.port, 443, "https defaults to 443");
+    cr_expect_eq(u.tls, 1);
+    cr_expect_str_eq(u.url, "https://backend:443");
+    cr_assert_eq(tt__upstream_parse(&u, "HTTPS://127.0.0.1:8443/"), 0);
+    cr_expect_eq(u.port, 8443);
+    cr_expect_str_eq(u.url, "https://127.0.0.1:8443");
+    cr_assert_eq(tt__upstream_parse(&u, "https://[::1]:9443"), 0);
+    cr_expect_str_eq(u.host, "::1");
+    cr_expect_str_eq(u.url, "https://[::1]:9443");
+    const char *bad[] = {"https://",    "https:/x",        "https//x",       "https://x:0",
+                         "https://x/p", "https://u@x:443", "https://x:443x", "https://[::1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_expect_lt(tt__upstream_parse(&u, bad[i]), 0, "%s", bad[i]);
+}
+
+Test(balance, tls_config_copied_and_checked)
+{
+    tt_proxy_config c;
+    memset(&c, 0, sizeof c);
+    c.upstreams[0] = "http://127.0.0.1:1";
+    c.upstreams[1] = "https://127.0.0.1:2";
+    c.nupstreams = 2;
+    char ca[] = "/tmp/ca.pem", sni[] = "backend.internal";
+    c.upstream_ca_file = ca;
+    c.upstream_sni = sni;
+    c.upstream_insecure = 7;
+    tt_proxy *p;
+    cr_assert_eq(tt_proxy_new(&p, &c, NULL), 0);
+    ca[0] = sni[0] = 'X'; /* copied: the caller's strings may change */
+    const tt_proxy_config *e = tt_proxy_get_config(p);
+    cr_expect_str_eq(e->upstream_ca_file, "/tmp/ca.pem");
+    cr_expect_str_eq(e->upstream_sni, "backend.internal");
+    cr_expect_eq(e->upstream_insecure, 1);
+    tt_proxy_upstream_stats st;
+    cr_assert_eq(tt_proxy_stats(p, 1, &st), 0);
+    cr_expect_eq(st.tls, 1);
+    cr_assert_eq(tt_proxy_stats(p, 0, &st), 0);
+    cr_expect_eq(st.tls, 0);
+    char js[2048];
+    tt_proxy_stats_json(p, js, sizeof js);
+    cr_expect(strstr(js, "\"scheme\":\"https\"") != NULL, "%s", js);
+    cr_expect(strstr(js, "\"tls_cert\":0") != NULL, "%s", js);
+    tt_client_opts o;
+    tt_client_opts_default(&o);
+    tt__proxy_client_tls(p, &o);
+    cr_expect_str_eq(o.ca_file, "/tmp/ca.pem");
+    cr_expect_str_eq(o.tls_server_name, "backend.internal");
+    cr_expect_eq(o.insecure, 1);
+    tt_proxy_free(p);
+    const char *badsni[] = {"a b", "x\r\nHost: y", "a/b", "u@h"};
+    for (size_t i = 0; i < sizeof badsni / sizeof badsni[0]; i++) {
+        c.upstream_sni = badsni[i];
+        cr_expect_eq(tt_proxy_new(&p, &c, NULL), -EINVAL, "%s", badsni[i]);
+    }
+    c.upstream_sni = NULL;
+    c.upstream_ca_file = NULL;
+    c.upstream_insecure = 0;
+    cr_assert_eq(tt_proxy_new(&p, &c, NULL), 0);
+    e = tt_proxy_get_config(p);
+    cr_expect_null(e->upstream_ca_file);
+    cr_expect_null(e->upstream_sni);
+    cr_expect_eq(e->upstream_insecure, 0, "verification on by default");
+    tt_proxy_free(p);
+}
+
+Test(balance, tls_failure_reasons)
+{
+    tt_exchange e;
+    tt_exchange_init(&e);
+    e.error = -EKEYREJECTED;
+    e.error_what = "certificate: unable to get local issuer certificate";
+    cr_expect_eq(tt__proxy_tls_reason(&e), TT_PROXY_FAIL_TLS_CERT);
+    e.error = -EPROTO;
+    e.error_what = "tls handshake: protocol version";
+    cr_expect_eq(tt__proxy_tls_reason(&e), TT_PROXY_FAIL_TLS_HANDSHAKE);
+    e.error = -ECONNABORTED;
+    e.error_what = "tls handshake: timeout";
+    cr_expect_eq(tt__proxy_tls_reason(&e), TT_PROXY_FAIL_TLS_HANDSHAKE);
+    e.error = -ECONNREFUSED;
+    e.error_what = "connect";
+    cr_expect_eq(tt__proxy_tls_reason(&e), -1);
+    e.error = -EPROTO;
+    e.error_what = "bad status line";
+    cr_expect_eq(tt__proxy_tls_reason(&e), -1);
+    cr_expect_str_eq(tt_proxy_fail_name(TT_PROXY_FAIL_TLS_CERT), "tls_cert");
+    cr_expect_str_eq(tt_proxy_fail_name(TT_PROXY_FAIL_TLS_HANDSHAKE), "tls_handshake");
+    cr_expect(TT__PROXY_CONNECT_PHASE(TT_PROXY_FAIL_TLS_CERT));
+    cr_expect(!TT__PROXY_CONNECT_PHASE(TT_PROXY_FAIL_RESET));
 }
 
 Test(balance, least_conn_picks_fewest_ties_rotate)
