@@ -138,6 +138,16 @@ typedef struct tt_proxy_upstream_stats {
     uint64_t failures[TT_PROXY_FAIL_NREASONS];
 } tt_proxy_upstream_stats;
 
+/* TLS handshakes of the upstream connections (https upstreams), summed over every worker and
+ * upstream. Published by each worker with the gauges, so they may lag by a second. */
+typedef struct tt_proxy_tls_stats {
+    uint64_t handshakes_full;    /* completed without resumption */
+    uint64_t handshakes_resumed; /* completed by resuming a session (the client's cache) */
+    uint64_t failures;           /* failed: certificate, protocol, timeout */
+} tt_proxy_tls_stats;
+/* Copy the upstream TLS handshake counters into *out. Thread-safe. */
+void tt_proxy_get_tls_stats(const tt_proxy *p, tt_proxy_tls_stats *out);
+
 /* Number of upstreams. */
 int tt_proxy_upstreams(const tt_proxy *p);
 /* Copy upstream i's statistics into *out. Thread-safe. 0 or -ERANGE. */
@@ -146,7 +156,8 @@ int tt_proxy_stats(const tt_proxy *p, int i, tt_proxy_upstream_stats *out);
  * NUL-terminated): {"upstreams":[{"url":..,"scheme":..,"healthy":..,"open":..,"idle":..,
  * "leased":..,
  * "requests":..,"responses":..,"opened":..,"reused":..,"reuse_ratio":..,"retries":..,
- * "rests":..,"failures":{"connect":..,...}},...]}. Returns the length it needed. */
+ * "rests":..,"failures":{"connect":..,...}},...],"tls":{"handshakes_full":..,
+ * "handshakes_resumed":..,"failures":..}}. Returns the length it needed. */
 size_t tt_proxy_stats_json(const tt_proxy *p, char *buf, size_t size);
 /* The same object as a member key of an open JSON object (key NULL inside an array or at the
  * top), for a status page that embeds it. */

@@ -143,6 +143,7 @@ static void publish(tt__pworker *w)
         if (opened > w->opened[i]) TT__PADD(p->ups[i].opened, opened - w->opened[i]);
         w->opened[i] = opened;
     }
+    tt__proxy_publish_tls(w);
 }
 
 static void tick(tt_loop *loop, tt_timer *t)

@@ -43,7 +43,8 @@ struct tt_proxy {
     char *ca_file, *sni; /* https upstreams: copies of upstream_ca_file, upstream_sni */
     tt__upstream ups[TT_PROXY_MAX_UPSTREAMS];
     int nups;
-    unsigned rr; /* round-robin cursor (atomic) */
+    unsigned rr;                                  /* round-robin cursor (atomic) */
+    uint64_t tls_full, tls_resumed, tls_failures; /* upstream handshakes (atomics) */
     pthread_mutex_t mu;
     tt__list workers; /* tt__pworker.link, under mu */
 };
@@ -61,6 +62,7 @@ typedef struct tt__pworker {
     int open[TT_PROXY_MAX_UPSTREAMS], idle[TT_PROXY_MAX_UPSTREAMS]; /* gauges (atomic) */
     uint64_t opened[TT_PROXY_MAX_UPSTREAMS]; /* client's per-route opened, last seen */
     uint64_t published;                      /* loop ms of the last publish */
+    uint64_t tls_seen[3];                    /* client's TLS full, resumed, failures, last seen */
     struct {
         uint64_t key; /* connection id + 1; 0: empty */
         char ip[48];
@@ -175,6 +177,8 @@ int tt__upstream_parse(tt__upstream *u, const char *url);
 int tt__proxy_tls_config(tt_proxy *p, const tt_proxy_config *cfg);
 /* The per-worker client's TLS options from p's config (verification, trust, SNI, timeout). */
 void tt__proxy_client_tls(const tt_proxy *p, tt_client_opts *o);
+/* Add w's client's TLS handshakes since the last call to the proxy's counters (publish). */
+void tt__proxy_publish_tls(tt__pworker *w);
 /* The failure reason of a failed TLS handshake (TT_PROXY_FAIL_TLS_CERT / _TLS_HANDSHAKE), or
  * -1 when e did not fail in one. */
 int tt__proxy_tls_reason(const tt_exchange *e);

@@ -83,6 +83,26 @@ void tt__proxy_client_tls(const tt_proxy *p, tt_client_opts *o)
     o->tls_handshake_timeout_ms = p->cfg.connect_timeout_ms;
 }
 
+void tt__proxy_publish_tls(tt__pworker *w)
+{
+    tt_client_stats cs;
+    tt_client_get_stats(w->client, &cs);
+    const uint64_t now[3] = {cs.tls_handshakes_full, cs.tls_handshakes_resumed, cs.tls_failures};
+    uint64_t *to[3] = {&w->p->tls_full, &w->p->tls_resumed, &w->p->tls_failures};
+    for (int i = 0; i < 3; i++) {
+        if (now[i] > w->tls_seen[i]) TT__PADD(*to[i], now[i] - w->tls_seen[i]);
+        w->tls_seen[i] = now[i];
+    }
+}
+
+TT_API void tt_proxy_get_tls_stats(const tt_proxy *p, tt_proxy_tls_stats *out)
+{
+    tt_proxy *mp = (tt_proxy *)p;
+    out->handshakes_full = TT__PGET(mp->tls_full);
+    out->handshakes_resumed = TT__PGET(mp->tls_resumed);
+    out->failures = TT__PGET(mp->tls_failures);
+}
+
 int tt__proxy_tls_reason(const tt_exchange *e)
 {
     const char *what = e->error_what ? e->error_what : "";
@@ -243,6 +263,13 @@ TT_API void tt_proxy_stats_write(const tt_proxy *p, tt_json *j, const char *key)
         tt_json_end(j);
         tt_json_end(j);
     }
+    tt_json_end(j);
+    tt_proxy_tls_stats ts;
+    tt_proxy_get_tls_stats(p, &ts);
+    tt_json_object(j, "tls");
+    tt_json_uint(j, "handshakes_full", ts.handshakes_full);
+    tt_json_uint(j, "handshakes_resumed", ts.handshakes_resumed);
+    tt_json_uint(j, "failures", ts.failures);
     tt_json_end(j);
     tt_json_end(j);
 }

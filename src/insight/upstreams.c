@@ -1,7 +1,8 @@
-/* upstreams.c — the upstreams of `tether proxy --status`: "upstreams" in the status JSON and
- * tether_upstream_* metrics, from the proxy's per-upstream counters (tt_proxy_stats) and the
- * kernel's TIME_WAIT sockets on the upstream leg (sock_diag: sockets whose remote port is the
- * upstream's). Without a proxy (serve) both write nothing. */
+/* upstreams.c — the upstreams of `tether proxy --status`: "upstreams" and "upstream_tls" in the
+ * status JSON and tether_upstream_* metrics, from the proxy's per-upstream counters
+ * (tt_proxy_stats, tt_proxy_get_tls_stats) and the kernel's TIME_WAIT sockets on the upstream leg
+ * (sock_diag: sockets whose remote port is the upstream's). Without a proxy (serve) both write
+ * nothing. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,13 @@ void tt_insight_upstreams_json(tt_json *j)
         tt_json_end(j);
     }
     tt_json_end(j);
+    tt_proxy_tls_stats ts; /* the upstream leg's TLS handshakes, all upstreams */
+    tt_proxy_get_tls_stats(p, &ts);
+    tt_json_object(j, "upstream_tls");
+    tt_json_uint(j, "handshakes_full", ts.handshakes_full);
+    tt_json_uint(j, "handshakes_resumed", ts.handshakes_resumed);
+    tt_json_uint(j, "failures", ts.failures);
+    tt_json_end(j);
 }
 
 /* The per-upstream metrics with one value each, in the order values() fills them. */
@@ -138,6 +146,16 @@ void tt_insight_upstreams_metrics(FILE *f)
         for (int r = 0; r < TT_PROXY_FAIL_NREASONS; r++)
             fprintf(f, "tether_upstream_failures_total{upstream=\"%s\",reason=\"%s\"} %llu\n",
                     st[i].url, tt_proxy_fail_name(r), (unsigned long long)st[i].failures[r]);
+    tt_proxy_tls_stats ts;
+    tt_proxy_get_tls_stats(p, &ts);
+    fprintf(f,
+            "# HELP tether_upstream_tls_handshakes_total Upstream TLS handshakes by kind.\n"
+            "# TYPE tether_upstream_tls_handshakes_total counter\n"
+            "tether_upstream_tls_handshakes_total{kind=\"full\"} %llu\n"
+            "tether_upstream_tls_handshakes_total{kind=\"resumed\"} %llu\n"
+            "tether_upstream_tls_handshakes_total{kind=\"failed\"} %llu\n",
+            (unsigned long long)ts.handshakes_full, (unsigned long long)ts.handshakes_resumed,
+            (unsigned long long)ts.failures);
     fprintf(f, "# HELP tether_upstream_time_wait TIME_WAIT sockets on the upstream leg "
                "(sock_diag, remote port).\n# TYPE tether_upstream_time_wait gauge\n");
     for (int i = 0; i < n; i++) {

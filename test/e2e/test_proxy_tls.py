@@ -91,6 +91,12 @@ class ProxyTlsUpstream(tt.TestCase):
             self.assertGreaterEqual(up["reused"], 29, up)
             tls = backend_tls(b)  # our own status request is one more handshake
             self.assertLessEqual(tls["handshakes_full"] + tls["handshakes_resumed"], 4, tls)
+            # the proxy's own view (published with its gauges, about once a second)
+            self.assertTrue(tt.wait_for(lambda: pp.status(p)["upstream_tls"]["handshakes_full"]
+                                        >= 1, timeout=15), pp.status(p)["upstream_tls"])
+            ut = pp.status(p)["upstream_tls"]
+            self.assertLessEqual(ut["handshakes_full"] + ut["handshakes_resumed"], 2, ut)
+            self.assertEqual(ut["failures"], 0, ut)
 
     def test_new_upstream_connections_resume_the_session(self):
         # the backend closes after each response: every request needs a new TLS connection

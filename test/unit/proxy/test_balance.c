@@ -75,6 +75,8 @@ Test(balance, tls_config_copied_and_checked)
     tt_proxy_stats_json(p, js, sizeof js);
     cr_expect(strstr(js, "\"scheme\":\"https\"") != NULL, "%s", js);
     cr_expect(strstr(js, "\"tls_cert\":0") != NULL, "%s", js);
+    cr_expect(strstr(js, "\"tls\":{\"handshakes_full\":0,\"handshakes_resumed\":0") != NULL, "%s",
+              js);
     tt_client_opts o;
     tt_client_opts_default(&o);
     tt__proxy_client_tls(p, &o);
