@@ -154,9 +154,8 @@ int tt_proxy_upstreams(const tt_proxy *p);
 int tt_proxy_stats(const tt_proxy *p, int i, tt_proxy_upstream_stats *out);
 /* All upstreams' statistics as one compact JSON object into buf (tether/json.h, cut to fit and
  * NUL-terminated): {"upstreams":[{"url":..,"scheme":..,"healthy":..,"open":..,"idle":..,
- * "leased":..,
- * "requests":..,"responses":..,"opened":..,"reused":..,"reuse_ratio":..,"retries":..,
- * "rests":..,"failures":{"connect":..,...}},...],"tls":{"handshakes_full":..,
+ * "leased":..,"requests":..,"responses":..,"opened":..,"reused":..,"reuse_ratio":..,
+ * "retries":..,"rests":..,"failures":{"connect":..,...}},...],"tls":{"handshakes_full":..,
  * "handshakes_resumed":..,"failures":..}}. Returns the length it needed. */
 size_t tt_proxy_stats_json(const tt_proxy *p, char *buf, size_t size);
 /* The same object as a member key of an open JSON object (key NULL inside an array or at the

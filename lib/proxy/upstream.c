@@ -1,7 +1,7 @@
-/* upstream.c — the proxy's upstreams: URL parsing (http:// and https://), balancing (least-conn,
- * round-robin), passive health (consecutive connect failures or resets put an upstream to rest,
- * then one request tries it again) and the per-upstream statistics (atomics, summed over workers).
- */
+/* upstream.c — the proxy's upstreams: URL parsing (http://, https://), the TLS settings of the
+ * workers' clients and the TLS failure reasons, balancing (least-conn, round-robin), passive
+ * health (consecutive connect failures or resets put an upstream to rest, then one request
+ * tries it again) and the statistics (atomics, summed over workers). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
