@@ -147,6 +147,9 @@ typedef struct tt_proxy_tls_stats {
 } tt_proxy_tls_stats;
 /* Copy the upstream TLS handshake counters into *out. Thread-safe. */
 void tt_proxy_get_tls_stats(const tt_proxy *p, tt_proxy_tls_stats *out);
+/* The same as a JSON object {"handshakes_full":..,"handshakes_resumed":..,"failures":..}
+ * under key (NULL inside an array) of an open JSON object. */
+void tt_proxy_tls_stats_write(const tt_proxy *p, tt_json *j, const char *key);
 
 /* Number of upstreams. */
 int tt_proxy_upstreams(const tt_proxy *p);

@@ -103,6 +103,17 @@ TT_API void tt_proxy_get_tls_stats(const tt_proxy *p, tt_proxy_tls_stats *out)
     out->failures = TT__PGET(mp->tls_failures);
 }
 
+TT_API void tt_proxy_tls_stats_write(const tt_proxy *p, tt_json *j, const char *key)
+{
+    tt_proxy_tls_stats ts;
+    tt_proxy_get_tls_stats(p, &ts);
+    tt_json_object(j, key);
+    tt_json_uint(j, "handshakes_full", ts.handshakes_full);
+    tt_json_uint(j, "handshakes_resumed", ts.handshakes_resumed);
+    tt_json_uint(j, "failures", ts.failures);
+    tt_json_end(j);
+}
+
 int tt__proxy_tls_reason(const tt_exchange *e)
 {
     const char *what = e->error_what ? e->error_what : "";
@@ -264,13 +275,7 @@ TT_API void tt_proxy_stats_write(const tt_proxy *p, tt_json *j, const char *key)
         tt_json_end(j);
     }
     tt_json_end(j);
-    tt_proxy_tls_stats ts;
-    tt_proxy_get_tls_stats(p, &ts);
-    tt_json_object(j, "tls");
-    tt_json_uint(j, "handshakes_full", ts.handshakes_full);
-    tt_json_uint(j, "handshakes_resumed", ts.handshakes_resumed);
-    tt_json_uint(j, "failures", ts.failures);
-    tt_json_end(j);
+    tt_proxy_tls_stats_write(p, j, "tls");
     tt_json_end(j);
 }
 

@@ -81,13 +81,7 @@ void tt_insight_upstreams_json(tt_json *j)
         tt_json_end(j);
     }
     tt_json_end(j);
-    tt_proxy_tls_stats ts; /* the upstream leg's TLS handshakes, all upstreams */
-    tt_proxy_get_tls_stats(p, &ts);
-    tt_json_object(j, "upstream_tls");
-    tt_json_uint(j, "handshakes_full", ts.handshakes_full);
-    tt_json_uint(j, "handshakes_resumed", ts.handshakes_resumed);
-    tt_json_uint(j, "failures", ts.failures);
-    tt_json_end(j);
+    tt_proxy_tls_stats_write(p, j, "upstream_tls"); /* the upstream leg's TLS handshakes */
 }
 
 /* The per-upstream metrics with one value each, in the order values() fills them. */

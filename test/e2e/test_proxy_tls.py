@@ -14,6 +14,7 @@ import tempfile
 import unittest
 
 import proxy_peers as pp
+import test_proxy_basic as basic
 import tt
 
 
@@ -54,19 +55,10 @@ def backend_tls(b):
     return json.loads(body)["tls"]
 
 
-def get(p, path="/", method="GET", body=None, headers=None):
-    c = http.client.HTTPConnection("127.0.0.1", p.port, timeout=30)
-    try:
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
-
-
-def run(*args):
-    return subprocess.run([tt.TETHER, "proxy"] + list(args), capture_output=True, text=True,
-                          timeout=20)
+def get(p, path="/", method="GET", body=None):
+    """A cleartext request to the proxy: (status, body)."""
+    st, _, b = basic.get(p, path, method=method, body=body)
+    return st, b
 
 
 class ProxyTlsUpstream(tt.TestCase):
@@ -231,7 +223,7 @@ class ProxyTlsUpstream(tt.TestCase):
 
 class ProxyTlsCli(tt.TestCase):
     def test_flags_in_help_and_usage_errors(self):
-        h = run("--help")
+        h = basic.run("--help")
         for flag in ("--upstream-cacert FILE", "--upstream-insecure", "--upstream-sni NAME",
                      "https://HOST[:PORT]"):
             self.assertIn(flag, h.stdout)
@@ -241,7 +233,7 @@ class ProxyTlsCli(tt.TestCase):
                            "--upstream-sni 'a/b'"),
                           (["--upstream", "https://127.0.0.1:0"], "--upstream https://127.0.0.1:0")):
             with self.subTest(args=args):
-                r = run("--listen", "127.0.0.1:%d" % tt.free_port(), *args)
+                r = basic.run("--listen", "127.0.0.1:%d" % tt.free_port(), *args)
                 self.assertEqual(r.returncode, 2, r.stderr)
                 self.assertIn("tether proxy: " + msg, r.stderr)
 
