@@ -35,12 +35,13 @@ CLK_TCK = rp.CLK_TCK
 LOAD_CPU = rp.LOAD_CPU  # the proxy runs on rp.SERVER_CPU
 DOC = os.path.join(ROOT, "docs", "BENCHMARKS.md")
 BEGIN, END = "<!-- proxy:begin -->", "<!-- proxy:end -->"
-PROXIES = ["tether", "nginx-ka", "nginx-default", "haproxy"]
+PROXIES = ["tether", "nginx-ka", "nginx-default", "haproxy", "floor"]
 TITLES = {
     "tether": "tether proxy (--upstream-keepalive 32)",
     "nginx-ka": "nginx, upstream keepalive 32",
     "nginx-default": "nginx, default upstream (HTTP/1.0, close)",
     "haproxy": "HAProxy, http-reuse safe",
+    "floor": "proxy floor (relay only: 4 syscalls/request)",
 }
 
 NGINX = """worker_processes 1;
@@ -125,6 +126,12 @@ def proxy_argv(name, port, backend, workdir):
                                  http11=http11))
         return ["nginx", "-p", workdir, "-e", os.path.join(workdir, name + ".early.log"), "-c",
                 conf, "-g", "daemon off;"]
+    if name == "floor":
+        exe = os.path.join(workdir, "proxy_floor")
+        if not os.path.exists(exe):
+            subprocess.run(["gcc", "-O2", "-o", exe, os.path.join(HERE, "peers", "proxy_floor.c")],
+                           check=True)
+        return [exe, str(port), str(backend)]
     if name == "haproxy":
         conf = os.path.join(workdir, "haproxy.cfg")
         with open(conf, "w") as f:

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tether/http1.h"
+
 /* Content-Length: 1*DIGIT or a list of identical ones. 0, -1 malformed, -2 differing. */
 int tt__http1_parse_content_length(const char *v, size_t n, uint64_t *out);
 /* uri-host [":" port] without userinfo; need_port: authority-form for CONNECT. 1 if valid. */
@@ -13,5 +15,9 @@ int tt__http1_valid_host(const char *v, size_t n, int need_port);
  * routing, connection control, request modifiers, authentication, content metadata): the
  * decoder refuses it and the client never sends it. */
 int tt__http1_trailer_forbidden(const char *n, size_t len);
+/* "Name: value" split at the first colon, OWS around the value removed, no byte checked (the
+ * serializers check every field they write): 0, or -1 without a colon. tt_http1_header_line is
+ * this plus the checks. out points into line. */
+int tt__http1_header_split(const char *line, size_t len, tt_header *out);
 
 #endif

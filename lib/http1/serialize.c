@@ -5,6 +5,7 @@
 
 #include "common/api.h"
 #include "http1/chars.h"
+#include "http1/internal.h"
 #include "tether/http1.h"
 
 TT_API const char *tt_http1_reason(int status)
@@ -267,7 +268,7 @@ TT_API int tt_http1_value_valid(const char *s, size_t n)
     return !n || (!TT__IS(s[0], TT__C_OWS) && !TT__IS(s[n - 1], TT__C_OWS));
 }
 
-TT_API int tt_http1_header_line(const char *line, size_t len, tt_header *out)
+int tt__http1_header_split(const char *line, size_t len, tt_header *out)
 {
     const char *colon = memchr(line, ':', len);
     if (!colon) return -1;
@@ -276,11 +277,20 @@ TT_API int tt_http1_header_line(const char *line, size_t len, tt_header *out)
         v++;
     while (e > v && TT__IS(line[e - 1], TT__C_OWS))
         e--;
-    if (!tt_http1_token_valid(line, nlen) || !tt_http1_value_valid(line + v, e - v)) return -1;
     out->name = line;
     out->name_len = nlen;
     out->value = line + v;
     out->value_len = e - v;
+    return 0;
+}
+
+TT_API int tt_http1_header_line(const char *line, size_t len, tt_header *out)
+{
+    tt_header h;
+    if (tt__http1_header_split(line, len, &h) < 0 || !tt_http1_token_valid(h.name, h.name_len) ||
+        !tt_http1_value_valid(h.value, h.value_len))
+        return -1;
+    *out = h;
     return 0;
 }
 

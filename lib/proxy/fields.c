@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -70,27 +71,37 @@ void tt__parena_free(tt__parena *a)
 
 /* ---- hop-by-hop ---- */
 
-static int is(const char *name, size_t n, const char *lit)
+/* Case-insensitive equality of the token name[0,n) with lit[0,ln): the length, then the first
+ * letter (| 0x20 folds the case; names are tokens, the literals start with a letter) reject most
+ * pairs before any string call. */
+static inline int is_n(const char *name, size_t n, const char *lit, size_t ln)
 {
-    /* the first letter rejects most pairs before any length or string call (names are
-     * tokens and the literals start with a letter: | 0x20 folds the case) */
-    return n && (name[0] | 0x20) == (lit[0] | 0x20) && strlen(lit) == n &&
-           !strncasecmp(name, lit, n);
+    return n == ln && n && (name[0] | 0x20) == (lit[0] | 0x20) && !strncasecmp(name, lit, n);
 }
+
+/* is_n with a string literal, its length known at compile time (no strlen per field) */
+#define is(name, n, lit) is_n((name), (n), "" lit, sizeof(lit) - 1)
 
 int tt__proxy_hop_static(const char *name, size_t n)
 {
-    static const char *const hop[] = {"Connection",
-                                      "Keep-Alive",
-                                      "TE",
-                                      "Transfer-Encoding",
-                                      "Upgrade",
-                                      "Proxy-Connection",
-                                      "Proxy-Authenticate",
-                                      "Proxy-Authorization",
-                                      NULL};
-    for (int i = 0; hop[i]; i++)
-        if (is(name, n, hop[i])) return 1;
+#define HOP(s)                                                                                     \
+    {                                                                                              \
+        s, sizeof(s) - 1                                                                           \
+    }
+    static const struct {
+        const char *s;
+        size_t n;
+    } hop[] = {HOP("Connection"),
+               HOP("Keep-Alive"),
+               HOP("TE"),
+               HOP("Transfer-Encoding"),
+               HOP("Upgrade"),
+               HOP("Proxy-Connection"),
+               HOP("Proxy-Authenticate"),
+               HOP("Proxy-Authorization")};
+#undef HOP
+    for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
+        if (is_n(name, n, hop[i].s, hop[i].n)) return 1;
     return 0;
 }
 
@@ -142,7 +153,7 @@ static int combined(tt__parena *a, const tt__preq_in *in, const char *name, cons
     memcpy(a->buf + a->len + total, ": ", 2);
     a->len += total + 2;
     for (int i = 0; i < in->n; i++) {
-        if (!is(in->names[i], in->nlens[i], name) || !in->vlens[i]) continue;
+        if (!is_n(in->names[i], in->nlens[i], name, total) || !in->vlens[i]) continue;
         if (tt__parena_reserve(a, in->vlens[i] + 2) < 0) return -ENOMEM;
         if (any) {
             memcpy(a->buf + a->len, ", ", 2);
@@ -265,11 +276,16 @@ int tt__proxy_res_fields(const tt_exchange *x, const char *via, tt__parena *scra
     size_t mark = scratch->len;
     /* all or nothing: a head the response writer cannot hold is refused before any field */
     size_t nf = 1, bytes = 3 + mark - 1;
+    /* each field's verdict, so the second pass does not redo it (x->hdrs holds at most 64) */
+    _Static_assert(sizeof x->hdrs / sizeof x->hdrs[0] <= 64, "one bit per field");
+    uint64_t skip = 0;
     for (int i = 0; i < x->nhdrs; i++) {
         const tt_hdr_span *s = &x->hdrs[i];
         if (tt__proxy_hop(h + s->name, s->name_len, cv, cl, nc) ||
-            res_own(h + s->name, s->name_len))
+            res_own(h + s->name, s->name_len)) {
+            skip |= (uint64_t)1 << i;
             continue;
+        }
         nf++;
         bytes += s->name_len + s->value_len;
     }
@@ -277,7 +293,7 @@ int tt__proxy_res_fields(const tt_exchange *x, const char *via, tt__parena *scra
     for (int i = 0; i < x->nhdrs; i++) {
         const tt_hdr_span *s = &x->hdrs[i];
         const char *nm = h + s->name;
-        if (tt__proxy_hop(nm, s->name_len, cv, cl, nc) || res_own(nm, s->name_len)) continue;
+        if ((skip >> i) & 1) continue;
         scratch->len = mark;
         long no = tt__parena_put(scratch, nm, s->name_len);
         long val = tt__parena_put(scratch, h + s->value, s->value_len);

@@ -86,7 +86,12 @@ static int res_grow(struct tt_res *r)
 
 int tt__res_add_header(struct tt_res *r, const char *name, const char *value)
 {
-    size_t nl = strlen(name), vl = strlen(value);
+    return tt__res_add_header_n(r, name, strlen(name), value, strlen(value));
+}
+
+int tt__res_add_header_n(struct tt_res *r, const char *name, size_t nl, const char *value,
+                         size_t vl)
+{
     if (r->nhdrs >= TT_RES_MAX_FIELDS || r->store_used + nl + vl > TT_RES_FIELD_BYTES)
         return -ENOSPC;
     if (!r->big &&

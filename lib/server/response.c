@@ -9,6 +9,9 @@
 #include "common/api.h"
 #include "server/server_int.h"
 
+/* name[0,nl) is the literal lit, case-insensitively (the length first: no string call for most) */
+#define NAME_IS(name, nl, lit) ((nl) == sizeof(lit) - 1 && !strncasecmp((name), "" lit, (nl)))
+
 /* 1 if the comma-separated list v has the token tok (case-insensitive). */
 static int has_token(const char *v, const char *tok, size_t tl)
 {
@@ -26,19 +29,19 @@ TT_API int tt_res_header(tt_res *res, const char *name, const char *value)
 {
     if (!name || !value) return -EINVAL;
     if (res->started) return -EALREADY;
-    if (!tt_http1_token_valid(name, strlen(name)) || !tt_http1_value_valid(value, strlen(value)))
-        return -EINVAL;
+    size_t nl = strlen(name), vl = strlen(value);
+    if (!tt_http1_token_valid(name, nl) || !tt_http1_value_valid(value, vl)) return -EINVAL;
     /* The server's own fields: the framing comes from tt_res_start, keep-alive from the
      * server; "Connection: close" is honoured as tt_res_close, never appended raw. */
-    if (!strcasecmp(name, "Connection")) {
+    if (NAME_IS(name, nl, "Connection")) {
         if (!has_token(value, "close", 5)) return -EPERM;
         tt_res_close(res);
         return 0;
     }
-    if (!strcasecmp(name, "Content-Length") || !strcasecmp(name, "Transfer-Encoding") ||
-        !strcasecmp(name, "Keep-Alive"))
+    if (NAME_IS(name, nl, "Content-Length") || NAME_IS(name, nl, "Transfer-Encoding") ||
+        NAME_IS(name, nl, "Keep-Alive"))
         return -EPERM;
-    return tt__res_add_header(res, name, value);
+    return tt__res_add_header_n(res, name, nl, value, vl);
 }
 
 TT_API void tt_res_close(tt_res *res)

@@ -346,6 +346,9 @@ void tt__x_split_target(struct tt_req *x);
 size_t tt__x_trailers_pack(struct tt_req *x, char *dst);
 /* Store a header for the head (tt_res_header checked it; the head writer checks it again). */
 int tt__res_add_header(struct tt_res *r, const char *name, const char *value);
+/* tt__res_add_header with the lengths known (name[0,nl), value[0,vl)); same checks. */
+int tt__res_add_header_n(struct tt_res *r, const char *name, size_t nl, const char *value,
+                         size_t vl);
 /* Serialize head h into x's write buffer (grown to fit). 0, -EINVAL (an invalid field:
  * nothing written) or -ENOMEM. */
 int tt__res_write_head(struct tt_req *x, tt_http1_response_head *h);
