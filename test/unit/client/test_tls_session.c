@@ -270,3 +270,29 @@ Test(tls_session, handshaking_state_traced)
     cr_assert_eq(saw_hs, 3);
     fx_end(&f);
 }
+
+/* tls_server_name replaces the URL's host as SNI and as the name verified (the proxy's
+ * --upstream-sni): the test certificate names localhost and 127.0.0.1, not wrong.example. */
+Test(tls_session, server_name_is_the_name_verified)
+{
+    const char *names[] = {"localhost", "wrong.example"};
+    for (int k = 0; k < 2; k++) {
+        tt_client_opts o;
+        tt_client_opts_default(&o);
+        o.ca_file = CERTS "/ca.pem";
+        o.tls_server_name = names[k];
+        fx f;
+        cr_assert_eq(tt_client_new(&f.c, &o), 0);
+        srv_start(tt_client_loop(f.c), "server");
+        snprintf(f.url, sizeof f.url, "https://127.0.0.1:%d/", S.port);
+        tt_exchange_init(&f.x);
+        int r = fetch(&f, 1);
+        if (k == 0) {
+            cr_expect_eq(r, 0, "%s", f.x.error_what);
+            cr_expect_eq(f.x.status, 200);
+        } else {
+            cr_expect_eq(r, -EKEYREJECTED, "%d %s", r, f.x.error_what);
+        }
+        fx_end(&f);
+    }
+}
