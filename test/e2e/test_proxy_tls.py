@@ -3,6 +3,7 @@ behind it. GET and POST through, the upstream TLS connection kept alive and new 
 the session, verification on by default (502 tls_cert without the CA, 200 with
 --upstream-insecure), SNI, a handshake failure (502 tls_handshake), mixed http/https upstreams,
 TLS on both legs. Certificates: scripts/mkcerts.sh (tt.certs())."""
+import hashlib
 import http.client
 import json
 import os
@@ -89,6 +90,33 @@ class ProxyTlsUpstream(tt.TestCase):
             ut = pp.status(p)["upstream_tls"]
             self.assertLessEqual(ut["handshakes_full"] + ut["handshakes_resumed"], 2, ut)
             self.assertEqual(ut["failures"], 0, ut)
+
+    def test_10mb_bodies_both_framings_through_tls(self):
+        # tether serve --echo sends the body back: 10 MB up and down the TLS upstream leg
+        data = os.urandom(1 << 20) * 10
+        want = hashlib.sha256(data).hexdigest()
+        with tls_backend("--max-body", "16m") as b, \
+                pp.proxy([b], "--upstream-cacert", cert("ca.pem")) as p:
+            for chunked in (False, True):
+                with self.subTest(chunked=chunked):
+                    c = http.client.HTTPConnection("127.0.0.1", p.port, timeout=120)
+                    if chunked:
+                        blocks = (data[i:i + 65536] for i in range(0, len(data), 65536))
+                        c.request("POST", "/", body=blocks, encode_chunked=True,
+                                  headers={"Transfer-Encoding": "chunked"})
+                    else:
+                        c.request("POST", "/", body=data)
+                    r = c.getresponse()
+                    h = hashlib.sha256()
+                    n = 0
+                    while True:
+                        piece = r.read(1 << 16)
+                        if not piece:
+                            break
+                        h.update(piece)
+                        n += len(piece)
+                    c.close()
+                    self.assertEqual((r.status, n, h.hexdigest()), (200, len(data), want))
 
     def test_new_upstream_connections_resume_the_session(self):
         # the backend closes after each response: every request needs a new TLS connection
