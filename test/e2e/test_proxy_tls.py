@@ -153,6 +153,10 @@ class ProxyTlsUpstream(tt.TestCase):
             with pp.proxy([b], "--upstream-cacert", cert("ca.pem"), "--upstream-sni",
                           "localhost", "--upstream-host", "example.org") as p:
                 self.assertEqual(get(p), (200, b"Hello, World!"))
+            # --upstream-host rewrites Host only: the name verified is still the URL's
+            with pp.proxy([b], "--upstream-cacert", cert("ca.pem"), "--upstream-host",
+                          "wrong.example") as p:
+                self.assertEqual(get(p), (200, b"Hello, World!"))
             with pp.proxy([b], "--upstream-cacert", cert("ca.pem"), "--upstream-sni",
                           "wrong.example") as p:
                 st, body = get(p)
