@@ -1,9 +1,12 @@
 /* clientbench — tether's asynchronous client pool vs libcurl's multi interface (connection
  * reuse), same server, same run: requests/s and client CPU µs per request (getrusage).
  *
- *   clientbench URL [-c CONNS] [-n REQUESTS] [-r ROUNDS]
+ *   clientbench URL [-c CONNS] [-n REQUESTS] [-r ROUNDS] [-k]
  * e.g. build/floor 18099 & build/bench/clientbench http://127.0.0.1:18099/ -c 50 -n 200000
- * Rounds alternate tether and libcurl; the medians are printed. Results: docs/bench-client.md. */
+ * Rounds alternate tether and libcurl; the medians are printed. Results: docs/bench-client.md.
+ * https:// URLs: both clients over TLS (-k: neither verifies the certificate), and after the
+ * rounds one tether pass with a new connection per request (Connection: close) that reports
+ * its TLS handshakes, full and resumed (the client's per-route session cache). */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +39,8 @@ typedef struct result {
 /* ---- tether ---- */
 static long t_left, t_done, t_err;
 static tt_client *t_client;
+static int insecure;  /* -k */
+static int t_noreuse; /* the new-connection pass: Connection: close on every request */
 
 static int t_body(tt_exchange *x, const char *p, size_t n)
 {
@@ -58,6 +63,7 @@ static result run_tether(const char *url, int conns, long n)
     tt_client_opts_default(&o);
     o.max_per_route = conns;
     o.max_total = conns;
+    o.insecure = insecure;
     tt_client_new(&t_client, &o);
     tt_exchange *xs = calloc((size_t)conns, sizeof *xs);
     t_left = n;
@@ -68,13 +74,24 @@ static result run_tether(const char *url, int conns, long n)
         xs[i].url = url;
         xs[i].on_body = t_body;
         xs[i].on_done = t_on_done;
+        xs[i].no_keepalive = t_noreuse;
         tt_client_start(t_client, &xs[i]);
     }
     tt_client_wait(t_client, -1);
     double t1 = now_s(), c1 = cpu_s();
     tt_client_stats st;
     tt_client_get_stats(t_client, &st);
-    if (st.connections_opened > (uint64_t)conns)
+    if (t_noreuse)
+        printf("new connections: %llu opened, TLS handshakes %llu full, %llu resumed, %llu "
+               "failed\n",
+               (unsigned long long)st.connections_opened,
+               (unsigned long long)st.tls_handshakes_full,
+               (unsigned long long)st.tls_handshakes_resumed, (unsigned long long)st.tls_failures);
+    else if (st.tls_handshakes_full + st.tls_handshakes_resumed)
+        printf("tether: TLS handshakes %llu full, %llu resumed\n",
+               (unsigned long long)st.tls_handshakes_full,
+               (unsigned long long)st.tls_handshakes_resumed);
+    if (st.connections_opened > (uint64_t)conns && !t_noreuse)
         fprintf(stderr, "tether: %llu connections opened\n",
                 (unsigned long long)st.connections_opened);
     for (int i = 0; i < conns; i++)
@@ -104,6 +121,10 @@ static result run_curl(const char *url, int conns, long n)
         curl_easy_setopt(hs[i], CURLOPT_URL, url);
         curl_easy_setopt(hs[i], CURLOPT_WRITEFUNCTION, c_body);
         curl_easy_setopt(hs[i], CURLOPT_TCP_NODELAY, 1L);
+        if (insecure) {
+            curl_easy_setopt(hs[i], CURLOPT_SSL_VERIFYPEER, 0L);
+            curl_easy_setopt(hs[i], CURLOPT_SSL_VERIFYHOST, 0L);
+        }
         curl_multi_add_handle(m, hs[i]);
     }
     int running = 1;
@@ -160,11 +181,13 @@ int main(int argc, char **argv)
             n = atol(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc)
             rounds = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-k"))
+            insecure = 1;
         else
             url = argv[i];
     }
     if (!url || conns < 1 || n < 1 || rounds < 1 || rounds > 15) {
-        fprintf(stderr, "usage: clientbench URL [-c CONNS] [-n REQUESTS] [-r ROUNDS<=15]\n");
+        fprintf(stderr, "usage: clientbench URL [-c CONNS] [-n REQUESTS] [-r ROUNDS<=15] [-k]\n");
         return 2;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -186,6 +209,11 @@ int main(int argc, char **argv)
     printf("median: tether %.0f req/s %.2f us/req | libcurl %.0f req/s %.2f us/req | "
            "throughput x%.2f, cpu/req x%.2f better | errors %ld\n",
            a, b, c, d, a / c, d / b, errs);
+    if (!strncmp(url, "https://", 8)) { /* do new connections resume? */
+        t_noreuse = 1;
+        result t = run_tether(url, conns < 10 ? conns : 10, n < 500 ? n : 500);
+        errs += t.errors;
+    }
     curl_global_cleanup();
     return errs ? 1 : 0;
 }

@@ -30,21 +30,26 @@ enum {
     EX_RECV = 56,
     EX_REDIRS = 47,
     EX_FILESIZE = 63,
+    EX_TLS_CONNECT = 35, /* TLS handshake failed */
+    EX_TLS_CERT = 60,    /* the server's certificate did not verify */
+    EX_TLS_SETUP = 77,   /* the TLS context could not be made (--cacert file, cipher list) */
 };
 
 static const char get_footer[] =
     "exit codes (curl-like): 0 ok, 1 unsupported scheme, 2 usage, 3 bad URL,\n"
     "  6 cannot resolve, 7 cannot connect, 8 malformed response, 18 closed mid-body,\n"
     "  22 HTTP error with -f, 23 write error, 26 cannot read -d @FILE, 28 timeout,\n"
-    "  47 too many redirects, 52 empty reply, 55 send failed, 56 receive failed,\n"
-    "  63 body over --max-filesize. With several URLs: the first failure's code.\n";
+    "  35 TLS handshake failed, 47 too many redirects, 52 empty reply, 55 send failed,\n"
+    "  56 receive failed, 60 certificate did not verify, 63 body over --max-filesize,\n"
+    "  77 cannot use --cacert/--ciphers. With several URLs: the first failure's code.\n";
 
 /* What get's options set. */
 typedef struct get_opts {
     int verbose, stats, http10, noka, parallel, maxc, fail_http, pipeline, follow, max_redirs;
-    double interval, timeout, speed_time;
+    int insecure, tls_min;
+    double interval, timeout, speed_time, tls_timeout;
     long long max_filesize, speed_limit;
-    const char *method, *data, *outpath, *tcpka, *unix_socket;
+    const char *method, *data, *outpath, *tcpka, *unix_socket, *cacert, *ciphers, *tls_min_s;
     tt_opt_list hdrs;
     tt_keepalive ka;
 } get_opts;
@@ -97,6 +102,16 @@ static int get_options(int argc, char **argv, get_opts *o, int *first)
          "window of --speed-limit", "30"},
         {"unix-socket", 0, TT_OPT_STRING, "PATH", 0, 0, &o->unix_socket,
          "connect to this Unix-domain socket instead of the URL's host", NULL},
+        {"cacert", 0, TT_OPT_STRING, "FILE", 0, 0, &o->cacert,
+         "https: trust the CA certificates in FILE (PEM) instead of the system store", NULL},
+        {"insecure", 'k', TT_OPT_FLAG, NULL, 0, 0, &o->insecure,
+         "https: do not verify the server's certificate or host name", NULL},
+        {"tls-min", 0, TT_OPT_STRING, "1.2|1.3", 0, 0, &o->tls_min_s,
+         "https: lowest TLS version offered", "1.2"},
+        {"ciphers", 0, TT_OPT_STRING, "LIST", 0, 0, &o->ciphers,
+         "https: TLS 1.2 cipher list (OpenSSL syntax)", NULL},
+        {"tls-timeout", 0, TT_OPT_DURATION, "SEC", 0.001, 86400, &o->tls_timeout,
+         "https: TLS handshake time limit (after the TCP connect)", "10"},
         TT_OPT_END,
     };
     const tt_opt_cmd cmd = {"get", "[options] URL...",
@@ -107,6 +122,11 @@ static int get_options(int argc, char **argv, get_opts *o, int *first)
     if (*first >= argc) return tt_opt_error(&cmd, "no URL given");
     if (o->tcpka && tt_keepalive_parse(&o->ka, o->tcpka) < 0)
         return tt_opt_error(&cmd, "bad --tcp-keepalive '%s' (IDLE:INTVL:CNT)", o->tcpka);
+    if (o->tls_min_s) {
+        if (strcmp(o->tls_min_s, "1.2") && strcmp(o->tls_min_s, "1.3"))
+            return tt_opt_error(&cmd, "bad --tls-min '%s' (1.2 or 1.3)", o->tls_min_s);
+        o->tls_min = o->tls_min_s[2] == '3' ? 13 : 12;
+    }
     return TT_OPT_OK;
 }
 
@@ -134,6 +154,9 @@ static int exit_code(const tt_exchange *x)
     int e = x->error;
     const char *w = x->error_what ? x->error_what : "";
     if (!e) return 0;
+    if (!strncmp(w, "certificate: ", 13)) return EX_TLS_CERT;
+    if (!strncmp(w, "tls setup", 9)) return EX_TLS_SETUP;
+    if (!strncmp(w, "tls handshake: ", 15) && e != -ETIMEDOUT) return EX_TLS_CONNECT;
     if (e == -EPROTONOSUPPORT) return EX_UNSUPPORTED;
     if (!strcmp(w, "url")) return EX_URL;
     if (!strncmp(w, "bad ", 4)) return EX_USAGE; /* "bad header", "bad method", ... */
@@ -225,9 +248,18 @@ static void report(getctx *g, int i)
     int rc = exit_code(x);
     if (!rc && g->fail_http && x->status >= 400) rc = EX_HTTP;
     if (rc && !g->rc) g->rc = rc;
-    if (x->error && !g->verbose)
-        fprintf(stderr, "tether get: %s: %s: %s\n", x->url, x->error_what,
-                x->error == -ELOOP ? "stopped" : strerror(-x->error));
+    if (x->error && !g->verbose) {
+        const char *w = x->error_what ? x->error_what : "";
+        if (!strncmp(w, "certificate: ", 13)) /* curl's wording */
+            fprintf(stderr, "tether get: %s: SSL certificate problem: %s\n", x->url, w + 13);
+        else if (!strncmp(w, "tls handshake: ", 15))
+            fprintf(stderr, "tether get: %s: TLS connect error: %s\n", x->url, w + 15);
+        else if (!strncmp(w, "truncated: ", 11) || !strncmp(w, "tls setup: ", 11))
+            fprintf(stderr, "tether get: %s: %s\n", x->url, w);
+        else
+            fprintf(stderr, "tether get: %s: %s: %s\n", x->url, w,
+                    x->error == -ELOOP ? "stopped" : strerror(-x->error));
+    }
 }
 
 static void flush_done(getctx *g)
@@ -325,7 +357,8 @@ static int start_one(getctx *g, tt_exchange *x)
     int r = tt_client_start(g->client, x);
     if (r >= 0) return 1;
     x->error = r;
-    x->error_what = r == -EPROTONOSUPPORT ? "scheme" : x->error_what ? x->error_what : "url";
+    if (!x->error_what || strncmp(x->error_what, "tls setup", 9))
+        x->error_what = r == -EPROTONOSUPPORT ? "scheme" : x->error_what ? x->error_what : "url";
     g->done[x - g->xs] = 1;
     return 0;
 }
@@ -423,6 +456,11 @@ static void client_options(const get_opts *go, tt_client_opts *o)
     o->low_speed_limit = go->speed_limit;
     if (go->speed_time > 0) o->low_speed_time_ms = (int)(go->speed_time * 1000);
     o->unix_socket = go->unix_socket;
+    o->ca_file = go->cacert;
+    o->insecure = go->insecure;
+    o->tls_min_version = go->tls_min;
+    o->ciphers = go->ciphers;
+    if (go->tls_timeout > 0) o->tls_handshake_timeout_ms = (int)(go->tls_timeout * 1000);
 }
 
 /* Run every URL: one after the other (with --interval), or --parallel at once. */

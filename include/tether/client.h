@@ -1,4 +1,5 @@
-/* tether/client.h — HTTP/1.1 client with a connection pool keyed by route (scheme, host, port).
+/* tether/client.h — HTTP/1.1 client with a connection pool keyed by route (scheme, host, port);
+ * https:// URLs run over TLS (tether/tls.h), with a per-route session cache for resumption.
  *
  * One pool, two APIs: the blocking tt_client_request (runs the client's loop until the exchange
  * completes) and the asynchronous tt_client_start (completion callback on the loop). Both lease a
@@ -84,6 +85,15 @@ typedef struct tt_client_opts {
      * --unix-socket; Host and the pool's routes still come from the URL). NULL: TCP. The
      * string must outlive the client. */
     const char *unix_socket;
+    /* TLS for https:// URLs (one context per client, created on the first https route and
+     * freed with the client). Strings must outlive the client. */
+    const char *ca_file;          /* PEM trust anchors instead of the system store (curl's
+                                     --cacert); NULL: the system store */
+    int insecure;                 /* nonzero: skip certificate and host name verification (-k) */
+    int tls_min_version;          /* 12 or 13 (default 12: TLS 1.2) */
+    const char *ciphers;          /* TLS 1.2 cipher list (OpenSSL syntax); NULL: OpenSSL's */
+    int tls_handshake_timeout_ms; /* from TCP connected to handshake done, on top of
+                                     connect_timeout_ms (default 10000; TT_OFF: none) */
 } tt_client_opts;
 
 /* States of a pooled connection (trace hook, machine "conn"). */
@@ -92,7 +102,8 @@ enum tt_client_conn_state {
     TT_CLIENT_CONN_CONNECTING, /* TCP connect in progress */
     TT_CLIENT_CONN_BUSY,       /* leased: carrying one exchange (or a pipeline) */
     TT_CLIENT_CONN_IDLE,       /* in the pool, watched for FIN/RST/stray bytes */
-    TT_CLIENT_CONN_CLOSED      /* closed and freed right after */
+    TT_CLIENT_CONN_CLOSED,     /* closed and freed right after */
+    TT_CLIENT_CONN_HANDSHAKING /* TCP connected, TLS handshake in progress (https) */
 };
 
 /* Phases of an exchange (trace hook, machine "exchange"). */
@@ -150,6 +161,12 @@ typedef struct tt_client_stats {
     uint64_t evictions[TT_EVICT_NREASONS];
     uint64_t lease_wait[TT_CLIENT_WAIT_BUCKETS]; /* lease waits by log2(ms) bucket */
     int open, leased, idle, pending;             /* current gauges */
+    /* TLS (https routes; all 0 without one) */
+    uint64_t tls_handshakes_full;    /* completed handshakes without resumption */
+    uint64_t tls_handshakes_resumed; /* completed handshakes that resumed a route's session */
+    uint64_t tls_handshake_us_p50;   /* median handshake time, microseconds (from a log2
+                                        histogram, interpolated within the bucket) */
+    uint64_t tls_failures;           /* handshakes that failed (certificate, protocol, timeout) */
 } tt_client_stats;
 
 /* Per-route view. */
@@ -159,6 +176,7 @@ typedef struct tt_route_stats {
     int leased, idle, pending, connecting;
     uint64_t opened, requests, reused;
     uint64_t learned_idle_ms; /* idle-close time learned from the server (0: unknown) */
+    int tls;                  /* an https route (the route key includes the scheme) */
 } tt_route_stats;
 
 /* Called when an asynchronous exchange completes (x->error tells how). x may be reused or
@@ -208,7 +226,7 @@ typedef struct tt_hdr_span {
 struct tt_exchange {
     /* ---- request (caller) ---- */
     const char *method;         /* "GET" when NULL */
-    const char *url;            /* http://host[:port]/path?query */
+    const char *url;            /* http[s]://host[:port]/path?query */
     const char *const *headers; /* "Name: value" lines, without CRLF (checked: CR, LF, NUL or
                                    a bad name refuse the request; Content-Length,
                                    Transfer-Encoding and Connection are the library's and are
@@ -241,7 +259,13 @@ struct tt_exchange {
     int nbody_trailers;
 
     /* ---- outcome (library) ---- */
-    int error;              /* 0 or a negative errno (-ETIMEDOUT, -ECONNRESET, -EPROTO, ...) */
+    int error;              /* 0 or a negative errno (-ETIMEDOUT, -ECONNRESET, -EPROTO, ...).
+                               TLS: -EKEYREJECTED the certificate did not verify (error_what
+                               "certificate: <reason>"), -EPROTO the handshake failed ("tls
+                               handshake: <reason>"), -EPIPE a close-delimited body ended
+                               without close_notify ("truncated: no close_notify"); neither
+                               handshake failure is retried. A "certificate: "/"tls handshake: "
+                               text lives in the route: valid until the client is freed. */
     const char *error_what; /* short text for error ("connect", "lease timeout", ...) */
     int sent_state;         /* on error: TT_NOT_SENT or TT_MAYBE_PROCESSED */
     int status;             /* final status code */

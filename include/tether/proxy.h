@@ -63,8 +63,8 @@ typedef struct tt_proxy_config {
     const char *upstream_host; /* Host sent upstream [none: the client's Host]; copied */
     const char *via;           /* Via pseudonym: "Via: 1.1 <via>" ["tether"]; copied */
     int no_forwarded;          /* > 0: do not add X-Forwarded-For/-Proto/-Host [add them] */
-    const char *proto;         /* X-Forwarded-Proto value: the scheme clients used ["http"; set
-                                  "https" on a TLS listener]; copied */
+    const char *proto;         /* X-Forwarded-Proto value [per connection: "https" on a TLS
+                                  connection, else "http"]; copied */
     int buffer;                /* bytes buffered per exchange and direction before the sender is
                                   paused (request body: the client's socket is not read;
                                   response: the upstream's) [65536] */

@@ -62,7 +62,8 @@ typedef struct tt_tls_opts {
  * one-line reason (OpenSSL's error, the file name) into err. *out is owned by the caller. */
 int tt_tls_ctx_new(tt_tls_ctx **out, const tt_tls_opts *o, char *err, size_t errlen);
 /* Re-read cert_file and key_file (SIGHUP): new handshakes use the new pair, connections open
- * before keep theirs. Any thread. 0, or -errno with err set and the old pair still in use. */
+ * before keep theirs. Any thread. 0, or -errno with err set and the old pair still in use
+ * (-EINVAL also for a client context). */
 int tt_tls_ctx_reload(tt_tls_ctx *ctx, char *err, size_t errlen);
 /* Free a context (after every stream using it is closed). NULL is fine. */
 void tt_tls_ctx_free(tt_tls_ctx *ctx);
@@ -78,19 +79,23 @@ typedef struct tt_tls_stats {
 } tt_tls_stats;
 /* Snapshot of ctx's counters into *out. */
 void tt_tls_ctx_stats(const tt_tls_ctx *ctx, tt_tls_stats *out);
+/* Median handshake time in microseconds of st->handshake_us_hist (interpolated within its
+ * log2 bucket; 0 when empty): the one place that reads the histogram (client stats, bench). */
+uint64_t tt_tls_stats_handshake_p50_us(const tt_tls_stats *st);
 /* Count a failure the owner detected itself (TT_TLS_FAIL_TIMEOUT). */
 void tt_tls_ctx_count_failure(tt_tls_ctx *ctx, int reason);
 
 /* Server side: make the open plain stream s a TLS server stream of ctx (no I/O yet). The first
  * tt_stream_handshake peeks at the first bytes: cleartext HTTP turns s back into a plain stream
  * and the handshake returns -EPROTONOSUPPORT (reason TT_TLS_FAIL_PLAINTEXT: the owner answers
- * 400 in cleartext and closes); other non-TLS bytes return -EPROTO (TT_TLS_FAIL_NOT_TLS).
- * 0 or -ENOMEM. */
+ * 400 in cleartext and closes; the request is still unread, and tt_stream_tls_failure of the
+ * now plain stream says TT_TLS_FAIL_NONE); other non-TLS bytes return -EPROTO
+ * (TT_TLS_FAIL_NOT_TLS). 0, -EINVAL (not a server context) or -ENOMEM. */
 int tt_stream_tls_accept(tt_stream *s, tt_tls_ctx *ctx);
 /* Client side: make the open (connected or connecting) plain stream s a TLS client stream of
  * ctx. sni: the host name sent as SNI and verified against the certificate (an IP literal is
- * verified against IP subjectAltNames and not sent as SNI); copied. resume: a session to offer
- * (NULL: none; not consumed). 0 or -errno. */
+ * verified against IP subjectAltNames and not sent as SNI); copied; NULL: no name is sent or
+ * checked. resume: a session to offer (NULL: none; not consumed). 0 or -errno. */
 int tt_stream_tls_connect(tt_stream *s, tt_tls_ctx *ctx, const char *sni,
                           const tt_tls_session *resume);
 /* Nonzero when s is a TLS stream. */
@@ -121,7 +126,9 @@ int tt_stream_tls_info(const tt_stream *s, tt_tls_info *out);
 
 /* Client session for resumption: take a reference to the session s negotiated (NULL when
  * none is resumable yet; with TLS 1.3 tickets arrive after the handshake, so ask after the
- * first response). Release with tt_tls_session_free. */
+ * first response). A TLS 1.3 session resumes once: OpenSSL's client marks a session it resumed
+ * as spent, and the server sends a fresh ticket on each resumption, so a cache replaces its
+ * entry with the session of every new connection. Release with tt_tls_session_free. */
 tt_tls_session *tt_stream_tls_session(const tt_stream *s);
 /* Drop a reference (NULL is fine). */
 void tt_tls_session_free(tt_tls_session *sess);

@@ -58,6 +58,7 @@ TT_API void tt_client_free(tt_client *c)
     tt__engine_shutdown(c);
     tt__resolve_shutdown(c);
     tt__pool_free_routes(c);
+    tt_tls_ctx_free(c->tls); /* after the last TLS stream closed */
     tt_bufpool_free(c->bp);
     if (c->own_loop) tt_loop_free(c->loop);
     free(c);
@@ -96,14 +97,17 @@ TT_API void tt_exchange_cleanup(tt_exchange *x)
 static int x_prepare(tt_client *c, tt_exchange *x, const char *file, int line)
 {
     char host[256];
-    int port;
+    int port, tls = 0;
     const char *path, *what = "url";
-    int r = x->url ? tt__client_parse_url(x->url, host, sizeof host, &port, &path) : -EINVAL;
+    int r = x->url ? tt__client_parse_url(x->url, host, sizeof host, &port, &path, &tls) : -EINVAL;
     tt__route *rt = NULL;
-    if (r == 0 && !(rt = tt__pool_route(c, host, port))) {
+    if (r == 0 && !(rt = tt__pool_route_scheme(c, host, port, tls))) {
         r = -ENOMEM;
         what = "memory";
     }
+    /* The TLS context is made before the first https exchange, so a bad CA file or cipher
+     * list refuses the request at once. */
+    if (r == 0 && tls && (r = tt__tls_ctx(c)) < 0) what = c->tls_err;
     if (r == 0) {
         tt_exchange_reset(x);
         r = tt__h1_build(x, rt->hosthdr, path, &what);

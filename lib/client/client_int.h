@@ -1,14 +1,16 @@
 /* client_int.h — internal: the client's structures and the interfaces between its files.
  *
  * Files and who calls whom (no cycle: each arrow goes one way only):
- *   api.c     public API                -> engine, pool, h1, policy, resolve
+ *   api.c     public API                -> engine, pool, h1, policy, resolve, tls
  *   engine.c  lease, attach, events, completion, retries, timeouts
- *                                       -> pool, h1, resolve, policy, stats
+ *                                       -> pool, h1, resolve, policy, stats, tls
  *   h1.c      write the request, parse the response; returns outcomes -> stats
  *   pool.c    routes, idle lists, lease queue, connection open/close; get / free -> policy, stats
  *   resolve.c the DNS thread; reports through the client's resolved hook (set by the engine)
  *   policy.c  pure decisions (reuse, expiry, retry, options, URL), unit-tested with tables
- *   stats.c   counters, JSON, names, the log sink
+ *   stats.c   counters (the TLS context's too), JSON, names, the log sink
+ *   tls.c     https: the client's TLS context, handshake step, session cache per route,
+ *             error mapping, -v lines                               -> stats
  * pool.c and resolve.c never call the engine: the engine hands them its callbacks
  * (tt_client.conn_cb, expire_cb, resolved). */
 #ifndef TT_CLIENT_INT_H
@@ -23,6 +25,7 @@
 #include "tether/client.h"
 #include "tether/http1.h"
 #include "tether/stream.h"
+#include "tether/tls.h"
 
 enum {
     TT__C_MAX_ADDRS = 8,
@@ -67,6 +70,7 @@ struct tt__conn {
     uint64_t created, last_used, lifetime_at;
     int expire_reason;
     int retired, proven, pn; /* proven: kept alive once; pn: pipelined exchanges behind x */
+    int tls_saved;           /* TLS: this connection's session went to the route's cache */
     uint32_t requests;
     tt_addr addr;
     tt_exchange *x; /* exchange whose response is being read */
@@ -82,12 +86,17 @@ struct tt__conn {
     const char *what;
 };
 
-/* A route (host, port): its addresses, idle list and counters. Lives as long as the client. */
+/* A route (scheme, host, port): its addresses, idle list, counters and, for https, its latest
+ * resumable TLS session. Lives as long as the client. */
 struct tt__route {
     tt__list link;
     char host[256];
     char hosthdr[272]; /* Host field value */
     int port;
+    int tls;              /* https: connections run a TLS handshake first */
+    tt_tls_session *sess; /* the latest resumable session (a reference), offered by new
+                             connections; NULL: none yet */
+    char tls_what[200];   /* error_what of the last TLS failure ("certificate: ...") */
     tt_addr addrs[TT__C_MAX_ADDRS];
     int naddr;
     uint64_t resolved_at;
@@ -110,7 +119,9 @@ struct tt_client {
     unsigned next_id, next_xid;
     uint32_t rng;
     tt_client_stats st;
-    tt__list jobs; /* lookups running in helper threads */
+    tt__list jobs;     /* lookups running in helper threads */
+    tt_tls_ctx *tls;   /* created on the first https route, freed with the client */
+    char tls_err[200]; /* error_what when the context cannot be created ("tls setup: ...") */
     /* The engine's callbacks, so that pool.c and resolve.c never call engine.c. */
     tt_io_cb conn_cb;                              /* connection readiness */
     tt_timer_cb expire_cb;                         /* idle connection expired */
@@ -252,10 +263,11 @@ uint64_t tt__client_lifetime(const tt_client_opts *o, uint64_t now, uint32_t *rn
  * closed it: the shortest seen (0 = unknown). */
 uint64_t tt__client_learn(uint64_t learned, uint64_t idle_ms);
 
-/* Split url (http://host[:port]/path) into host, port and path (points into url). 0 or
- * -EINVAL (also for a space or control byte anywhere) / -EPROTONOSUPPORT (https or another
- * scheme). */
-int tt__client_parse_url(const char *url, char *host, size_t hostsz, int *port, const char **path);
+/* Split url (http[s]://host[:port]/path) into host, port (80, https 443), path (points into
+ * url) and *tls (https). 0 or -EINVAL (also for a space or control byte anywhere) /
+ * -EPROTONOSUPPORT (another scheme). */
+int tt__client_parse_url(const char *url, char *host, size_t hostsz, int *port, const char **path,
+                         int *tls);
 
 /* Lease-wait histogram bucket of a wait of ms milliseconds. */
 int tt__client_wait_bucket(uint64_t ms);
@@ -273,8 +285,14 @@ void tt__client_log_lines(tt_client *c, const char *prefix, const char *text, si
 
 /* ---- pool.c: routes, connections, idle lists, lease queue ---- */
 
-/* The route for (host, port), created on first use. NULL when out of memory. */
-tt__route *tt__pool_route(tt_client *c, const char *host, int port);
+/* The route for (scheme, host, port), created on first use: http://h:443 and https://h:443 are
+ * two routes. NULL when out of memory. */
+tt__route *tt__pool_route_scheme(tt_client *c, const char *host, int port, int tls);
+/* The plain http route for (host, port). */
+static inline tt__route *tt__pool_route(tt_client *c, const char *host, int port)
+{
+    return tt__pool_route_scheme(c, host, port, 0);
+}
 /* Free every route (client shutdown; connections already closed). */
 void tt__pool_free_routes(tt_client *c);
 /* The one transition function of a connection's state: keeps the route's counters and idle
@@ -327,6 +345,26 @@ void tt__engine_start(tt_exchange *x, int deferred);
 void tt__engine_shutdown(tt_client *c);
 /* Queue x's flow step (loop, deferred): act on TT__XF_RESUME / TT__XF_BODY_READY. */
 void tt__engine_flow(tt_exchange *x);
+
+/* ---- tls.c: https ---- */
+
+/* The client's TLS context, created from its options on first use. 0, or -errno with the
+ * reason in c->tls_err ("tls setup: ..."). */
+int tt__tls_ctx(tt_client *c);
+/* Turn k's connected stream into a TLS client stream (SNI and verification: the route's host;
+ * the route's session offered). 0, or -errno with k->err / k->what set. */
+int tt__tls_start(tt__conn *k);
+/* Drive k's handshake: 0 done (the -v lines logged), -EAGAIN in progress, or a mapped error
+ * (tt__tls_error) with k->err / k->what set (what: the route's tls_what). */
+int tt__tls_step(tt__conn *k);
+/* The exchange error for a handshake failure of reason (enum tt_tls_fail): -EKEYREJECTED for a
+ * certificate, -ETIMEDOUT for a timeout, else -EPROTO; *prefix gets "certificate" or "tls
+ * handshake". */
+int tt__tls_error(int reason, const char **prefix);
+/* Make sess the route's cached session (the old one is released; NULL keeps the old one). */
+void tt__tls_keep_session(tt__route *rt, tt_tls_session *sess);
+/* After a successful response on k: cache its session in the route once it is resumable. */
+void tt__tls_after_response(tt__conn *k);
 
 /* ---- h1.c: the HTTP/1 exchange ---- */
 

@@ -265,6 +265,10 @@ static void x_timer(tt_loop *loop, tt_timer *t)
                        : p->phase == TT_X_CONNECTING ? "connect timeout"
                        : now >= total_deadline(x)    ? "total timeout"
                                                      : "response timeout";
+    if (k && k->state == TT_CLIENT_CONN_HANDSHAKING) {
+        what = "tls handshake: timeout";
+        tt_tls_ctx_count_failure(c->tls, TT_TLS_FAIL_TIMEOUT);
+    }
     if (k) {
         conn_fail_all(k, -ECONNABORTED, what, x);
         return;
@@ -379,6 +383,13 @@ static void pipe_broken(tt__conn *k, tt_exchange *x, int reason, int err, const 
  * closed or another exchange's, 2 when k goes on reading the next pipelined response. */
 static int x_response_done(tt__conn *k, int close_delimited)
 {
+    if (close_delimited && tt_stream_tls_truncated(&k->s)) {
+        /* Over TLS a body delimited by the close ends with the peer's close_notify: a bare FIN
+         * may be an attacker's truncation (RFC 8446 §6.1). Not retried: bytes came. */
+        tt__xp(k->x)->resp_bytes = 1;
+        conn_fail_all(k, -EPIPE, "truncated: no close_notify", NULL);
+        return 1;
+    }
     tt_exchange *x = k->x;
     tt__xpriv *p = tt__xp(x);
     tt_client *c = k->c;
@@ -408,6 +419,7 @@ static int x_response_done(tt__conn *k, int close_delimited)
     int reason = 0;
     x->conn_id = k->id;
     k->last_used = tt_loop_now(c->loop);
+    if (!err) tt__tls_after_response(k); /* the route's session cache, for resumption */
     if (more && tt__client_reuse(&in, &reason)) {
         /* The server closes after this response: the pipelined requests behind it failed. */
         pipe_broken(k, x, reason, err, what);
@@ -495,6 +507,35 @@ static void conn_read(tt__conn *k)
     }
 }
 
+/* k's TLS handshake failed (k->err, k->what): its exchange fails without a retry, since the
+ * same server would refuse the same handshake again (and a certificate must never be). */
+static void conn_tls_fail(tt__conn *k)
+{
+    tt_client *c = k->c;
+    tt_exchange *list[TT__C_MAX_PIPELINE + 1];
+    int err = k->err;
+    const char *what = k->what;
+    int n = conn_detach_all(k, list, TT_EVICT_ERROR);
+    for (int i = 0; i < n; i++) {
+        tt__xp(list[i])->conn = NULL;
+        x_complete(list[i], err, what, TT_NOT_SENT);
+    }
+    c_dispatch(c);
+}
+
+/* Step k's TLS handshake; once done, k is busy and its exchange is sent. */
+static void conn_handshake(tt__conn *k)
+{
+    int r = tt__tls_step(k);
+    if (r == -EAGAIN) return;
+    if (r < 0) {
+        conn_tls_fail(k);
+        return;
+    }
+    tt__conn_set_state(k, TT_CLIENT_CONN_BUSY);
+    x_attach(k->x, k, 0);
+}
+
 /* The connect of k finished (or failed). */
 static void conn_connected(tt__conn *k)
 {
@@ -508,7 +549,6 @@ static void conn_connected(tt__conn *k)
             tt__pool_close(k, TT_EVICT_ERROR);
         return;
     }
-    tt__conn_set_state(k, TT_CLIENT_CONN_BUSY);
     k->rt->opened++;
     c->st.connections_opened++;
     if (c->o.verbose) {
@@ -516,6 +556,18 @@ static void conn_connected(tt__conn *k)
         tt_addr_format(&k->addr, a, sizeof a);
         tt__client_log(c, "* Connected to %s (%s) as connection #%u", k->rt->host, a, k->id);
     }
+    if (k->rt->tls) {
+        if (tt__tls_start(k) < 0) {
+            conn_tls_fail(k);
+            return;
+        }
+        tt__conn_set_state(k, TT_CLIENT_CONN_HANDSHAKING);
+        /* The handshake has its own deadline, counted from the TCP connect. */
+        x_arm(k->x, after(tt_loop_now(c->loop), c->o.tls_handshake_timeout_ms));
+        conn_handshake(k);
+        return;
+    }
+    tt__conn_set_state(k, TT_CLIENT_CONN_BUSY);
     x_attach(k->x, k, 0);
 }
 
@@ -527,6 +579,7 @@ static void conn_io(tt_loop *loop, tt_io *io, unsigned ev)
     case TT_CLIENT_CONN_CONNECTING:
         if (ev & (TT_WRITE | TT_ERROR | TT_HUP)) conn_connected(k);
         return;
+    case TT_CLIENT_CONN_HANDSHAKING: conn_handshake(k); return;
     case TT_CLIENT_CONN_IDLE: {
         tt_client *c = k->c; /* k is freed when evicted */
         if (tt_stream_can_read(&k->s) && tt__pool_idle_check(k)) c_dispatch(c);
@@ -534,6 +587,9 @@ static void conn_io(tt_loop *loop, tt_io *io, unsigned ev)
     }
     case TT_CLIENT_CONN_BUSY:
         if (!k->x) return;
+        /* TLS: a write may wait for a read edge and a read for a write edge (stream.h). */
+        if ((k->s.io.ready & TT_STREAM_WR_WANTS_RD) && (ev & TT_READ)) ev |= TT_WRITE;
+        if ((k->s.io.ready & TT_STREAM_RD_WANTS_WR) && (ev & TT_WRITE)) ev |= TT_READ;
         if ((ev & TT_WRITE) && k->w && tt__xp(k->w)->phase == TT_X_SENDING && conn_write(k)) return;
         if (ev & (TT_READ | TT_RDHUP | TT_HUP | TT_ERROR)) {
             if ((ev & TT_ERROR) && !(ev & TT_READ)) {

@@ -25,6 +25,8 @@ TT_API void tt_client_opts_default(tt_client_opts *o)
     o->continue_timeout_ms = 1000;
     o->dns_ttl_ms = 30000;
     o->max_retries_not_sent = 3;
+    o->tls_handshake_timeout_ms = 10000;
+    o->tls_min_version = 12;
 }
 
 void tt__client_opts_normalize(tt_client_opts *o, const tt_client_opts *in)
@@ -47,6 +49,7 @@ void tt__client_opts_normalize(tt_client_opts *o, const tt_client_opts *in)
     DEF(continue_timeout_ms);
     DEF(dns_ttl_ms);
     DEF(max_retries_not_sent);
+    DEF(tls_handshake_timeout_ms);
 #undef DEF
     if (o->max_per_route == TT_OFF) o->max_per_route = INT_MAX;
     if (o->max_total == TT_OFF) o->max_total = INT_MAX;
@@ -58,6 +61,7 @@ void tt__client_opts_normalize(tt_client_opts *o, const tt_client_opts *in)
     if (o->max_body_size < 0) o->max_body_size = 0; /* TT_OFF: no limit, as the default */
     if (o->low_speed_limit < 0) o->low_speed_limit = 0;
     if (o->low_speed_time_ms <= 0) o->low_speed_time_ms = 30000;
+    if (o->tls_min_version != 13) o->tls_min_version = 12;
     if (o->max_idle_per_route <= 0) o->max_idle_per_route = o->max_per_route;
     if (o->max_total < o->max_per_route) o->max_per_route = o->max_total;
 }
@@ -163,17 +167,20 @@ uint64_t tt__client_learn(uint64_t learned, uint64_t idle_ms)
     return (learned == 0 || idle_ms < learned) ? idle_ms : learned;
 }
 
-int tt__client_parse_url(const char *url, char *host, size_t hostsz, int *port, const char **path)
+int tt__client_parse_url(const char *url, char *host, size_t hostsz, int *port, const char **path,
+                         int *tls)
 {
     const char *p;
+    *tls = 0;
     /* A space or control byte would split the request line: refused, never written raw. */
     for (p = url; *p; p++)
         if ((unsigned char)*p <= 0x20 || *p == 0x7f) return -EINVAL;
-    if (!strncasecmp(url, "http://", 7))
+    if (!strncasecmp(url, "http://", 7)) {
         p = url + 7;
-    else if (!strncasecmp(url, "https://", 8))
-        return -EPROTONOSUPPORT;
-    else if (strstr(url, "://"))
+    } else if (!strncasecmp(url, "https://", 8)) {
+        p = url + 8;
+        *tls = 1;
+    } else if (strstr(url, "://"))
         return -EPROTONOSUPPORT;
     else
         p = url; /* host[:port]/path without a scheme: http */
@@ -196,7 +203,7 @@ int tt__client_parse_url(const char *url, char *host, size_t hostsz, int *port, 
         return -EINVAL;
     memcpy(host, h, (size_t)(hend - h));
     host[hend - h] = 0;
-    *port = 80;
+    *port = *tls ? 443 : 80;
     if (colon) {
         char *e;
         long v = strtol(colon + 1, &e, 10);

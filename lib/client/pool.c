@@ -15,20 +15,22 @@
 #include "client/client_int.h"
 #include "common/api.h"
 
-tt__route *tt__pool_route(tt_client *c, const char *host, int port)
+tt__route *tt__pool_route_scheme(tt_client *c, const char *host, int port, int tls)
 {
+    tls = tls != 0;
     tt__list *n, *tmp;
     tt__list_each(&c->routes, n, tmp)
     {
         tt__route *rt = tt__list_entry(n, tt__route, link);
-        if (rt->port == port && !strcasecmp(rt->host, host)) return rt;
+        if (rt->port == port && rt->tls == tls && !strcasecmp(rt->host, host)) return rt;
     }
     tt__route *rt = calloc(1, sizeof *rt);
     if (!rt) return NULL;
     snprintf(rt->host, sizeof rt->host, "%s", host);
     rt->port = port;
+    rt->tls = tls;
     int v6 = strchr(host, ':') != NULL;
-    if (port == 80)
+    if (port == (tls ? 443 : 80)) /* the scheme's default port is left out of Host */
         snprintf(rt->hosthdr, sizeof rt->hosthdr, v6 ? "[%s]" : "%s", host);
     else
         snprintf(rt->hosthdr, sizeof rt->hosthdr, v6 ? "[%s]:%d" : "%s:%d", host, port);
@@ -40,15 +42,19 @@ tt__route *tt__pool_route(tt_client *c, const char *host, int port)
 void tt__pool_free_routes(tt_client *c)
 {
     tt__list *n;
-    while ((n = tt__list_pop_front(&c->routes)))
-        free(tt__list_entry(n, tt__route, link));
+    while ((n = tt__list_pop_front(&c->routes))) {
+        tt__route *rt = tt__list_entry(n, tt__route, link);
+        tt_tls_session_free(rt->sess);
+        free(rt);
+    }
 }
 
 /* The route counter of connections in state s (NULL for NEW and CLOSED). */
 static int *state_count(tt__route *rt, int s)
 {
     switch (s) {
-    case TT_CLIENT_CONN_CONNECTING: return &rt->nconnecting;
+    case TT_CLIENT_CONN_CONNECTING:
+    case TT_CLIENT_CONN_HANDSHAKING: return &rt->nconnecting;
     case TT_CLIENT_CONN_BUSY: return &rt->nbusy;
     case TT_CLIENT_CONN_IDLE: return &rt->nidle;
     default: return NULL;
@@ -113,6 +119,10 @@ tt__conn *tt__pool_connect(tt_client *c, tt__route *rt, const tt_addr *a, int *e
 void tt__pool_close(tt__conn *k, int reason)
 {
     tt_client *c = k->c;
+    /* A TLS connection that carried requests ends with close_notify, unless it failed. */
+    if ((k->state == TT_CLIENT_CONN_BUSY || k->state == TT_CLIENT_CONN_IDLE) &&
+        reason != TT_EVICT_ERROR && reason != TT_EVICT_PEER_CLOSED && tt_stream_is_tls(&k->s))
+        tt_stream_shutdown(&k->s);
     tt__conn_set_state(k, TT_CLIENT_CONN_CLOSED);
     c->st.evictions[reason]++;
     TT__VLOG(c, "* Closing connection #%u (%s, %u request%s)", k->id, tt_evict_reason_name(reason),

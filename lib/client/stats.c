@@ -27,7 +27,8 @@ TT_API const char *tt_retry_reason_name(int r)
 
 TT_API const char *tt_client_state_name(const char *machine, int state)
 {
-    static const char *const conn[] = {"new", "connecting", "busy", "idle", "closed"};
+    static const char *const conn[] = {"new",  "connecting", "busy",
+                                       "idle", "closed",     "handshaking"};
     static const char *const xch[] = {"none",          "queued",  "connecting", "sending",
                                       "wait_continue", "reading", "done"};
     if (machine && !strcmp(machine, "conn"))
@@ -60,9 +61,24 @@ void tt__client_log_lines(tt_client *c, const char *prefix, const char *text, si
     }
 }
 
+/* The TLS counters of the client's context into s (zeros without one). */
+static void tls_stats(tt_client *c, tt_client_stats *s)
+{
+    if (!c->tls) return;
+    tt_tls_stats t;
+    tt_tls_ctx_stats(c->tls, &t);
+    s->tls_handshakes_full = t.handshakes_full;
+    s->tls_handshakes_resumed = t.handshakes_resumed;
+    s->tls_handshake_us_p50 = tt_tls_stats_handshake_p50_us(&t);
+    s->tls_failures = 0;
+    for (int i = 1; i < TT_TLS_FAIL_NREASONS; i++)
+        s->tls_failures += t.failures[i];
+}
+
 TT_API void tt_client_get_stats(tt_client *c, tt_client_stats *s)
 {
     *s = c->st;
+    tls_stats(c, s);
     s->open = c->total;
     s->leased = s->idle = s->pending = 0;
     tt__list *n, *tmp;
@@ -86,6 +102,7 @@ TT_API int tt_client_route_stats(tt_client *c, tt_route_stats *out, int max)
             tt_route_stats *r = &out[k];
             snprintf(r->host, sizeof r->host, "%s", rt->host);
             r->port = rt->port;
+            r->tls = rt->tls;
             r->leased = rt->nbusy;
             r->connecting = rt->nconnecting;
             r->idle = rt->nidle;
@@ -104,6 +121,7 @@ TT_API int tt_client_route_stats(tt_client *c, tt_route_stats *out, int max)
 static void route_json(tt_json *j, const tt__route *rt)
 {
     tt_json_object(j, NULL);
+    tt_json_str(j, "scheme", rt->tls ? "https" : "http");
     tt_json_str(j, "host", rt->host);
     tt_json_int(j, "port", rt->port);
     tt_json_int(j, "leased", rt->nbusy + rt->nconnecting);
@@ -145,6 +163,12 @@ TT_API size_t tt_client_stats_json(tt_client *c, char *buf, size_t size)
     tt_json_int(&j, "leased", s.leased);
     tt_json_int(&j, "idle", s.idle);
     tt_json_int(&j, "pending", s.pending);
+    tt_json_object(&j, "tls");
+    tt_json_uint(&j, "handshakes_full", s.tls_handshakes_full);
+    tt_json_uint(&j, "handshakes_resumed", s.tls_handshakes_resumed);
+    tt_json_uint(&j, "handshake_us_p50", s.tls_handshake_us_p50);
+    tt_json_uint(&j, "failures", s.tls_failures);
+    tt_json_end(&j);
     tt_json_array(&j, "routes");
     int nr = 0;
     tt__list *n, *tmp;

@@ -61,18 +61,19 @@ TT_API int tt_proxy_new(tt_proxy **out, const tt_proxy_config *cfg, int *bad_ups
         p->cfg.upstreams[i] = p->ups[i].url;
     p->host = cfg->upstream_host && *cfg->upstream_host ? strdup(cfg->upstream_host) : NULL;
     p->via = dup_or(cfg->via, "tether");
-    p->proto = dup_or(cfg->proto, "http");
-    if ((cfg->upstream_host && *cfg->upstream_host && !p->host) || !p->via || !p->proto) {
+    p->proto = cfg->proto && *cfg->proto ? strdup(cfg->proto) : NULL; /* NULL: per connection */
+    if ((cfg->upstream_host && *cfg->upstream_host && !p->host) || !p->via ||
+        (cfg->proto && *cfg->proto && !p->proto)) {
         tt_proxy_free(p);
         return -ENOMEM;
     }
-    if (strlen(p->via) > TT__PROXY_VIA_MAX || strlen(p->proto) > 32) goto bad;
+    if (strlen(p->via) > TT__PROXY_VIA_MAX || (p->proto && strlen(p->proto) > 32)) goto bad;
     /* values written into fields: no CR, LF or other controls */
     for (const char *s = p->host ? p->host : ""; *s; s++)
         if ((unsigned char)*s < 0x21 || *s == 0x7f) goto bad;
     for (const char *s = p->via; *s; s++)
         if ((unsigned char)*s < 0x20 || *s == 0x7f) goto bad;
-    for (const char *s = p->proto; *s; s++)
+    for (const char *s = p->proto ? p->proto : ""; *s; s++)
         if ((unsigned char)*s < 0x21 || *s == 0x7f) goto bad;
     p->cfg.upstream_host = p->host;
     p->cfg.via = p->via;
@@ -461,36 +462,44 @@ static int on_head(tt_exchange *e)
     return 0;
 }
 
+/* Each field line of a raw head or trailer section (lines after the first when skip_first),
+ * split by the codec's one line splitter; calls fn(ud, field). Lines it refuses are skipped. */
+static void each_field(const char *t, size_t len, int skip_first,
+                       void (*fn)(void *ud, const tt_header *f), void *ud)
+{
+    const char *end = t + len;
+    for (int first = 1; t < end; first = 0) {
+        const char *eol = memchr(t, '\n', (size_t)(end - t));
+        size_t ll = eol ? (size_t)(eol - t) : (size_t)(end - t);
+        if (ll && t[ll - 1] == '\r') ll--;
+        tt_header f;
+        if (ll && !(first && skip_first) && tt_http1_header_line(t, ll, &f) == 0) fn(ud, &f);
+        t = eol ? eol + 1 : end;
+    }
+}
+
+typedef struct interim {
+    tt_header f[32];
+    size_t n;
+} interim;
+
+static void interim_field(void *ud, const tt_header *f)
+{
+    interim *h = ud;
+    if (h->n < 32 && !tt__proxy_hop_static(f->name, f->name_len)) h->f[h->n++] = *f;
+}
+
 static int on_info(tt_exchange *e, int status, const char *head, size_t len)
 {
     tt__pctx *x = e->data;
+    if (x->dead) return -1;
     /* 100 Continue is the server's to send (tt_req_body_read answers the client's Expect once
      * the upstream asked for the body); other interim responses (103) are relayed */
-    if (x->dead) return -1;
     if (status == 100 || x->started) return 0;
-    tt_header f[32];
-    size_t n = 0;
-    const char *p = memchr(head, '\n', len), *end = head + len;
-    const char *cv[1] = {NULL};
-    size_t cl[1] = {0};
-    while (p && ++p < end && n < 32) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (!eol) break;
-        size_t ll = (size_t)(eol - p);
-        if (ll && p[ll - 1] == '\r') ll--;
-        const char *colon = ll ? memchr(p, ':', ll) : NULL;
-        if (colon && colon > p) {
-            const char *v = colon + 1, *ve = p + ll;
-            while (v < ve && (*v == ' ' || *v == '\t'))
-                v++;
-            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-                ve--;
-            size_t nl = (size_t)(colon - p);
-            if (!tt__proxy_hop(p, nl, cv, cl, 0)) f[n++] = (tt_header){p, nl, v, (size_t)(ve - v)};
-        }
-        p = eol;
-    }
-    tt_res_interim(x->res, status, f, n);
+    interim h;
+    h.n = 0;
+    each_field(head, len, 1, interim_field, &h);
+    tt_res_interim(x->res, status, h.f, h.n);
     return 0;
 }
 
@@ -516,30 +525,21 @@ static int on_body(tt_exchange *e, const char *data, size_t len)
     return 0;
 }
 
+static void trailer_field(void *ud, const tt_header *f)
+{
+    tt__pctx *x = ud;
+    if (tt__proxy_hop_static(f->name, f->name_len)) return;
+    x->rs.len = 0;
+    long no = tt__parena_put(&x->rs, f->name, f->name_len);
+    long vo = tt__parena_put(&x->rs, f->value, f->value_len);
+    if (no >= 0 && vo >= 0) tt_res_trailer(x->res, x->rs.buf + no, x->rs.buf + vo);
+}
+
 /* Forward the trailer fields of a chunked upstream response. */
 static void forward_trailers(tt__pctx *x)
 {
-    const char *t = x->x.trailers, *end = t ? t + x->x.trailers_len : t;
-    while (t && t < end) {
-        const char *eol = memchr(t, '\n', (size_t)(end - t));
-        size_t ll = eol ? (size_t)(eol - t) : (size_t)(end - t);
-        const char *colon = memchr(t, ':', ll);
-        if (colon && colon > t) {
-            size_t nl = (size_t)(colon - t);
-            const char *v = colon + 1;
-            size_t vl = ll - nl - 1;
-            while (vl && (*v == ' ' || *v == '\t'))
-                v++, vl--;
-            while (vl && (v[vl - 1] == '\r' || v[vl - 1] == ' ' || v[vl - 1] == '\t'))
-                vl--;
-            x->rs.len = 0;
-            long no = tt__parena_put(&x->rs, t, nl);
-            long vo = tt__parena_put(&x->rs, v, vl);
-            if (no >= 0 && vo >= 0 && !tt__proxy_hop_static(t, nl))
-                tt_res_trailer(x->res, x->rs.buf + no, x->rs.buf + vo);
-        }
-        t = eol ? eol + 1 : end;
-    }
+    if (x->x.trailers && x->x.trailers_len)
+        each_field(x->x.trailers, x->x.trailers_len, 0, trailer_field, x);
 }
 
 /* Classify a failure before the response head. */
@@ -673,9 +673,9 @@ static int attempt(tt__pctx *x)
     return 0;
 }
 
-/* The client's address as text, from the worker's cache by connection id (the system calls
- * once per connection, not per request). NULL when unknown. */
-static const char *peer_ip(tt__pworker *w, tt_req *req)
+/* The client's address as text and whether its connection is TLS, from the worker's cache by
+ * connection id (the system calls once per connection, not per request). NULL when unknown. */
+static const char *peer_ip(tt__pworker *w, tt_req *req, int *tls)
 {
     uint64_t key = tt_req_conn_id(req) + 1;
     size_t slot = (size_t)(key % TT__PROXY_IPC);
@@ -683,8 +683,11 @@ static const char *peer_ip(tt__pworker *w, tt_req *req)
         tt_conn_info ci;
         if (tt_req_conn_info(req, &ci) < 0) return NULL;
         tt__proxy_peer_ip(&ci.peer, w->ipc[slot].ip, sizeof w->ipc[slot].ip);
+        tt_tls_info ti;
+        w->ipc[slot].tls = tt_req_tls_info(req, &ti) == 0;
         w->ipc[slot].key = key;
     }
+    *tls = w->ipc[slot].tls;
     return w->ipc[slot].ip;
 }
 
@@ -706,7 +709,8 @@ static int build_head(tt__pctx *x, tt_req *req)
             host_len = vlens[i];
         }
     }
-    const char *ip = peer_ip(x->w, req);
+    int tls = 0;
+    const char *ip = peer_ip(x->w, req, &tls);
     tt__preq_in in = {.names = names,
                       .values = values,
                       .nlens = nlens,
@@ -718,7 +722,9 @@ static int build_head(tt__pctx *x, tt_req *req)
                       .up_host = p->host,
                       .via = p->via,
                       .minor = tt_req_minor(req),
-                      .proto = p->proto,
+                      .proto = p->proto ? p->proto
+                               : tls    ? "https"
+                                        : "http",
                       .forwarded = p->cfg.no_forwarded <= 0};
     int want = n + 8;
     if (want > x->cap_lines) {

@@ -17,6 +17,7 @@
 #include "tether/proxy.h"
 #include "tether/server.h"
 #include "tether/timer.h"
+#include "tether/tls.h"
 
 #define TT__PROXY_VIA_MAX 200 /* bytes of the Via pseudonym */
 #define TT__PROXY_IPC     64  /* per-worker cache of client addresses by connection id */
@@ -61,6 +62,7 @@ typedef struct tt__pworker {
     struct {
         uint64_t key; /* connection id + 1; 0: empty */
         char ip[48];
+        int tls;          /* the connection is TLS (X-Forwarded-Proto https) */
     } ipc[TT__PROXY_IPC]; /* X-Forwarded-For without two system calls per request */
 } tt__pworker;
 

@@ -380,6 +380,25 @@ TT_API void tt_tls_ctx_stats(const tt_tls_ctx *c, tt_tls_stats *out)
         out->handshake_us_hist[i] = __atomic_load_n(&c->hist[i], __ATOMIC_RELAXED);
 }
 
+TT_API uint64_t tt_tls_stats_handshake_p50_us(const tt_tls_stats *st)
+{
+    enum { N = sizeof st->handshake_us_hist / sizeof st->handshake_us_hist[0] };
+    const uint64_t *h = st->handshake_us_hist; /* bucket i: [2^i, 2^(i+1)), bucket 0 also 0 */
+    uint64_t total = 0, seen = 0;
+    for (int i = 0; i < N; i++)
+        total += h[i];
+    if (!total) return 0;
+    uint64_t want = (total + 1) / 2;
+    for (int i = 0; i < N; i++) {
+        if (seen + h[i] >= want) {
+            uint64_t lo = i ? (uint64_t)1 << i : 0, hi = (uint64_t)1 << (i + 1);
+            return lo + (hi - lo) * (2 * (want - seen) - 1) / (2 * h[i]); /* 1 sample: middle */
+        }
+        seen += h[i];
+    }
+    return 0;
+}
+
 TT_API void tt_tls_ctx_count_failure(tt_tls_ctx *c, int reason)
 {
     if (reason <= 0 || reason >= TT_TLS_FAIL_NREASONS) return;

@@ -174,6 +174,9 @@ static int hs_error(tt__tls *t)
         v != X509_V_OK) /* insecure clients record a result too: it is not the reason */
         return hs_fail(t, TT_TLS_FAIL_CERT, -EPROTO);
     if (t->err) return hs_fail(t, TT_TLS_FAIL_PEER_CLOSED, -t->err);
+    /* An alert or a bad message is the reason even when the peer closed right after it. */
+    if (t->ossl_err && ERR_GET_REASON(t->ossl_err) != SSL_R_UNEXPECTED_EOF_WHILE_READING)
+        return hs_fail(t, TT_TLS_FAIL_PROTOCOL, -EPROTO);
     if (t->flags & TT__TLS_F_EOF) return hs_fail(t, TT_TLS_FAIL_PEER_CLOSED, -ECONNRESET);
     return hs_fail(t, TT_TLS_FAIL_PROTOCOL, -EPROTO);
 }

@@ -10,10 +10,15 @@
 #include <stdint.h>
 
 #include <tether.h>
+#include <tether/tls.h>
 
 #include "../hdr.h"
 
-enum { E_CONNECT, E_READ, E_WRITE, E_TIMEOUT, E_STATUS, E_PARSE, E_VERIFY, E_N };
+enum { E_CONNECT, E_TLS, E_READ, E_WRITE, E_TIMEOUT, E_STATUS, E_PARSE, E_VERIFY, E_N };
+
+/* How a new https connection handshakes: offer the last session a connection of the same worker
+ * got (resumed), or never offer one (full). */
+enum { BENCH_TLS_RESUME, BENCH_TLS_FULL };
 
 #define BENCH_MAX_THREAD 256
 
@@ -35,7 +40,17 @@ typedef struct bench_cfg {
     long long verify_length; /* -1: learn from the first response */
     char *batch;             /* pipeline copies of the request, back to back */
     size_t req_len;          /* bytes of one request (head and body) */
+    tt_tls_ctx *tls;         /* https: the run's client context (cmd.c owns it); NULL: http */
+    int tls_sessions;        /* BENCH_TLS_RESUME or BENCH_TLS_FULL */
 } bench_cfg;
+
+/* TLS handshakes of one run (https): the context's counters over the run. */
+typedef struct bench_tls_result {
+    uint64_t full, resumed, failures[TT_TLS_FAIL_NREASONS], failures_total;
+    uint64_t hs_p50_us;    /* median handshake time (tt_tls_stats_handshake_p50_us) */
+    int sessions;          /* BENCH_TLS_* of the run */
+    char first_error[200]; /* the first failed handshake's reason and message, "" when none */
+} bench_tls_result;
 
 /* What one run measured, merged over the threads. */
 typedef struct bench_result {
@@ -49,6 +64,7 @@ typedef struct bench_result {
     uint64_t closed_client_first;  /* connections bench closed before the server did */
     unsigned tw_server, tw_client; /* --compare: TIME_WAIT on the port 0.2 s after the run, net
                                       of those before it (a snapshot, not all the run made) */
+    bench_tls_result tls;          /* https only */
 } bench_result;
 
 /* Set once Ctrl-C (or SIGTERM) stopped a run early. */
@@ -64,9 +80,11 @@ extern const char *const bench_err_names[E_N];
 /* report.c: the text report of one run, the --compare table, and the JSON of either (one
  * line on stdout). */
 void bench_print_text(const bench_cfg *cfg, const bench_result *r);
-void bench_print_compare(const bench_cfg *cfg, const bench_result *ka, const bench_result *nc);
+/* --compare: the runs side by side: keep-alive, new connection (full handshakes over https)
+ * and, over https only, new connection with resumed sessions (n = 3). */
+void bench_print_compare(const bench_cfg *cfg, const bench_result *const *runs, int n);
 void bench_print_json(const bench_cfg *cfg, const bench_result *r);
-void bench_print_compare_json(const bench_cfg *cfg, const bench_result *ka, const bench_result *nc);
+void bench_print_compare_json(const bench_cfg *cfg, const bench_result *const *runs, int n);
 /* "1.23M"-style count for the progress line. */
 void bench_fmt_count(char *out, size_t size, double v);
 

@@ -1,7 +1,9 @@
 /* cmd.c — the `tether bench` command: options (through the shared option table), the URL, the
  * request (serialized once by the library's request-head writer, then copied --pipeline times),
- * the runs (--compare: keep-alive, then a new connection per request, with the kernel's
- * TIME_WAIT counts on the port before and after each) and the report. */
+ * the TLS context of an https URL (one for the whole command), the runs (--compare: keep-alive,
+ * then a new connection per request — over https once with full handshakes and once resuming
+ * sessions — with the kernel's TIME_WAIT counts on the port before and after each) and the
+ * report. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -35,13 +37,25 @@ typedef struct bench_req {
     int expect;     /* -H Expect: 100-continue */
 } bench_req;
 
-static int parse_url(bench_cfg *cfg, const char *url)
+/* TLS settings from the command line (https URLs). */
+typedef struct bench_tls_opts {
+    int https;          /* the URL says https:// */
+    int insecure;       /* -k */
+    const char *cacert; /* --cacert FILE */
+    int full;           /* --full-handshake */
+} bench_tls_opts;
+
+static int parse_url(bench_cfg *cfg, const char *url, int *https)
 {
     const char *p = url;
-    if (!strncmp(p, "http://", 7))
+    *https = 0;
+    if (!strncasecmp(p, "http://", 7)) {
         p += 7;
-    else if (strstr(p, "://")) {
-        fprintf(stderr, "tether bench: only http:// URLs are supported: %s\n", url);
+    } else if (!strncasecmp(p, "https://", 8)) {
+        p += 8;
+        *https = 1;
+    } else if (strstr(p, "://")) {
+        fprintf(stderr, "tether bench: only http:// and https:// URLs are supported: %s\n", url);
         return -1;
     }
     const char *slash = strchr(p, '/');
@@ -53,7 +67,7 @@ static int parse_url(bench_cfg *cfg, const char *url)
     memcpy(cfg->host, p, alen);
     cfg->host[alen] = 0;
     cfg->path = slash ? slash : "/";
-    cfg->port = 80;
+    cfg->port = *https ? 443 : 80;
     const char *h = cfg->host, *colon;
     size_t hlen;
     if (h[0] == '[') {
@@ -204,11 +218,44 @@ static int tw_snapshot(int port, unsigned *server, unsigned *client)
     return 0;
 }
 
+/* After an https run: name the first handshake failure on stderr (a certificate that does not
+ * verify ends the run at once, with the way out). */
+static void tls_report_failures(const bench_cfg *cfg, const bench_result *r)
+{
+    if (!cfg->tls || !r->tls.failures_total) return;
+    fprintf(stderr, "tether bench: %llu TLS handshake%s with %s failed; first: %s\n",
+            (unsigned long long)r->tls.failures_total, r->tls.failures_total == 1 ? "" : "s",
+            cfg->host, r->tls.first_error[0] ? r->tls.first_error : "?");
+    if (r->tls.failures[TT_TLS_FAIL_CERT])
+        fprintf(stderr, "tether bench: the server's certificate did not verify: use --cacert "
+                        "FILE to trust its CA, or -k to skip verification\n");
+}
+
+/* Make the run's TLS client context from the options. 0, or -1 after saying why. */
+static int tls_setup(bench_cfg *cfg, const bench_tls_opts *t)
+{
+    tt_tls_opts o;
+    memset(&o, 0, sizeof o);
+    o.insecure = t->insecure;
+    o.ca_file = t->cacert;
+    o.handshake_timeout_ms = cfg->timeout_ms;
+    char err[256] = "";
+    int rc = tt_tls_ctx_new(&cfg->tls, &o, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "tether bench: TLS setup: %s\n", err[0] ? err : strerror(-rc));
+        return -1;
+    }
+    cfg->tls_sessions = t->full ? BENCH_TLS_FULL : BENCH_TLS_RESUME;
+    return 0;
+}
+
 static int run_with_tw(const bench_cfg *cfg, bench_result *r)
 {
     unsigned s0 = 0, c0 = 0, s1 = 0, c1 = 0;
     int diag = tw_snapshot(cfg->port, &s0, &c0);
-    if (bench_run(cfg, r) < 0) return -1;
+    int rc = bench_run(cfg, r);
+    tls_report_failures(cfg, r);
+    if (rc < 0) return -1;
     if (diag == 0) {
         /* closes finish their FIN exchange within a few round trips on loopback */
         struct timespec ts = {0, 200 * 1000 * 1000};
@@ -224,7 +271,8 @@ static int run_with_tw(const bench_cfg *cfg, bench_result *r)
 }
 
 /* Parse bench's options into cfg and q; TT_OPT_* result. */
-static int bench_options(int argc, char **argv, bench_cfg *cfg, bench_req *q, int *keepalive)
+static int bench_options(int argc, char **argv, bench_cfg *cfg, bench_req *q, int *keepalive,
+                         bench_tls_opts *tls)
 {
     int no_keepalive = 0;
     long long rate = 0, verify_length = -1;
@@ -265,7 +313,16 @@ static int bench_options(int argc, char **argv, bench_cfg *cfg, bench_req *q, in
          "expected body length for --verify", NULL},
         {"compare", 0, TT_OPT_FLAG, NULL, 0, 0, &cfg->compare,
          "run the load twice, keep-alive then a new connection per request, side by side with "
-         "ratios, who closed each connection first, and the TIME_WAIT left after each run",
+         "ratios, who closed each connection first, and the TIME_WAIT left after each run (https: "
+         "three times, the new connections once with full handshakes, once resuming sessions)",
+         NULL},
+        {"insecure", 'k', TT_OPT_FLAG, NULL, 0, 0, &tls->insecure,
+         "https: do not verify the server's certificate or host name", NULL},
+        {"cacert", 0, TT_OPT_STRING, "FILE", 0, 0, &tls->cacert,
+         "https: trust the CA certificates in FILE (PEM) instead of the system's", NULL},
+        {"full-handshake", 0, TT_OPT_FLAG, NULL, 0, 0, &tls->full,
+         "https: never offer a session, so every new connection makes a full handshake (by "
+         "default a new connection resumes a session an earlier connection of its thread got)",
          NULL},
         {"json", 0, TT_OPT_FLAG, NULL, 0, 0, &cfg->json, "print one JSON object instead of text",
          NULL},
@@ -288,6 +345,8 @@ static int bench_options(int argc, char **argv, bench_cfg *cfg, bench_req *q, in
     if (cfg->compare && no_keepalive)
         return tt_opt_error(&cmd, "--compare runs both modes; drop --no-keepalive");
     if (no_keepalive && cfg->pipeline > 1) return tt_opt_error(&cmd, "--pipeline needs keep-alive");
+    if (cfg->compare && tls->full)
+        return tt_opt_error(&cmd, "--compare runs both handshake kinds; drop --full-handshake");
     return TT_OPT_OK;
 }
 
@@ -304,18 +363,34 @@ static void bench_settle(bench_cfg *cfg)
     cfg->progress = isatty(STDERR_FILENO) && !cfg->json;
 }
 
-/* --compare: both runs and the table (or JSON). Exit status. */
-static int run_compare(bench_cfg *cfg, const bench_req *q, bench_result *r1, bench_result *r2)
+/* Did a run end on a certificate that will not verify (no point running on)? */
+static int tls_fatal(const bench_cfg *cfg, const bench_result *r)
 {
-    if (run_with_tw(cfg, r1) < 0) return 1;
-    if (!bench_interrupted) {
-        if (build_request(cfg, q, 0) < 0 || run_with_tw(cfg, r2) < 0) return 1;
+    return cfg->tls && r->tls.failures[TT_TLS_FAIL_CERT] && !r->requests;
+}
+
+/* --compare: the runs (keep-alive; new connection, over https with full handshakes then with
+ * resumed sessions) and the table (or JSON). Exit status. */
+static int run_compare(bench_cfg *cfg, const bench_req *q, bench_result *rs)
+{
+    int n = cfg->tls ? 3 : 2, done = 0;
+    for (int i = 0; i < n && !bench_interrupted; i++) {
+        if (i == 1 && build_request(cfg, q, 0) < 0) return 1;
+        if (cfg->tls) cfg->tls_sessions = i == 1 ? BENCH_TLS_FULL : BENCH_TLS_RESUME;
+        if (run_with_tw(cfg, &rs[i]) < 0) return 1;
+        done++;
+        if (tls_fatal(cfg, &rs[i])) return 1;
     }
+    if (done < n) n = done > 0 ? done : 1; /* interrupted: the runs that happened */
+    const bench_result *runs[3] = {&rs[0], &rs[1], &rs[2]};
     if (cfg->json)
-        bench_print_compare_json(cfg, r1, r2);
+        bench_print_compare_json(cfg, runs, n);
     else
-        bench_print_compare(cfg, r1, r2);
-    return (cfg->verify && (r1->errors || r2->errors)) || (!r1->requests && r1->errors);
+        bench_print_compare(cfg, runs, n);
+    int err = 0;
+    for (int i = 0; i < n; i++)
+        err |= rs[i].errors != 0;
+    return (cfg->verify && err) || (!rs[0].requests && rs[0].errors);
 }
 
 int tt_cmd_bench(int argc, char **argv)
@@ -331,15 +406,26 @@ int tt_cmd_bench(int argc, char **argv)
     bench_req q;
     memset(&q, 0, sizeof q);
     int keepalive = 1;
-    int r = bench_options(argc, argv, &cfg, &q, &keepalive);
+    bench_tls_opts tls;
+    memset(&tls, 0, sizeof tls);
+    int r = bench_options(argc, argv, &cfg, &q, &keepalive, &tls);
     if (r) return r == TT_OPT_HELP ? 0 : 2;
     bench_settle(&cfg);
-    if (split_headers(&q) < 0 || parse_url(&cfg, cfg.url) < 0) return 2;
+    if (split_headers(&q) < 0 || parse_url(&cfg, cfg.url, &tls.https) < 0) return 2;
+    if (!tls.https && (tls.insecure || tls.cacert || tls.full)) {
+        fprintf(stderr, "tether bench: -k, --cacert and --full-handshake need an https:// URL\n");
+        return 2;
+    }
     if (q.body_file && read_body_file(&q) < 0) return 2;
+    if (tls.https && tls_setup(&cfg, &tls) < 0) {
+        free(q.body);
+        return 2;
+    }
     r = build_request(&cfg, &q, cfg.compare ? 1 : keepalive);
     if (r < 0) {
         if (r == -2) fprintf(stderr, "tether bench: out of memory\n");
         free(q.body);
+        tt_tls_ctx_free(cfg.tls);
         return r == -2 ? 1 : 2;
     }
     tt_raise_nofile();
@@ -352,24 +438,27 @@ int tt_cmd_bench(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     int status = 0;
-    bench_result r1, r2;
-    memset(&r1, 0, sizeof r1);
-    memset(&r2, 0, sizeof r2);
+    bench_result rs[3];
+    memset(rs, 0, sizeof rs);
+    bench_result *r1 = &rs[0];
     if (cfg.compare) {
-        status = run_compare(&cfg, &q, &r1, &r2);
-    } else if (bench_run(&cfg, &r1) < 0) {
+        status = run_compare(&cfg, &q, rs);
+    } else if (bench_run(&cfg, r1) < 0) {
+        tls_report_failures(&cfg, r1);
         status = 1;
     } else {
+        tls_report_failures(&cfg, r1);
         if (cfg.json)
-            bench_print_json(&cfg, &r1);
+            bench_print_json(&cfg, r1);
         else
-            bench_print_text(&cfg, &r1);
-        if ((cfg.verify && r1.errors) || (!r1.requests && r1.errors)) status = 1;
+            bench_print_text(&cfg, r1);
+        if ((cfg.verify && r1->errors) || (!r1->requests && r1->errors)) status = 1;
     }
     fflush(stdout);
-    free(r1.hist);
-    free(r2.hist);
+    for (int i = 0; i < 3; i++)
+        free(rs[i].hist);
     free(cfg.batch);
     free(q.body);
+    tt_tls_ctx_free(cfg.tls);
     return status;
 }

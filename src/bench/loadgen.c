@@ -10,7 +10,14 @@
  * (Connection: close, HTTP/1.0 without keep-alive) ends it at once, even with pipelined
  * requests still unanswered behind it: those go out again on a new connection and are counted
  * as resent, not as errors. So is a batch that a reused connection lost before any byte of an
- * answer arrived (the server closed it while idle). */
+ * answer arrived (the server closed it while idle).
+ *
+ * https: the stream is wrapped by tt_stream_tls_connect as soon as the connect starts, and the
+ * handshake is driven from the io callback before the first write. With BENCH_TLS_RESUME each
+ * connection puts its session in its worker's pool after its first response (TLS 1.3 tickets
+ * arrive after the handshake), and a new connection takes one out: a TLS 1.3 session resumes
+ * once (OpenSSL's client offers it no more), so sessions are not shared between connections;
+ * a connection that resumed brings a fresh ticket back. BENCH_TLS_FULL offers none. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -41,7 +48,10 @@ typedef struct conn {
     tt_timer timer; /* request timeout while in flight, pacing (--rate) while idle */
     tt_defer defer; /* reconnect outside the io callback */
     int connecting;
-    int parked; /* no more work */
+    int handshaking;  /* https: connected, TLS handshake in progress */
+    int tls_up;       /* https: the handshake completed (a clean close sends close_notify) */
+    int took_session; /* https: this connection's session was taken for the next ones */
+    int parked;       /* no more work */
     int close_after;
     int opened;        /* counted in conns_opened: its close is counted as server or client first */
     int peer_ended;    /* the read side saw the server's FIN or reset */
@@ -81,12 +91,16 @@ struct worker {
     tt_hdr *hist;
     uint64_t bytes, non2xx, conns_opened, resent, err[E_N], status_class[6];
     uint64_t closed_server_first, closed_client_first;
+    tt_tls_session **sess; /* https: unused sessions for new connections (BENCH_TLS_RESUME) */
+    int nsess;             /* in sess[], at most nconns */
+    char tls_err[200];     /* https: the first failed handshake, "" when none */
     _Atomic uint64_t done, errors; /* progress display reads these */
     _Atomic int finished;
 };
 
 static _Atomic long long expected_len = -1; /* --verify */
 static _Atomic int expected_status = 0;
+static _Atomic int run_fatal; /* a failure every connection would repeat (certificate): stop */
 
 static uint64_t now_us(void)
 {
@@ -111,7 +125,7 @@ static void conn_io(tt_loop *loop, tt_io *io, unsigned events);
 static int server_closed_first(conn *c)
 {
     if (c->peer_ended || tt_stream_peer_fin(&c->s)) return 1;
-    if (c->connecting) return 0; /* given up before the handshake finished: ours */
+    if (c->connecting || c->handshaking) return 0; /* given up before it opened: ours */
     char b[1];
     ssize_t n = tt_stream_read(&c->s, b, sizeof b); /* bytes first: the server still sends */
     return n == 0 || (n < 0 && n != -EAGAIN);
@@ -121,14 +135,17 @@ static int server_closed_first(conn *c)
 static void conn_close_fd(conn *c)
 {
     if (c->opened && tt_stream_fd(&c->s) >= 0) {
-        if (server_closed_first(c))
+        if (server_closed_first(c)) {
+            c->peer_ended = 1; /* no close_notify into a closed connection */
             c->w->closed_server_first++;
-        else
+        } else
             c->w->closed_client_first++;
     }
+    if (c->tls_up && !c->peer_ended && tt_stream_fd(&c->s) >= 0)
+        tt_stream_shutdown(&c->s); /* close_notify: a clean end, as a browser or curl sends */
     c->opened = c->peer_ended = 0;
     tt_stream_close(&c->s, c->w->loop, 0);
-    c->connecting = 0;
+    c->connecting = c->handshaking = c->tls_up = c->took_session = 0;
     c->start = c->len = 0;
     c->close_after = 0;
     c->reused = 0;
@@ -178,7 +195,7 @@ static void conn_fail(conn *c, int kind)
     conn_close_fd(c);
     c->inflight = 0;
     parser_reset(c);
-    if (kind == E_CONNECT) {
+    if (kind == E_CONNECT || kind == E_TLS) {
         conn_retry_later(c);
         return;
     }
@@ -223,6 +240,7 @@ static void conn_timer(tt_loop *loop, tt_timer *t)
         conn_next(c);
         return;
     }
+    if (c->handshaking) tt_tls_ctx_count_failure(c->w->cfg->tls, TT_TLS_FAIL_TIMEOUT);
     if (c->inflight) conn_fail(c, E_TIMEOUT);
 }
 
@@ -280,6 +298,62 @@ static void conn_connect(conn *c)
     w->conns_opened++;
     c->opened = 1;
     parser_reset(c);
+    if (w->cfg->tls) {
+        tt_tls_session *offer = w->nsess > 0 ? w->sess[--w->nsess] : NULL; /* the newest */
+        int rc = tt_stream_tls_connect(&c->s, w->cfg->tls, w->cfg->hostname, offer);
+        tt_tls_session_free(offer); /* the stream holds its own reference */
+        if (rc < 0) {
+            conn_fail(c, E_TLS);
+            return;
+        }
+        c->handshaking = 1;
+    }
+}
+
+/* The handshake failed: remember the first reason; a certificate that does not verify fails
+ * every connection alike, so it ends the run at once. */
+static void conn_tls_failed(conn *c)
+{
+    worker *w = c->w;
+    char msg[160] = "";
+    int reason = tt_stream_tls_failure(&c->s, msg, sizeof msg);
+    if (!w->tls_err[0])
+        snprintf(w->tls_err, sizeof w->tls_err, "%s%s%s", tt_tls_fail_name(reason),
+                 msg[0] ? ": " : "", msg);
+    if (reason == TT_TLS_FAIL_CERT) atomic_store(&run_fatal, 1);
+    conn_fail(c, E_TLS);
+}
+
+/* Drive the handshake: 0 when it completed, 1 while it waits for the socket, -1 when it
+ * failed (handled). */
+static int conn_handshake(conn *c)
+{
+    int rc = tt_stream_handshake(&c->s);
+    if (rc == -EAGAIN) return 1;
+    if (rc < 0) {
+        conn_tls_failed(c);
+        return -1;
+    }
+    c->handshaking = 0;
+    c->tls_up = 1;
+    return 0;
+}
+
+/* After a response on an https connection: put its session in the worker's pool for a new
+ * connection (once per connection; none until the server sent one). A full pool drops its
+ * oldest. */
+static void conn_take_session(conn *c)
+{
+    worker *w = c->w;
+    tt_tls_session *sess = tt_stream_tls_session(&c->s);
+    if (!sess) return;
+    c->took_session = 1;
+    if (w->nsess == w->nconns) {
+        tt_tls_session_free(w->sess[0]);
+        memmove(w->sess, w->sess + 1, (size_t)(w->nsess - 1) * sizeof *w->sess);
+        w->nsess--;
+    }
+    w->sess[w->nsess++] = sess;
 }
 
 /* Send the claimed batch now (connecting first if needed); sent_us is already set. */
@@ -297,7 +371,7 @@ static void conn_send(conn *c)
         return;
     }
     c->reused = 1;
-    if (!c->connecting) conn_write(c);
+    if (!c->connecting && !c->handshaking) conn_write(c);
 }
 
 /* Claim the next batch and send it (or wait for its intended time, or park). */
@@ -362,6 +436,8 @@ static void conn_response(conn *c, uint64_t now)
     if (st >= 400) count_error(w, E_STATUS);
     if (w->cfg->verify && !verify_ok(c, st)) count_error(w, E_VERIFY);
     if (!(c->r.flags & TT_HTTP1_F_KEEP_ALIVE)) c->close_after = 1;
+    if (c->tls_up && !c->took_session && w->cfg->tls_sessions == BENCH_TLS_RESUME)
+        conn_take_session(c);
     c->inflight--;
     parser_reset(c);
 }
@@ -549,6 +625,7 @@ static void conn_io(tt_loop *loop, tt_io *io, unsigned events)
         }
         c->connecting = 0;
     }
+    if (c->handshaking && conn_handshake(c) != 0) return;
     if (c->woff < c->wlen && conn_write(c) < 0) return;
     conn_read(c);
 }
@@ -619,6 +696,9 @@ static int worker_setup(worker *w, const bench_cfg *cfg, int index, int nconns, 
     w->hist = tt_hdr_new();
     w->conns = calloc((size_t)nconns, sizeof *w->conns);
     if (!w->hist || !w->conns) return -1;
+    if (cfg->tls && cfg->tls_sessions == BENCH_TLS_RESUME &&
+        !(w->sess = calloc((size_t)nconns, sizeof *w->sess)))
+        return -1;
     if (tt_async_init(w->loop, &w->wake, worker_wake, w) < 0) return -1;
     tt_timer_init(&w->deadline, worker_deadline);
     for (int i = 0; i < nconns; i++) {
@@ -641,6 +721,9 @@ static void worker_free(worker *w)
             free(w->conns[i].buf);
     free(w->conns);
     free(w->hist);
+    for (int i = 0; i < w->nsess; i++)
+        tt_tls_session_free(w->sess[i]);
+    free(w->sess);
     if (w->loop) {
         tt_async_close(&w->wake);
         tt_loop_free(w->loop);
@@ -660,11 +743,11 @@ static void wait_workers(const bench_cfg *cfg, worker *ws, int started, uint64_t
     while (alive > 0) {
         struct timespec tick = {0, 200 * 1000 * 1000};
         int sig = sigtimedwait(&set, NULL, &tick);
-        if (sig == SIGINT || sig == SIGTERM) {
-            bench_interrupted = 1;
+        int fatal = atomic_exchange(&run_fatal, 0);
+        if (sig == SIGINT || sig == SIGTERM) bench_interrupted = 1;
+        if (sig == SIGINT || sig == SIGTERM || fatal)
             for (int i = 0; i < started; i++)
                 tt_async_send(&ws[i].wake);
-        }
         alive = 0;
         uint64_t done = 0, errs = 0;
         for (int i = 0; i < started; i++) {
@@ -717,6 +800,24 @@ static void merge_results(bench_result *res, const worker *ws, int started, uint
     if (res->duration_s <= 0) res->duration_s = 1e-6;
 }
 
+/* The context's TLS counters over the run (after - before), and the first failure seen. */
+static void tls_result(bench_tls_result *t, const tt_tls_stats *a, const tt_tls_stats *b,
+                       const worker *ws, int started)
+{
+    tt_tls_stats d = *b;
+    t->full = d.handshakes_full -= a->handshakes_full;
+    t->resumed = d.handshakes_resumed -= a->handshakes_resumed;
+    for (int k = 0; k < TT_TLS_FAIL_NREASONS; k++) {
+        t->failures[k] = b->failures[k] - a->failures[k];
+        t->failures_total += t->failures[k];
+    }
+    for (size_t i = 0; i < sizeof d.handshake_us_hist / sizeof d.handshake_us_hist[0]; i++)
+        d.handshake_us_hist[i] -= a->handshake_us_hist[i];
+    t->hs_p50_us = tt_tls_stats_handshake_p50_us(&d);
+    for (int i = 0; i < started && !t->first_error[0]; i++)
+        snprintf(t->first_error, sizeof t->first_error, "%s", ws[i].tls_err);
+}
+
 int bench_run(const bench_cfg *cfg, bench_result *res)
 {
     int nt = cfg->threads;
@@ -737,6 +838,9 @@ int bench_run(const bench_cfg *cfg, bench_result *res)
     }
     atomic_store(&expected_len, cfg->verify_length);
     atomic_store(&expected_status, 0);
+    atomic_store(&run_fatal, 0);
+    tt_tls_stats tls0, tls1;
+    if (cfg->tls) tt_tls_ctx_stats(cfg->tls, &tls0);
     uint64_t t0 = now_us();
     int started = 0;
     for (int i = 0; i < nt; i++) {
@@ -756,6 +860,11 @@ int bench_run(const bench_cfg *cfg, bench_result *res)
     }
     res->keepalive = cfg->keepalive;
     merge_results(res, ws, started, t0);
+    if (cfg->tls) {
+        tt_tls_ctx_stats(cfg->tls, &tls1);
+        tls_result(&res->tls, &tls0, &tls1, ws, started);
+        res->tls.sessions = cfg->tls_sessions;
+    }
     if (started < nt) rc = -1;
 out:
     for (int i = 0; i < nt; i++)

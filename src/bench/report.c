@@ -1,12 +1,13 @@
 /* report.c — what `tether bench` prints: the text report of one run, the --compare table of
  * two runs side by side, and the JSON of either through the library's writer (tt_json). */
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #include "bench.h"
 
-const char *const bench_err_names[E_N] = {"connect", "read",  "write", "timeout",
-                                          "status",  "parse", "verify"};
+const char *const bench_err_names[E_N] = {"connect", "tls",    "read",  "write",
+                                          "timeout", "status", "parse", "verify"};
 
 void bench_fmt_count(char *out, size_t size, double v)
 {
@@ -105,6 +106,30 @@ void bench_print_text(const bench_cfg *cfg, const bench_result *r)
         printf(")");
     }
     printf("\n  non-2xx       %llu\n", (unsigned long long)r->non2xx);
+    if (cfg->tls) {
+        const bench_tls_result *t = &r->tls;
+        fmt_us(a, sizeof a, t->hs_p50_us);
+        printf("  tls           %llu handshakes: %llu full, %llu resumed, %llu failed; p50 ~%s%s\n",
+               (unsigned long long)(t->full + t->resumed), (unsigned long long)t->full,
+               (unsigned long long)t->resumed, (unsigned long long)t->failures_total, a,
+               t->sessions == BENCH_TLS_FULL ? " (--full-handshake)" : "");
+    }
+}
+
+/* "tls": the handshakes of one run by kind (full, resumed, failures by reason). */
+static void json_tls(tt_json *j, const bench_tls_result *t)
+{
+    tt_json_object(j, "tls");
+    tt_json_str(j, "sessions", t->sessions == BENCH_TLS_FULL ? "full" : "resume");
+    tt_json_uint(j, "handshakes_full", t->full);
+    tt_json_uint(j, "handshakes_resumed", t->resumed);
+    tt_json_uint(j, "handshakes_failed", t->failures_total);
+    tt_json_object(j, "handshake_failures");
+    for (int k = 1; k < TT_TLS_FAIL_NREASONS; k++)
+        tt_json_uint(j, tt_tls_fail_name(k), t->failures[k]);
+    tt_json_end(j);
+    tt_json_uint(j, "handshake_us_p50", t->hs_p50_us);
+    tt_json_end(j);
 }
 
 /* The members of one run's JSON object (inside an open object). */
@@ -142,6 +167,7 @@ static void json_run(tt_json *j, const bench_cfg *cfg, const bench_result *r)
         tt_json_uint(j, bench_err_names[k], r->err[k]);
     tt_json_end(j);
     tt_json_uint(j, "non2xx", r->non2xx);
+    if (cfg->tls) json_tls(j, &r->tls);
     tt_json_object(j, "status");
     static const char *const classes[] = {NULL, "1xx", "2xx", "3xx", "4xx", "5xx"};
     for (int k = 1; k < 6; k++)
@@ -176,18 +202,21 @@ void bench_print_json(const bench_cfg *cfg, const bench_result *r)
     json_print(&j);
 }
 
-void bench_print_compare_json(const bench_cfg *cfg, const bench_result *ka, const bench_result *nc)
+/* The --compare runs' JSON keys, in run order. */
+static const char *const run_keys[3] = {"keepalive", "close", "close_resumed"};
+
+void bench_print_compare_json(const bench_cfg *cfg, const bench_result *const *runs, int n)
 {
     tt_json j;
+    const bench_result *ka = runs[0], *nc = runs[n > 1 ? 1 : 0];
     tt_json_init(&j, 0);
     tt_json_object(&j, NULL);
     tt_json_bool(&j, "compare", 1);
-    tt_json_object(&j, "keepalive");
-    json_run(&j, cfg, ka);
-    tt_json_end(&j);
-    tt_json_object(&j, "close");
-    json_run(&j, cfg, nc);
-    tt_json_end(&j);
+    for (int i = 0; i < n; i++) {
+        tt_json_object(&j, run_keys[i]);
+        json_run(&j, cfg, runs[i]);
+        tt_json_end(&j);
+    }
     tt_json_object(&j, "ratios");
     tt_json_double(&j, "rps", ratio(rps(ka), rps(nc)), 3);
     tt_json_double(
@@ -198,6 +227,7 @@ void bench_print_compare_json(const bench_cfg *cfg, const bench_result *ka, cons
         ratio((double)tt_hdr_percentile(nc->hist, 99), (double)tt_hdr_percentile(ka->hist, 99)), 3);
     tt_json_double(&j, "connections_opened",
                    ratio((double)nc->conns_opened, (double)ka->conns_opened), 3);
+    if (n > 2) tt_json_double(&j, "rps_resumed", ratio(rps(ka), rps(runs[2])), 3);
     tt_json_end(&j);
     tt_json_end(&j);
     json_print(&j);
@@ -226,11 +256,71 @@ static int tw_recycled(const tt_addr *addr)
     return 0;
 }
 
-void bench_print_compare(const bench_cfg *cfg, const bench_result *ka, const bench_result *nc)
+/* One --compare row: the label, one cell per run, and with ratio_of (rps or not) the ratio of
+ * each later run against keep-alive (requests/s: keep-alive / run; else run / keep-alive). */
+enum { NO_RATIO, RATIO_KA_OVER, RATIO_OVER_KA };
+
+static void compare_row(const char *label, char cells[][32], const double *v, int n, int how)
 {
-    char a[32], b[32];
-    double rps_ka = (double)ka->requests / ka->duration_s;
-    double rps_nc = (double)nc->requests / nc->duration_s;
+    printf("  %-30s", label);
+    for (int i = 0; i < n; i++)
+        printf(" %16s", cells[i]);
+    for (int i = 1; i < n && how != NO_RATIO; i++)
+        printf(" %*.2fx", n > 2 ? 12 : 9,
+               how == RATIO_KA_OVER ? ratio(v[0], v[i]) : ratio(v[i], v[0]));
+    printf("\n");
+}
+
+/* A row of counts (u64 read from each run at offset off). */
+static void compare_counts(const char *label, const bench_result *const *runs, int n, size_t off,
+                           int how)
+{
+    char cells[3][32];
+    double v[3] = {0, 0, 0};
+    for (int i = 0; i < n; i++) {
+        uint64_t x = *(const uint64_t *)((const char *)runs[i] + off);
+        snprintf(cells[i], sizeof cells[i], "%llu", (unsigned long long)x);
+        v[i] = (double)x;
+    }
+    compare_row(label, cells, v, n, how);
+}
+
+/* A latency percentile row. */
+static void compare_latency(const char *label, const bench_result *const *runs, int n, double pct)
+{
+    char cells[3][32];
+    double v[3] = {0, 0, 0};
+    for (int i = 0; i < n; i++) {
+        uint64_t us = tt_hdr_percentile(runs[i]->hist, pct);
+        fmt_us(cells[i], sizeof cells[i], us);
+        v[i] = (double)us;
+    }
+    compare_row(label, cells, v, n, RATIO_OVER_KA);
+}
+
+/* The TLS rows (https): handshakes by kind per run. */
+static void compare_tls(const bench_result *const *runs, int n)
+{
+    char cells[3][32];
+    double v[3] = {0, 0, 0};
+    compare_counts("TLS handshakes, full", runs, n, offsetof(bench_result, tls.full), NO_RATIO);
+    compare_counts("TLS handshakes, resumed", runs, n, offsetof(bench_result, tls.resumed),
+                   NO_RATIO);
+    compare_counts("TLS handshakes, failed", runs, n, offsetof(bench_result, tls.failures_total),
+                   NO_RATIO);
+    for (int i = 0; i < n; i++) {
+        fmt_us(cells[i], sizeof cells[i], runs[i]->tls.hs_p50_us);
+        v[i] = (double)runs[i]->tls.hs_p50_us;
+    }
+    compare_row("TLS handshake p50 (~)", cells, v, n, NO_RATIO);
+}
+
+void bench_print_compare(const bench_cfg *cfg, const bench_result *const *runs, int n)
+{
+    static const char *const heads[2][3] = {{"keep-alive", "new connection", ""},
+                                            {"keep-alive", "new, full hs", "new, resumed"}};
+    char cells[3][32];
+    double v[3] = {0, 0, 0};
     printf("tether bench --compare %s\n", cfg->url);
     printf("  %d connection%s, %d thread%s, ", cfg->conns, cfg->conns == 1 ? "" : "s", cfg->threads,
            cfg->threads == 1 ? "" : "s");
@@ -238,35 +328,36 @@ void bench_print_compare(const bench_cfg *cfg, const bench_result *ka, const ben
         printf("%lld requests per run\n\n", cfg->nreq);
     else
         printf("%.1fs per run\n\n", cfg->duration_s);
-    printf("  %-30s %16s %16s %10s\n", "", "keep-alive", "new connection", "ratio");
-    printf("  %-30s %16llu %16llu\n", "requests", (unsigned long long)ka->requests,
-           (unsigned long long)nc->requests);
-    printf("  %-30s %16.1f %16.1f %9.2fx\n", "requests/s", rps_ka, rps_nc, ratio(rps_ka, rps_nc));
-    uint64_t p50k = tt_hdr_percentile(ka->hist, 50), p50n = tt_hdr_percentile(nc->hist, 50);
-    uint64_t p99k = tt_hdr_percentile(ka->hist, 99), p99n = tt_hdr_percentile(nc->hist, 99);
-    fmt_us(a, sizeof a, p50k);
-    fmt_us(b, sizeof b, p50n);
-    printf("  %-30s %16s %16s %9.2fx\n", "latency p50", a, b, ratio((double)p50n, (double)p50k));
-    fmt_us(a, sizeof a, p99k);
-    fmt_us(b, sizeof b, p99n);
-    printf("  %-30s %16s %16s %9.2fx\n", "latency p99", a, b, ratio((double)p99n, (double)p99k));
-    printf("  %-30s %16llu %16llu %9.2fx\n", "connections opened",
-           (unsigned long long)ka->conns_opened, (unsigned long long)nc->conns_opened,
-           ratio((double)nc->conns_opened, (double)ka->conns_opened));
-    printf("  %-30s %16llu %16llu\n", "requests resent", (unsigned long long)ka->resent,
-           (unsigned long long)nc->resent);
-    printf("  %-30s %16llu %16llu\n", "closed first by the client",
-           (unsigned long long)ka->closed_client_first,
-           (unsigned long long)nc->closed_client_first);
-    printf("  %-30s %16llu %16llu\n", "closed first by the server",
-           (unsigned long long)ka->closed_server_first,
-           (unsigned long long)nc->closed_server_first);
-    printf("  %-30s %16u %16u\n", "TIME_WAIT after run, client *", ka->tw_client, nc->tw_client);
-    printf("  %-30s %16u %16u\n", "TIME_WAIT after run, server *", ka->tw_server, nc->tw_server);
-    printf("  %-30s %16llu %16llu\n", "errors", (unsigned long long)ka->errors,
-           (unsigned long long)nc->errors);
-    printf("  %-30s %16llu %16llu\n", "non-2xx", (unsigned long long)ka->non2xx,
-           (unsigned long long)nc->non2xx);
+    printf("  %-30s", "");
+    for (int i = 0; i < n; i++)
+        printf(" %16s", heads[cfg->tls != NULL][i]);
+    if (n == 2) printf(" %10s", "ratio");
+    if (n == 3) printf(" %13s %13s", "ratio full", "ratio resumed");
+    printf("\n");
+    compare_counts("requests", runs, n, offsetof(bench_result, requests), NO_RATIO);
+    for (int i = 0; i < n; i++) {
+        v[i] = rps(runs[i]);
+        snprintf(cells[i], sizeof cells[i], "%.1f", v[i]);
+    }
+    compare_row("requests/s", cells, v, n, RATIO_KA_OVER);
+    compare_latency("latency p50", runs, n, 50);
+    compare_latency("latency p99", runs, n, 99);
+    compare_counts("connections opened", runs, n, offsetof(bench_result, conns_opened),
+                   RATIO_OVER_KA);
+    if (cfg->tls) compare_tls(runs, n);
+    compare_counts("requests resent", runs, n, offsetof(bench_result, resent), NO_RATIO);
+    compare_counts("closed first by the client", runs, n,
+                   offsetof(bench_result, closed_client_first), NO_RATIO);
+    compare_counts("closed first by the server", runs, n,
+                   offsetof(bench_result, closed_server_first), NO_RATIO);
+    for (int i = 0; i < n; i++)
+        snprintf(cells[i], sizeof cells[i], "%u", runs[i]->tw_client);
+    compare_row("TIME_WAIT after run, client *", cells, v, n, NO_RATIO);
+    for (int i = 0; i < n; i++)
+        snprintf(cells[i], sizeof cells[i], "%u", runs[i]->tw_server);
+    compare_row("TIME_WAIT after run, server *", cells, v, n, NO_RATIO);
+    compare_counts("errors", runs, n, offsetof(bench_result, errors), NO_RATIO);
+    compare_counts("non-2xx", runs, n, offsetof(bench_result, non2xx), NO_RATIO);
     printf("\n  ratio: requests/s keep-alive / new; latency and connections new / keep-alive.\n"
            "  closed first: per connection, as bench saw it when it closed: by the server when "
            "its\n"
@@ -284,4 +375,11 @@ void bench_print_compare(const bench_cfg *cfg, const bench_result *ka, const ben
                "  new connections (net.ipv4.tcp_tw_reuse), so read the closed-first rows for "
                "who\n"
                "  closed first.\n");
+    if (cfg->tls)
+        printf("  https: \"new, full hs\" offers no session, so every connection makes a full "
+               "handshake;\n"
+               "  \"new, resumed\" offers an unused session an earlier connection of the same "
+               "thread got\n"
+               "  (a TLS 1.3 ticket resumes once). TLS handshake p50: from a log2 histogram, "
+               "interpolated.\n");
 }

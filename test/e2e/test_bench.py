@@ -360,7 +360,7 @@ class BenchText(tt.TestCase):
 
     def test_bad_usage(self):
         for args in ([], ["-c", "0", "http://x/"], ["-d", "1", "-n", "5", "http://127.0.0.1/"],
-                     ["--bogus", "http://127.0.0.1/"], ["https://127.0.0.1/"],
+                     ["--bogus", "http://127.0.0.1/"], ["ftp://127.0.0.1/"],
                      ["-H", "nocolon", "http://127.0.0.1/"]):
             with self.subTest(args=args):
                 rc, _, err = bench(*args, check_json=False, expect_rc=2)

@@ -280,8 +280,9 @@ def wait_for(pred, timeout=10.0, step=0.05):
 
 
 class ThreadedListener:
-    """A python server on a free loopback port whose accept loop (self.accept_loop, written by
-    the subclass; it runs until self.stopping) runs in a thread. Use as a context manager."""
+    """A python server on a free loopback port whose accept loop (self.accept_loop; it runs until
+    self.stopping) runs in a thread: the subclass writes handle(sock), or its own accept_loop.
+    Use as a context manager."""
 
     def __init__(self, backlog=64):
         self.sock = socket.socket()
@@ -306,7 +307,17 @@ class ThreadedListener:
         self.sock.close()
 
     def accept_loop(self):
-        raise NotImplementedError
+        """The default loop: each accepted connection goes to self.handle(sock), which owns
+        it; a subclass with another shape of server overrides accept_loop instead."""
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.stopping:
+                c.close()
+                return
+            self.handle(c)
 
 
 class TestCase(unittest.TestCase):

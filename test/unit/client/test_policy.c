@@ -123,22 +123,32 @@ Test(idempotent, methods_and_key)
 Test(url, parse)
 {
     char host[256];
-    int port;
+    int port, tls;
     const char *path;
-    cr_assert_eq(tt__client_parse_url("http://example.com/a?b", host, sizeof host, &port, &path),
-                 0);
+    cr_assert_eq(
+        tt__client_parse_url("http://example.com/a?b", host, sizeof host, &port, &path, &tls), 0);
     cr_assert_str_eq(host, "example.com");
     cr_assert_eq(port, 80);
     cr_assert_str_eq(path, "/a?b");
-    cr_assert_eq(tt__client_parse_url("http://[::1]:8080", host, sizeof host, &port, &path), 0);
+    cr_assert_eq(tt__client_parse_url("http://[::1]:8080", host, sizeof host, &port, &path, &tls),
+                 0);
     cr_assert_str_eq(host, "::1");
     cr_assert_eq(port, 8080);
     cr_assert_str_eq(path, "/");
-    cr_assert_eq(tt__client_parse_url("https://x/", host, sizeof host, &port, &path),
+    cr_assert_eq(tls, 0);
+    cr_assert_eq(tt__client_parse_url("https://x/", host, sizeof host, &port, &path, &tls), 0);
+    cr_assert_eq(tls, 1);
+    cr_assert_eq(port, 443); /* the https default */
+    cr_assert_eq(tt__client_parse_url("HTTPS://x:8443/p", host, sizeof host, &port, &path, &tls),
+                 0);
+    cr_assert(tls && port == 8443 && !strcmp(path, "/p"));
+    cr_assert_eq(tt__client_parse_url("ftp://x/", host, sizeof host, &port, &path, &tls),
                  -EPROTONOSUPPORT);
-    cr_assert_eq(tt__client_parse_url("http://x:0/", host, sizeof host, &port, &path), -EINVAL);
-    cr_assert_eq(tt__client_parse_url("http://u@x/", host, sizeof host, &port, &path), -EINVAL);
-    cr_assert_eq(tt__client_parse_url("http:///", host, sizeof host, &port, &path), -EINVAL);
+    cr_assert_eq(tt__client_parse_url("http://x:0/", host, sizeof host, &port, &path, &tls),
+                 -EINVAL);
+    cr_assert_eq(tt__client_parse_url("http://u@x/", host, sizeof host, &port, &path, &tls),
+                 -EINVAL);
+    cr_assert_eq(tt__client_parse_url("http:///", host, sizeof host, &port, &path, &tls), -EINVAL);
 }
 
 Test(histogram, buckets)

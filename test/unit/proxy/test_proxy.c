@@ -13,9 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tether.h"
+
+#define CERTS TT_SOURCE_DIR "/build/certs"
 
 /* ---- the backend: a tether server ---- */
 
@@ -165,6 +168,7 @@ typedef struct env {
     int logfd;    /* > 0: the front's access log ("$status $log_note") */
     int drain_ms; /* the front's drain_timeout_ms */
     int buffered; /* mount without TT_ROUTE_STREAM_BODY: bodies read whole first */
+    int tls;      /* the front listens on https:// (the test CA's server certificate) */
 } env;
 
 static void start_backend(env *e)
@@ -205,6 +209,14 @@ static void start_front(env *e, tt_proxy_config *pc)
     c.nlisten = 1;
     c.workers = 2;
     c.drain_timeout_ms = e->drain_ms;
+    if (e->tls) {
+        struct stat st;
+        if (stat(CERTS "/.done", &st) != 0)
+            cr_assert_eq(system("sh " TT_SOURCE_DIR "/scripts/mkcerts.sh " CERTS), 0);
+        c.listen[0] = "https://127.0.0.1:0";
+        c.tls.cert_file = CERTS "/server.pem";
+        c.tls.key_file = CERTS "/server.key";
+    }
     if (e->logfd > 0) {
         c.access_log_fd = e->logfd;
         c.access_log_format = "$status $log_note";
@@ -222,6 +234,7 @@ static void start_front(env *e, tt_proxy_config *pc)
     tt_client_opts o;
     tt_client_opts_default(&o);
     o.head_timeout_ms = 20000;
+    o.ca_file = CERTS "/ca.pem";
     cr_assert_eq(tt_client_new(&e->client, &o), 0);
 }
 
@@ -246,7 +259,7 @@ static int request(env *e, tt_exchange *x, const char *method, const char *path)
 {
     char url[128];
     static char urlbuf[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", e->fport, path);
+    snprintf(url, sizeof url, "%s://127.0.0.1:%d%s", e->tls ? "https" : "http", e->fport, path);
     memcpy(urlbuf, url, sizeof url);
     x->method = method;
     x->url = urlbuf;
@@ -912,5 +925,24 @@ Test(proxy, buffered_route_bodies)
     cr_assert_eq(x.resp_body_len, n);
     tt_exchange_cleanup(&x);
     free(b);
+    stop_env(&e);
+}
+
+Test(proxy, tls_front_forwards_proto_https)
+{
+    env e = {0};
+    e.tls = 1;
+    start_backend(&e);
+    tt_proxy_config pc = {0};
+    start_front(&e, &pc);
+    for (int i = 0; i < 2; i++) {
+        tt_exchange x;
+        tt_exchange_init(&x);
+        cr_assert_eq(request(&e, &x, "GET", "/echo"), 0, "%s", x.error_what);
+        cr_expect_eq(x.status, 200);
+        cr_expect_str_eq(hdr(&x, "X-Seen-XFP"), "https");
+        cr_expect_str_eq(hdr(&x, "X-Seen-XFF"), "127.0.0.1");
+        tt_exchange_cleanup(&x);
+    }
     stop_env(&e);
 }

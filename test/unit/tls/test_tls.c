@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,7 +185,7 @@ static ssize_t read_chunks(pair *p, tt_stream *s, char *buf, size_t n, size_t ch
 {
     size_t got = 0;
     int waits = 0;
-    while (got < n && waits < 400) {
+    while (got < n && waits < 1200) {
         if (!tt_stream_can_read(s)) {
             if (s->impl) cr_assert_eq(SSL_pending(((tt__tls *)s->impl)->ssl), 0, "stalled");
             tt_loop_run_once(p->loop, 50);
@@ -211,7 +212,7 @@ static ssize_t read_end(pair *p, tt_stream *s)
 {
     char buf[256];
     ssize_t r = -EAGAIN;
-    for (int i = 0; i < 400 && (r == -EAGAIN || r > 0); i++) {
+    for (int i = 0; i < 1200 && (r == -EAGAIN || r > 0); i++) {
         if (!tt_stream_can_read(s)) tt_loop_run_once(p->loop, 50);
         r = tt_stream_read(s, buf, sizeof buf);
     }
@@ -503,16 +504,22 @@ Test(tls, reload_swaps_the_certificate_for_new_handshakes)
     rmdir(dir);
 }
 
-/* A server TLS stream on one end of a pair, raw bytes written by the other; returns the first
- * handshake result that is not -EAGAIN (or -EAGAIN after a bounded wait). */
+/* A server TLS stream on one end of a pair, raw bytes written by the other (then more, once
+ * the server has seen the first part and waits); returns the first handshake result that is
+ * not -EAGAIN, or -EAGAIN when the server still waits after it had every byte. */
 static int server_sees(pair *p, const char *bytes, size_t n, const char *more)
 {
     cr_assert_eq(tt_stream_tls_accept(&p->s, sc), 0);
     cr_assert_eq(send(tt_stream_fd(&p->c), bytes, n, 0), (ssize_t)n);
-    int r = -EAGAIN;
-    for (int i = 0; i < 100 && r == -EAGAIN; i++) {
+    int r = -EAGAIN, calls = 0, idle = 0;
+    for (int i = 0; i < 400 && r == -EAGAIN && idle < 10; i++) {
         tt_loop_run_once(p->loop, 50);
-        if (tt_stream_can_read(&p->s)) r = tt_stream_handshake(&p->s);
+        if (!tt_stream_can_read(&p->s)) {
+            idle += calls > 0 && !more; /* all sent, all seen: it waits for good */
+            continue;
+        }
+        r = tt_stream_handshake(&p->s);
+        calls++;
         if (r == -EAGAIN && more) {
             cr_assert_eq(send(tt_stream_fd(&p->c), more, strlen(more), 0), (ssize_t)strlen(more));
             more = NULL;
@@ -577,7 +584,7 @@ Test(tls, peer_closed_mid_handshake)
     int r = server_sees(&p, "\x16\x03\x01\x02\x00\x01", 6, NULL);
     cr_assert_eq(r, -EAGAIN, "half a ClientHello: waiting");
     shutdown(tt_stream_fd(&p.c), SHUT_WR);
-    for (int i = 0; i < 100 && r == -EAGAIN; i++) {
+    for (int i = 0; i < 400 && r == -EAGAIN; i++) {
         tt_loop_run_once(loop, 50);
         if (tt_stream_can_read(&p.s)) r = tt_stream_handshake(&p.s);
     }
@@ -606,8 +613,10 @@ static void verify_case(tt_tls_ctx *client, const char *name, const char *sni, i
         cr_assert_eq(p.hc, -EPROTO, "%s %s", name, sni);
         cr_assert_eq(reason, TT_TLS_FAIL_CERT, "%s %s: %d %s", name, sni, reason, msg);
         cr_assert(strstr(msg, msg_part), "%s %s: '%s'", name, sni, msg);
-        cr_assert_lt(p.hs, 0, "the server sees the alert");
-        cr_assert_neq(p.hs, -EAGAIN);
+        cr_assert_eq(p.hs, -EPROTO, "the server sees the alert");
+        char smsg[128];
+        cr_assert_eq(tt_stream_tls_failure(&p.s, smsg, sizeof smsg), TT_TLS_FAIL_PROTOCOL);
+        cr_assert(strstr(smsg, "alert"), "%s", smsg);
     }
     pair_close(&p);
     tt_tls_ctx_free(server);
@@ -645,7 +654,7 @@ Test(tls, renegotiation_refused)
     cr_assert_eq(SSL_renegotiate(cs), 1);
     int r = -1, e = SSL_ERROR_WANT_READ;
     char buf[16];
-    for (int i = 0; i < 100 && (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE); i++) {
+    for (int i = 0; i < 500 && (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE); i++) {
         r = SSL_do_handshake(cs);
         e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(cs, r);
         if (tt_stream_can_read(&p.s)) tt_stream_read(&p.s, buf, sizeof buf);
@@ -693,7 +702,8 @@ static size_t heap_used(void)
  * SSL_MODE_RELEASE_BUFFERS it holds no record buffers, only the SSL object and its session. */
 Test(tls, idle_connections_hold_no_record_buffers)
 {
-    enum { N = 300 };
+    int N = getenv("TT_TLS_IDLE_N") ? atoi(getenv("TT_TLS_IDLE_N")) : 300; /* 1000: bench */
+    cr_assert_gt(N, 0);
     tt_raise_nofile();
     pair *p = calloc(N, sizeof *p);
     { /* warm up OpenSSL's lazily built tables so that they do not count */
@@ -801,4 +811,114 @@ Test(tls, stream_bits_other_edge)
     cr_assert(!tt_stream_can_write(&s));
     s.io.ready |= TT_READ;
     cr_assert(tt_stream_can_write(&s), "the read edge resumes the write");
+}
+
+Test(tls, min_version_13_refuses_a_12_client)
+{
+    use_server(server_ctx_with("server.pem", "server.key", 13, 0, 0));
+    use_client(client_ctx_ex(0, TLS1_2_VERSION));
+    pair p;
+    tls_pair(&p, "localhost", NULL);
+    cr_assert_eq(p.hs, -EPROTO);
+    cr_assert_lt(p.hc, 0);
+    cr_assert_neq(p.hc, -EAGAIN);
+    char msg[128];
+    cr_assert_eq(tt_stream_tls_failure(&p.s, msg, sizeof msg), TT_TLS_FAIL_PROTOCOL);
+    cr_assert(strstr(msg, "protocol"), "%s", msg); /* "unsupported protocol" */
+    cr_assert_eq(tt_stream_tls_failure(&p.c, NULL, 0), TT_TLS_FAIL_PROTOCOL);
+    pair_close(&p);
+}
+
+/* A client that offers other protocols (or none) still gets a handshake, without ALPN. */
+Test(tls, alpn_without_http11_agrees_on_none)
+{
+    static const unsigned char h2[] = "\x02h2";
+    for (int none = 0; none < 2; none++) {
+        pair p;
+        pair_open(&p);
+        cr_assert_eq(tt_stream_tls_accept(&p.s, sc), 0);
+        cr_assert_eq(tt_stream_tls_connect(&p.c, cc, "127.0.0.1", NULL), 0);
+        SSL *cs = ((tt__tls *)p.c.impl)->ssl;
+        cr_assert_eq(SSL_set_alpn_protos(cs, none ? NULL : h2, none ? 0 : 3), 0);
+        drive(&p);
+        cr_assert_eq(p.hs, 0);
+        cr_assert_eq(p.hc, 0);
+        tt_tls_info is;
+        cr_assert_eq(tt_stream_tls_info(&p.s, &is), 0);
+        cr_assert_str_eq(is.alpn, "");
+        cr_assert_null(SSL_get_servername(((tt__tls *)p.s.impl)->ssl, TLSEXT_NAMETYPE_host_name),
+                       "no SNI for an IP literal");
+        pair_close(&p);
+    }
+}
+
+/* Workers share one server context: handshakes (full and resumed) on two threads while the
+ * main thread reloads the certificate and rotates the ticket keys. */
+typedef struct worker_arg {
+    int ok, resumed;
+} worker_arg;
+
+static void *worker(void *arg)
+{
+    worker_arg *w = arg;
+    tt_loop *lp;
+    cr_assert_eq(tt_loop_new(&lp), 0);
+    tt_tls_session *sess = NULL;
+    for (int i = 0; i < 40; i++) {
+        pair p;
+        int c, s;
+        tcp_pair(&c, &s);
+        memset(&p, 0, sizeof p);
+        p.loop = lp;
+        cr_assert_eq(tt_stream_open(&p.c, lp, c, 1, nop_cb, NULL), 0);
+        cr_assert_eq(tt_stream_open(&p.s, lp, s, 1, nop_cb, NULL), 0);
+        cr_assert_eq(tt_stream_tls_accept(&p.s, sc), 0);
+        cr_assert_eq(tt_stream_tls_connect(&p.c, cc, "localhost", sess), 0);
+        drive(&p);
+        tt_tls_info ic;
+        if (p.hc == 0 && p.hs == 0 && tt_stream_tls_info(&p.c, &ic) == 0) {
+            w->ok++;
+            w->resumed += ic.resumed;
+            tt_tls_session_free(sess);
+            sess = exchange_and_session(&p);
+        }
+        tt_stream_close(&p.c, lp, 0);
+        tt_stream_close(&p.s, lp, 0);
+    }
+    tt_tls_session_free(sess);
+    tt_loop_free(lp);
+    return NULL;
+}
+
+Test(tls, shared_context_across_threads)
+{
+    pthread_t th[2];
+    worker_arg wa[2] = {{0}};
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, worker, &wa[i]), 0);
+    char err[256];
+    for (int i = 0; i < 20; i++) {
+        cr_assert_eq(tt_tls_ctx_reload(sc, err, sizeof err), 0, "%s", err);
+        if (i % 5 == 0) tt__tls_ctx_rotate_tickets(sc);
+        usleep(10000);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    cr_assert_eq(wa[0].ok + wa[1].ok, 80, "every handshake completed");
+    cr_assert_gt(wa[0].resumed + wa[1].resumed, 0, "and sessions resumed meanwhile");
+    tt_tls_stats st;
+    tt_tls_ctx_stats(sc, &st);
+    cr_assert_eq(st.handshakes_full + st.handshakes_resumed, 80);
+}
+
+Test(tls, handshake_p50_of_the_histogram)
+{
+    tt_tls_stats st;
+    memset(&st, 0, sizeof st);
+    cr_expect_eq(tt_tls_stats_handshake_p50_us(&st), 0); /* empty */
+    st.handshake_us_hist[10] = 3;                        /* three in [1024, 2048) */
+    cr_expect_eq(tt_tls_stats_handshake_p50_us(&st), 1024 + 1024 * 3 / 6); /* the 2nd of 3 */
+    st.handshake_us_hist[4] = 10; /* now the median is among these: [16, 32) */
+    uint64_t p50 = tt_tls_stats_handshake_p50_us(&st);
+    cr_expect(p50 >= 16 && p50 < 32, "p50 %llu", (unsigned long long)p50);
 }
