@@ -149,8 +149,8 @@ static size_t status_line(char *out, int status, int minor, const char *reason, 
     return 13;
 }
 
-/* 1 if every field can be written as it is (one rule for every head this file writes). */
-static int fields_valid(const tt_header *f, size_t n)
+/* One rule for every head this file writes (internal.h). */
+int tt__http1_fields_valid(const tt_header *f, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!tt_http1_token_valid(f[i].name, f[i].name_len) ||
@@ -162,7 +162,7 @@ static int fields_valid(const tt_header *f, size_t n)
 /* 1 if a response head's fields and reason phrase can be written without splitting it. */
 static int response_valid(const tt_http1_response_head *h)
 {
-    return fields_valid(h->headers, h->num_headers) &&
+    return tt__http1_fields_valid(h->headers, h->num_headers) &&
            (!h->reason || tt_http1_value_valid(h->reason, strlen(h->reason)));
 }
 
@@ -343,7 +343,7 @@ TT_API size_t tt_http1_serialize_request(char *buf, size_t size, const tt_http1_
     if (!tt_http1_token_valid(h->method, strlen(h->method)) || !target_valid(h->target) ||
         (h->host && !tt_http1_value_valid(h->host, strlen(h->host))))
         return 0;
-    if (!fields_valid(h->headers, h->num_headers)) return 0;
+    if (!tt__http1_fields_valid(h->headers, h->num_headers)) return 0;
     wr w = {buf, size, 0};
     put(&w, h->method, strlen(h->method));
     PUTLIT(&w, " ");
