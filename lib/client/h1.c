@@ -141,16 +141,6 @@ static void head_of(const tt_exchange *x, tt_http1_request_head *h, const char *
     h->expect_continue = x->expect_continue && !(g & 4) && (x->body || x->body_read);
 }
 
-/* 1 when every field of f[0, n) has a valid name and value (what the serializer checks). */
-static int fields_ok(const tt_header *f, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!tt_http1_token_valid(f[i].name, f[i].name_len) ||
-            !tt_http1_value_valid(f[i].value, f[i].value_len))
-            return 0;
-    return 1;
-}
-
 /* Split the caller's header lines into hdr, dropping the fields the library manages
  * (Content-Length, Transfer-Encoding: the body's framing; Connection: the pool's, a close token
  * in it noted in *close). *nh gets the kept count, *g the kinds given (field_kind bits).
@@ -160,14 +150,14 @@ static int split_headers(const tt_exchange *x, tt_header *hdr, size_t *nh, int *
     size_t n = 0;
     *g = *close = 0;
     for (int i = 0; i < x->nheaders; i++) {
-        /* the kept fields' bytes are checked once, by the serializer (fields_ok says which) */
+        /* the kept fields' bytes are checked once, by the serializer */
         if (!x->headers[i] ||
             tt__http1_header_split(x->headers[i], strlen(x->headers[i]), &hdr[n]) < 0)
             return -EINVAL;
         int kind = field_kind(&hdr[n]);
         *g |= kind;
         if (kind == 2 || kind == 8) { /* never sent twice: ours is written instead */
-            if (!fields_ok(&hdr[n], 1)) return -EINVAL;
+            if (!tt__http1_fields_valid(&hdr[n], 1)) return -EINVAL;
             if (kind == 2 && has_token(hdr[n].value, hdr[n].value_len, "close")) *close = 1;
             continue;
         }
@@ -249,7 +239,7 @@ int tt__h1_build(tt_exchange *x, const char *hosthdr, const char *path, const ch
         need = tt_http1_serialize_request(p->wbuf, p->wcap, &h);
     }
     if (need == 0) { /* the serializer refused: a field (split unchecked above) or the line */
-        *what = fields_ok(hdr, nh) ? "bad request line" : "bad header";
+        *what = tt__http1_fields_valid(hdr, nh) ? "bad request line" : "bad header";
         r = -EINVAL;
     }
     p->wlen = need;

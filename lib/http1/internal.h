@@ -19,5 +19,8 @@ int tt__http1_trailer_forbidden(const char *n, size_t len);
  * serializers check every field they write): 0, or -1 without a colon. tt_http1_header_line is
  * this plus the checks. out points into line. */
 int tt__http1_header_split(const char *line, size_t len, tt_header *out);
+/* 1 if every field of f[0, n) can be written as it is: a token name and a valid value (the
+ * serializers' check). */
+int tt__http1_fields_valid(const tt_header *f, size_t n);
 
 #endif

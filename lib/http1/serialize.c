@@ -1,5 +1,6 @@
 /* serialize.c — response and request head serializers, reason phrases, the per-second
  * cached Date value and Keep-Alive parameters. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -148,8 +149,8 @@ static size_t status_line(char *out, int status, int minor, const char *reason, 
     return 13;
 }
 
-/* 1 if every field can be written as it is (one rule for every head this file writes). */
-static int fields_valid(const tt_header *f, size_t n)
+/* One rule for every head this file writes (internal.h). */
+int tt__http1_fields_valid(const tt_header *f, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!tt_http1_token_valid(f[i].name, f[i].name_len) ||
@@ -161,7 +162,7 @@ static int fields_valid(const tt_header *f, size_t n)
 /* 1 if a response head's fields and reason phrase can be written without splitting it. */
 static int response_valid(const tt_http1_response_head *h)
 {
-    return fields_valid(h->headers, h->num_headers) &&
+    return tt__http1_fields_valid(h->headers, h->num_headers) &&
            (!h->reason || tt_http1_value_valid(h->reason, strlen(h->reason)));
 }
 
@@ -255,17 +256,51 @@ TT_API int tt_http1_response_iov(struct iovec *iov, int iovcnt, char *scratch, s
 
 TT_API int tt_http1_token_valid(const char *s, size_t n)
 {
-    if (!n) return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!TT__IS(s[i], TT__C_TCHAR)) return 0;
-    return 1;
+    /* the AND of the bytes' classes, four at a time, no branch per byte: TCHAR stays set only
+     * when every byte has it */
+    const uint8_t *u = (const uint8_t *)s;
+    unsigned all = TT__C_TCHAR;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        all &= (unsigned)(tt__http1_cls[u[i]] & tt__http1_cls[u[i + 1]] & tt__http1_cls[u[i + 2]] &
+                          tt__http1_cls[u[i + 3]]);
+    for (; i < n; i++)
+        all &= tt__http1_cls[u[i]];
+    return n && all;
+}
+
+/* Nonzero when one of the 8 bytes in w is below 0x20 or is DEL (0x7f): the bytes a value may
+ * not hold, HTAB excepted (the caller rechecks such a word byte by byte). Exact as a yes/no. */
+static inline uint64_t word_suspect(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t d = w ^ (ones * 0x7f);
+    return (((w - ones * 0x20) & ~w) | ((d - ones) & ~d)) & high;
 }
 
 TT_API int tt_http1_value_valid(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!TT__IS(s[i], TT__C_VALUE | TT__C_OWS)) return 0;
-    return !n || (!TT__IS(s[0], TT__C_OWS) && !TT__IS(s[n - 1], TT__C_OWS));
+    if (!n) return 1;
+    if (TT__IS(s[0], TT__C_OWS) || TT__IS(s[n - 1], TT__C_OWS)) return 0;
+    /* field-vchar / SP / HTAB is every byte but CTLs other than HTAB and DEL: 8 bytes a step;
+     * a word with a suspect byte (or the last < 8 bytes) goes through the class table */
+    size_t i = 0;
+    while (i < n) {
+        size_t e = i + 8;
+        if (e <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (!word_suspect(w)) {
+                i = e;
+                continue;
+            }
+        } else {
+            e = n;
+        }
+        for (; i < e; i++)
+            if (!TT__IS(s[i], TT__C_VALUE | TT__C_OWS)) return 0;
+    }
+    return 1;
 }
 
 int tt__http1_header_split(const char *line, size_t len, tt_header *out)
@@ -308,7 +343,7 @@ TT_API size_t tt_http1_serialize_request(char *buf, size_t size, const tt_http1_
     if (!tt_http1_token_valid(h->method, strlen(h->method)) || !target_valid(h->target) ||
         (h->host && !tt_http1_value_valid(h->host, strlen(h->host))))
         return 0;
-    if (!fields_valid(h->headers, h->num_headers)) return 0;
+    if (!tt__http1_fields_valid(h->headers, h->num_headers)) return 0;
     wr w = {buf, size, 0};
     put(&w, h->method, strlen(h->method));
     PUTLIT(&w, " ");

@@ -92,3 +92,33 @@ Test(serialize_request, header_line_split_and_checks)
     cr_assert(tt_http1_value_valid("a b\tc\x80", 6));
     cr_assert(!tt_http1_value_valid(" a", 2));
 }
+
+/* The validators decide byte by byte as RFC 9110 says, whatever the length and the byte's
+ * position (the value check takes 8 bytes a step, the token check 4): every byte value at
+ * every position of strings of 1..24 bytes. */
+static int value_byte_ok(unsigned c)
+{
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+static int tchar_ok(unsigned c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c && strchr("!#$%&'*+-.^_`|~", (int)c));
+}
+
+Test(serialize_request, validators_every_byte_every_position)
+{
+    char s[24];
+    for (size_t n = 1; n <= sizeof s; n++)
+        for (size_t at = 0; at < n; at++)
+            for (unsigned c = 0; c < 256; c++) {
+                memset(s, 'a', n);
+                s[at] = (char)c;
+                int edge = (at == 0 || at == n - 1) && (c == ' ' || c == '\t');
+                cr_assert_eq(tt_http1_value_valid(s, n), value_byte_ok(c) && !edge,
+                             "value n=%zu at=%zu c=0x%02x", n, at, c);
+                cr_assert_eq(tt_http1_token_valid(s, n), tchar_ok(c), "token n=%zu at=%zu c=0x%02x",
+                             n, at, c);
+            }
+}
