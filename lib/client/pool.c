@@ -44,7 +44,8 @@ void tt__pool_free_routes(tt_client *c)
     tt__list *n;
     while ((n = tt__list_pop_front(&c->routes))) {
         tt__route *rt = tt__list_entry(n, tt__route, link);
-        tt_tls_session_free(rt->sess);
+        while (rt->nsess > 0)
+            tt_tls_session_free(rt->sess[--rt->nsess]);
         free(rt);
     }
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "common/api.h"
 #include "tls/tls_int.h"
@@ -490,4 +491,12 @@ TT_API tt_tls_session *tt_stream_tls_session(const tt_stream *s)
 TT_API void tt_tls_session_free(tt_tls_session *sess)
 {
     SSL_SESSION_free((SSL_SESSION *)sess);
+}
+
+TT_API int tt_tls_session_usable(const tt_tls_session *sess)
+{
+    const SSL_SESSION *ss = (const SSL_SESSION *)sess;
+    if (!ss || !SSL_SESSION_is_resumable(ss)) return 0;
+    long t = SSL_SESSION_get_time(ss), life = SSL_SESSION_get_timeout(ss);
+    return time(NULL) < t + life;
 }
