@@ -29,7 +29,7 @@
 
 enum {
     TT__C_MAX_ADDRS = 8,
-    TT__C_TLS_SESSIONS = 8, /* unused TLS sessions kept per route (docs/client.md) */
+    TT__C_TLS_SESSIONS = 64, /* cap of a route's TLS session pool (max_per_route TT_OFF) */
     TT__C_READ_CHUNK = 16384,
     TT__C_DRAIN_MAX = 16384, /* body bytes drained after on_body stops, to keep the connection */
     TT__C_MAX_PIPELINE = 64,
@@ -94,10 +94,7 @@ struct tt__route {
     char host[256];
     char hosthdr[272]; /* Host field value */
     int port;
-    int tls;                                  /* https: connections run a TLS handshake first */
-    tt_tls_session *sess[TT__C_TLS_SESSIONS]; /* unused resumable sessions (references),
-                                                 oldest first; each new connection takes one */
-    int nsess;
+    int tls;            /* https: connections run a TLS handshake first */
     char tls_what[200]; /* error_what of the last TLS failure ("certificate: ...") */
     tt_addr addrs[TT__C_MAX_ADDRS];
     int naddr;
@@ -106,6 +103,9 @@ struct tt__route {
     tt__list idle; /* idle connections, most recently used first */
     int nidle, nbusy, nconnecting, npending;
     uint64_t opened, requests, reused, learned_idle_ms;
+    int nsess, sesscap;     /* https: sessions in sess[], its size (max_per_route, capped) */
+    tt_tls_session *sess[]; /* unused resumable sessions (references), oldest first; each
+                               new connection takes one (allocated with the route) */
 };
 
 struct tt_client {
@@ -364,7 +364,7 @@ int tt__tls_step(tt__conn *k);
  * handshake". */
 int tt__tls_error(int reason, const char **prefix);
 /* Put sess (a reference, now the route's) in the route's session pool; a full pool drops its
- * oldest. NULL: nothing. */
+ * oldest (a route without one drops sess). NULL: nothing. */
 void tt__tls_keep_session(tt__route *rt, tt_tls_session *sess);
 /* Take the route's newest unexpired session out of its pool (expired ones are dropped): a
  * reference the caller frees, or NULL when the pool is empty. */

@@ -98,7 +98,11 @@ int tt__tls_step(tt__conn *k)
 void tt__tls_keep_session(tt__route *rt, tt_tls_session *sess)
 {
     if (!sess) return;
-    if (rt->nsess == TT__C_TLS_SESSIONS) {
+    if (rt->sesscap == 0) {
+        tt_tls_session_free(sess);
+        return;
+    }
+    if (rt->nsess == rt->sesscap) {
         tt_tls_session_free(rt->sess[0]);
         memmove(rt->sess, rt->sess + 1, (size_t)(rt->nsess - 1) * sizeof *rt->sess);
         rt->nsess--;

@@ -145,6 +145,7 @@ static void fx_start(fx *f, const char *cert, int insecure, const char *host,
     o.ca_file = CERTS "/ca.pem";
     o.insecure = insecure;
     o.trace = trace;
+    o.max_per_route = 8;
     cr_assert_eq(tt_client_new(&f->c, &o), 0);
     srv_start(tt_client_loop(f->c), cert);
     snprintf(f->url, sizeof f->url, "https://%s:%d/", host, S.port);
@@ -246,8 +247,7 @@ static void fetch_at_once(fx *f, tt_exchange *xs, int n, int close)
  * (one cached session would resume one of them). More than the pool's bound would not. */
 Test(tls_session, connections_opened_at_once_all_resume)
 {
-    enum { N = 6 };
-    cr_assert_leq(N, TT__C_TLS_SESSIONS);
+    enum { N = 8 }; /* the default max_per_route, so the pool's size */
     fx f;
     fx_start(&f, "server", 0, "127.0.0.1", NULL);
     tt_exchange xs[N];
@@ -276,11 +276,12 @@ Test(tls_session, pool_bounded_and_expired_dropped)
     cr_assert_eq(rt->nsess, 1);
     tt_tls_session *s = rt->sess[0];
     cr_assert(tt_tls_session_usable(s));
-    for (int i = 0; i < TT__C_TLS_SESSIONS + 2; i++) {
+    for (int i = 0; i < rt->sesscap + 2; i++) {
         SSL_SESSION_up_ref((SSL_SESSION *)s);
         tt__tls_keep_session(rt, s);
     }
-    cr_assert_eq(rt->nsess, TT__C_TLS_SESSIONS);
+    cr_assert_eq(rt->sesscap, 8, "the pool is max_per_route large");
+    cr_assert_eq(rt->nsess, 8);
     /* expire them all: the next connection offers none and makes a full handshake */
     SSL_SESSION_set_time((SSL_SESSION *)s,
                          (long)time(NULL) - 3 * SSL_SESSION_get_timeout((SSL_SESSION *)s));
