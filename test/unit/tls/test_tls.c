@@ -745,6 +745,11 @@ Test(tls, hold_keeps_record_buffers_until_released)
     tt_stream_tls_hold(&p.c, 1);
     tt_tls_session_free(exchange_and_session(&p));
     tt_tls_session_free(exchange_and_session(&p));
+    if (heap_used() == 0) { /* no mallinfo2 under a sanitizer: the paths ran, nothing to weigh */
+        tt_stream_tls_hold(&p.c, 0);
+        pair_close(&p);
+        return;
+    }
     size_t held = heap_used();
     tt_stream_tls_hold(&p.c, 0);
     size_t released = heap_used();
