@@ -111,13 +111,6 @@ int tt_stream_tls_failure(const tt_stream *s, char *msg, size_t msglen);
  * only): reads then return 0 like a clean end, and a client whose body is delimited by the
  * close must treat it as a truncation (RFC 8446 §6.1). */
 int tt_stream_tls_truncated(const tt_stream *s);
-/* Buffers of a TLS stream s (no-op for a plain one). By default OpenSSL's read and write
- * buffers (~16 KiB each) are freed whenever they are empty, so an idle connection holds none,
- * at the cost of a malloc and free of each per request. hold: keep them between requests while
- * the owner knows the connection busy (a read that waits, -EAGAIN, still frees them: a TLS
- * 1.3 ticket read while idle leaves none); !hold: back to the default, freeing them now when
- * empty. The client holds while a connection is busy and releases it when it stays idle. */
-void tt_stream_tls_hold(tt_stream *s, int hold);
 
 /* What a handshake agreed. Strings are static or owned by the stream (valid while it is). */
 typedef struct tt_tls_info {

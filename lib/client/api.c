@@ -57,7 +57,6 @@ TT_API void tt_client_free(tt_client *c)
     if (!c) return;
     tt__engine_shutdown(c);
     tt__resolve_shutdown(c);
-    tt__tls_sweep_cancel(c);
     tt__pool_free_routes(c);
     tt_tls_ctx_free(c->tls); /* after the last TLS stream closed */
     tt_bufpool_free(c->bp);

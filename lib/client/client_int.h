@@ -5,8 +5,7 @@
  *   engine.c  lease, attach, events, completion, retries, timeouts
  *                                       -> pool, h1, resolve, policy, stats, tls
  *   h1.c      write the request, parse the response; returns outcomes -> stats
- *   pool.c    routes, idle lists, lease queue, connection open/close; get / free
- *                                       -> policy, stats, tls
+ *   pool.c    routes, idle lists, lease queue, connection open/close; get / free -> policy, stats
  *   resolve.c the DNS thread; reports through the client's resolved hook (set by the engine)
  *   policy.c  pure decisions (reuse, expiry, retry, options, URL), unit-tested with tables
  *   stats.c   counters (the TLS context's too), JSON, names, the log sink
@@ -73,7 +72,6 @@ struct tt__conn {
     int expire_reason;
     int retired, proven, pn; /* proven: kept alive once; pn: pipelined exchanges behind x */
     int tls_saved;           /* TLS: this connection's session went to the route's cache */
-    int tls_held;            /* TLS: idle with OpenSSL's buffers: 1, 2 once a sweep saw it */
     uint32_t requests;
     tt_addr addr;
     tt_exchange *x; /* exchange whose response is being read */
@@ -123,10 +121,9 @@ struct tt_client {
     unsigned next_id, next_xid;
     uint32_t rng;
     tt_client_stats st;
-    tt__list jobs;      /* lookups running in helper threads */
-    tt_tls_ctx *tls;    /* created on the first https route, freed with the client */
-    tt_timer tls_sweep; /* releases the buffers of connections that stayed idle (tls.c) */
-    char tls_err[200];  /* error_what when the context cannot be created ("tls setup: ...") */
+    tt__list jobs;     /* lookups running in helper threads */
+    tt_tls_ctx *tls;   /* created on the first https route, freed with the client */
+    char tls_err[200]; /* error_what when the context cannot be created ("tls setup: ...") */
     /* The engine's callbacks, so that pool.c and resolve.c never call engine.c. */
     tt_io_cb conn_cb;                              /* connection readiness */
     tt_timer_cb expire_cb;                         /* idle connection expired */
@@ -374,12 +371,6 @@ void tt__tls_keep_session(tt__route *rt, tt_tls_session *sess);
 tt_tls_session *tt__tls_take_session(tt__route *rt);
 /* After a successful response on k: cache its session in the route once it is resumable. */
 void tt__tls_after_response(tt__conn *k);
-/* k (TLS) went idle keeping OpenSSL's buffers (held while busy: no free and malloc of two
- * 16 KiB buffers per request); the client's sweep (a 1 ms timer) releases them once k stayed
- * idle from one sweep to the next: 1-2 ms (a keep-alive client reuses it at once). */
-void tt__tls_idle(tt__conn *k);
-/* The client is being freed: stop the sweep. */
-void tt__tls_sweep_cancel(tt_client *c);
 
 /* ---- h1.c: the HTTP/1 exchange ---- */
 

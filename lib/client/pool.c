@@ -190,7 +190,6 @@ int tt__pool_free(tt__conn *k, tt__reuse_in *in, int *reason)
     k->proven = 1;
     tt__conn_set_state(k, TT_CLIENT_CONN_IDLE);
     tt_buf_release_if_empty(&k->rb, c->bp);
-    tt__tls_idle(k); /* its OpenSSL buffers go at the sweep, unless it is leased again first */
     /* The socket may hold more bytes: look once (a stray byte or FIN evicts it). */
     if (tt_stream_can_read(&k->s)) tt__pool_idle_check(k);
     return 1;

@@ -4,7 +4,6 @@
  * taken by each new connection of the route so that it resumes) and the -v lines of a new TLS
  * connection. The TLS stream itself is lib/tls's; this file only configures and drives it. */
 #include <errno.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -44,8 +43,6 @@ int tt__tls_start(tt__conn *k)
     if (r < 0) {
         k->err = r;
         k->what = "tls setup";
-    } else {
-        tt_stream_tls_hold(&k->s, 1); /* released once idle: tt__tls_idle */
     }
     k->tls_saved = 0;
     return r;
@@ -131,51 +128,4 @@ void tt__tls_after_response(tt__conn *k)
     if (!s) return;
     tt__tls_keep_session(k->rt, s);
     k->tls_saved = 1;
-}
-
-/* Release the buffers of the connections still idle since the previous sweep: a connection
- * idle now may have just completed, with an exchange its on_done started about to lease it
- * (deferred: after the timers), so it is only marked (2) and released by the next sweep if
- * still idle then. A route's idle list is most recently used first: the held ones are its
- * front. */
-static void sweep(tt_loop *loop, tt_timer *t)
-{
-    tt_client *c = (tt_client *)((char *)t - offsetof(tt_client, tls_sweep));
-    int left = 0;
-    tt__list *n, *tmp, *m, *mtmp;
-    tt__list_each(&c->routes, n, tmp)
-    {
-        tt__route *rt = tt__list_entry(n, tt__route, link);
-        if (!rt->tls) continue;
-        tt__list_each(&rt->idle, m, mtmp)
-        {
-            tt__conn *k = tt__list_entry(m, tt__conn, idle_link);
-            if (!k->tls_held) break;
-            if (k->tls_held == 1) {
-                k->tls_held = 2;
-                left = 1;
-                continue;
-            }
-            k->tls_held = 0;
-            tt_stream_tls_hold(&k->s, 0); /* frees them (they are empty while idle) */
-            tt_stream_tls_hold(&k->s, 1); /* and holds again for its next request */
-        }
-    }
-    if (left) tt_timer_start(loop, t, 1);
-}
-
-void tt__tls_idle(tt__conn *k)
-{
-    if (!tt_stream_is_tls(&k->s)) return;
-    tt_client *c = k->c;
-    k->tls_held = 1;
-    if (!tt_timer_armed(&c->tls_sweep)) {
-        c->tls_sweep.cb = sweep;
-        tt_timer_start(c->loop, &c->tls_sweep, 1);
-    }
-}
-
-void tt__tls_sweep_cancel(tt_client *c)
-{
-    tt_timer_stop(c->loop, &c->tls_sweep);
 }

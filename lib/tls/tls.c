@@ -248,7 +248,7 @@ static ssize_t tls_read(tt_stream *s, void *buf, size_t len)
         if ((t->flags & TT__TLS_F_DRAINED) && !SSL_has_pending(t->ssl) &&
             !(s->io.ready & (TT_RDHUP | TT_HUP))) {
             s->io.ready &= (uint16_t)~TT_READ;
-            if (!(t->flags & TT__TLS_F_HOLD)) SSL_free_buffers(t->ssl); /* see below */
+            SSL_free_buffers(t->ssl); /* see below */
         } else {
             s->io.ready |= TT_READ;
         }
@@ -445,20 +445,6 @@ TT_API int tt_stream_tls_failure(const tt_stream *s, char *msg, size_t msglen)
     }
     if (m) snprintf(msg, msglen, "%s", m);
     return t->fail;
-}
-
-TT_API void tt_stream_tls_hold(tt_stream *s, int hold)
-{
-    if (!tt_stream_is_tls(s)) return;
-    tt__tls *t = TLS(s);
-    if (hold) {
-        t->flags |= TT__TLS_F_HOLD;
-        SSL_clear_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
-    } else {
-        t->flags &= (uint8_t)~TT__TLS_F_HOLD;
-        SSL_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
-        SSL_free_buffers(t->ssl); /* a no-op while they hold bytes */
-    }
 }
 
 TT_API int tt_stream_tls_truncated(const tt_stream *s)

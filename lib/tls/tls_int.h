@@ -61,7 +61,6 @@ enum {
     TT__TLS_F_EOF = 2,       /* a recv returned 0 */
     TT__TLS_F_TRUNCATED = 4, /* input ended without close_notify */
     TT__TLS_F_COUNTED = 8,   /* the handshake's outcome was counted */
-    TT__TLS_F_HOLD = 16,     /* keep OpenSSL's buffers after a drained read (tt_stream_tls_hold) */
 };
 
 /* Count a completed handshake of us microseconds. */

@@ -310,27 +310,6 @@ Test(tls_session, idle_tls_connection_is_reused)
     fx_end(&f);
 }
 
-/* A keep-alive TLS connection keeps OpenSSL's buffers between back-to-back requests, and
- * releases them once it stays idle (the client's sweep: 1-2 ms). */
-Test(tls_session, idle_connection_releases_tls_buffers)
-{
-    fx f;
-    fx_start(&f, "server", 0, "127.0.0.1", NULL);
-    cr_assert_eq(fetch(&f, 0), 0, "%s", f.x.error_what);
-    tt__route *rt = https_route(f.c);
-    cr_assert_eq(rt->nidle, 1);
-    tt__conn *k = tt__list_entry(tt__list_first(&rt->idle), tt__conn, idle_link);
-    cr_assert_neq(k->tls_held, 0, "idle right after its response: buffers not yet released");
-    cr_assert(tt_timer_armed(&f.c->tls_sweep));
-    for (int i = 0; i < 50 && k->tls_held; i++) /* bounded: 50 x 20 ms */
-        tt_client_wait(f.c, 20);
-    cr_assert_eq(k->tls_held, 0, "still holding its buffers while idle");
-    cr_assert(!tt_timer_armed(&f.c->tls_sweep), "the sweep stops when nothing is held");
-    cr_assert_eq(fetch(&f, 0), 0, "%s", f.x.error_what); /* and the connection still works */
-    cr_assert(f.x.reused);
-    fx_end(&f);
-}
-
 Test(tls_session, expired_certificate_is_rejected_not_retried)
 {
     fx f;

@@ -735,35 +735,6 @@ Test(tls, idle_connections_hold_no_record_buffers)
     free(p);
 }
 
-/* tt_stream_tls_hold: a held stream keeps its record buffers between exchanges (no free and
- * malloc per request); hold 0 frees them, and a read that waits frees them even when held. */
-Test(tls, hold_keeps_record_buffers_until_released)
-{
-    pair p;
-    tls_pair(&p, "localhost", NULL);
-    cr_assert_eq(p.hs, 0);
-    tt_stream_tls_hold(&p.c, 1);
-    tt_tls_session_free(exchange_and_session(&p));
-    tt_tls_session_free(exchange_and_session(&p));
-    if (heap_used() == 0) { /* no mallinfo2 under a sanitizer: the paths ran, nothing to weigh */
-        tt_stream_tls_hold(&p.c, 0);
-        pair_close(&p);
-        return;
-    }
-    size_t held = heap_used();
-    tt_stream_tls_hold(&p.c, 0);
-    size_t released = heap_used();
-    cr_assert_gt(held, released + (16 << 10), "held %zu, released %zu", held, released);
-    /* held again: a read that waits (-EAGAIN) still leaves no buffer behind */
-    tt_stream_tls_hold(&p.c, 1);
-    tt_tls_session_free(exchange_and_session(&p));
-    char b[4];
-    size_t before = heap_used();
-    cr_assert_eq(tt_stream_read(&p.c, b, sizeof b), -EAGAIN);
-    cr_assert_lt(heap_used() + (16 << 10), before, "a waiting read kept its buffers");
-    pair_close(&p);
-}
-
 Test(tls, half_close_reads_after_close_notify)
 {
     pair p;
