@@ -6,7 +6,7 @@
  * Rounds alternate tether and libcurl; the medians are printed. Results: docs/bench-client.md.
  * https:// URLs: both clients over TLS (-k: neither verifies the certificate), and after the
  * rounds one tether pass with a new connection per request (Connection: close) that reports
- * its TLS handshakes, full and resumed (the client's per-route session cache). */
+ * its TLS handshakes, full and resumed (the client's per-route session pool). */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>

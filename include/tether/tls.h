@@ -132,6 +132,9 @@ int tt_stream_tls_info(const tt_stream *s, tt_tls_info *out);
 tt_tls_session *tt_stream_tls_session(const tt_stream *s);
 /* Drop a reference (NULL is fine). */
 void tt_tls_session_free(tt_tls_session *sess);
+/* Nonzero when sess (not consumed) can still be offered: resumable and within its lifetime
+ * (SSL_SESSION timeout: the server's ticket lifetime hint for TLS 1.3). */
+int tt_tls_session_usable(const tt_tls_session *sess);
 
 #ifdef __cplusplus
 }

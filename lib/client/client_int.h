@@ -29,6 +29,7 @@
 
 enum {
     TT__C_MAX_ADDRS = 8,
+    TT__C_TLS_SESSIONS = 64, /* cap of a route's TLS session pool (max_per_route TT_OFF) */
     TT__C_READ_CHUNK = 16384,
     TT__C_DRAIN_MAX = 16384, /* body bytes drained after on_body stops, to keep the connection */
     TT__C_MAX_PIPELINE = 64,
@@ -86,17 +87,15 @@ struct tt__conn {
     const char *what;
 };
 
-/* A route (scheme, host, port): its addresses, idle list, counters and, for https, its latest
- * resumable TLS session. Lives as long as the client. */
+/* A route (scheme, host, port): its addresses, idle list, counters and, for https, a pool of
+ * unused resumable TLS sessions. Lives as long as the client. */
 struct tt__route {
     tt__list link;
     char host[256];
     char hosthdr[272]; /* Host field value */
     int port;
-    int tls;              /* https: connections run a TLS handshake first */
-    tt_tls_session *sess; /* the latest resumable session (a reference), offered by new
-                             connections; NULL: none yet */
-    char tls_what[200];   /* error_what of the last TLS failure ("certificate: ...") */
+    int tls;            /* https: connections run a TLS handshake first */
+    char tls_what[200]; /* error_what of the last TLS failure ("certificate: ...") */
     tt_addr addrs[TT__C_MAX_ADDRS];
     int naddr;
     uint64_t resolved_at;
@@ -104,6 +103,9 @@ struct tt__route {
     tt__list idle; /* idle connections, most recently used first */
     int nidle, nbusy, nconnecting, npending;
     uint64_t opened, requests, reused, learned_idle_ms;
+    int nsess, sesscap;     /* https: sessions in sess[], its size (max_per_route, capped) */
+    tt_tls_session *sess[]; /* unused resumable sessions (references), oldest first; each
+                               new connection takes one (allocated with the route) */
 };
 
 struct tt_client {
@@ -361,8 +363,12 @@ int tt__tls_step(tt__conn *k);
  * certificate, -ETIMEDOUT for a timeout, else -EPROTO; *prefix gets "certificate" or "tls
  * handshake". */
 int tt__tls_error(int reason, const char **prefix);
-/* Make sess the route's cached session (the old one is released; NULL keeps the old one). */
+/* Put sess (a reference, now the route's) in the route's session pool; a full pool drops its
+ * oldest (a route without one drops sess). NULL: nothing. */
 void tt__tls_keep_session(tt__route *rt, tt_tls_session *sess);
+/* Take the route's newest unexpired session out of its pool (expired ones are dropped): a
+ * reference the caller frees, or NULL when the pool is empty. */
+tt_tls_session *tt__tls_take_session(tt__route *rt);
 /* After a successful response on k: cache its session in the route once it is resumable. */
 void tt__tls_after_response(tt__conn *k);
 

@@ -24,8 +24,14 @@ tt__route *tt__pool_route_scheme(tt_client *c, const char *host, int port, int t
         tt__route *rt = tt__list_entry(n, tt__route, link);
         if (rt->port == port && rt->tls == tls && !strcasecmp(rt->host, host)) return rt;
     }
-    tt__route *rt = calloc(1, sizeof *rt);
+    /* https: a session pool as large as the connections the route may open at once */
+    int cap = c->o.max_per_route > 0 && c->o.max_per_route < TT__C_TLS_SESSIONS
+                  ? c->o.max_per_route
+                  : TT__C_TLS_SESSIONS;
+    if (!tls) cap = 0;
+    tt__route *rt = calloc(1, sizeof *rt + (size_t)cap * sizeof rt->sess[0]);
     if (!rt) return NULL;
+    rt->sesscap = cap;
     snprintf(rt->host, sizeof rt->host, "%s", host);
     rt->port = port;
     rt->tls = tls;
@@ -44,7 +50,8 @@ void tt__pool_free_routes(tt_client *c)
     tt__list *n;
     while ((n = tt__list_pop_front(&c->routes))) {
         tt__route *rt = tt__list_entry(n, tt__route, link);
-        tt_tls_session_free(rt->sess);
+        while (rt->nsess > 0)
+            tt_tls_session_free(rt->sess[--rt->nsess]);
         free(rt);
     }
 }

@@ -1,7 +1,7 @@
 /* tls.c — the client's https glue: one TLS context per client (created from its options on the
  * first https route), starting and stepping a connection's handshake, mapping handshake
- * failures to exchange errors, the per-route session cache (the latest resumable session,
- * offered by the route's new connections so they resume) and the -v lines of a new TLS
+ * failures to exchange errors, the per-route session pool (unused resumable sessions, one
+ * taken by each new connection of the route so that it resumes) and the -v lines of a new TLS
  * connection. The TLS stream itself is lib/tls's; this file only configures and drives it. */
 #include <errno.h>
 #include <stdio.h>
@@ -38,7 +38,9 @@ int tt__tls_start(tt__conn *k)
         return r;
     }
     const char *name = c->o.tls_server_name ? c->o.tls_server_name : k->rt->host;
-    r = tt_stream_tls_connect(&k->s, c->tls, name, k->rt->sess);
+    tt_tls_session *sess = tt__tls_take_session(k->rt); /* spent by this connection */
+    r = tt_stream_tls_connect(&k->s, c->tls, name, sess);
+    tt_tls_session_free(sess); /* the stream holds its own reference */
     if (r < 0) {
         k->err = r;
         k->what = "tls setup";
@@ -97,8 +99,26 @@ int tt__tls_step(tt__conn *k)
 void tt__tls_keep_session(tt__route *rt, tt_tls_session *sess)
 {
     if (!sess) return;
-    tt_tls_session_free(rt->sess);
-    rt->sess = sess;
+    if (rt->sesscap == 0) {
+        tt_tls_session_free(sess);
+        return;
+    }
+    if (rt->nsess == rt->sesscap) {
+        tt_tls_session_free(rt->sess[0]);
+        memmove(rt->sess, rt->sess + 1, (size_t)(rt->nsess - 1) * sizeof *rt->sess);
+        rt->nsess--;
+    }
+    rt->sess[rt->nsess++] = sess;
+}
+
+tt_tls_session *tt__tls_take_session(tt__route *rt)
+{
+    while (rt->nsess > 0) {
+        tt_tls_session *s = rt->sess[--rt->nsess]; /* the newest lives longest */
+        if (tt_tls_session_usable(s)) return s;
+        tt_tls_session_free(s); /* expired: older ones may still be fine (lifetimes differ) */
+    }
+    return NULL;
 }
 
 void tt__tls_after_response(tt__conn *k)

@@ -177,6 +177,24 @@ class GetTLSNginxTest(tt.TestCase):
             log = self.check_resumption(ng, ["--no-keepalive"], ng.url())
             self.assertEqual(log[0][5], "TLSv1.2")
 
+    def test_parallel_new_connections_each_resume(self):
+        # 4 at a time, a new connection per request: only the first 4 (opened at once, nothing
+        # to offer yet) make full handshakes; every later one takes its own session out of the
+        # route's pool (a TLS 1.3 session resumes once) and resumes
+        n, par = 16, 4
+        with Nginx() as ng:
+            p, st = get("--stats", "--parallel", str(par), "--max-connections", str(par),
+                        "--no-keepalive", "--cacert", os.path.join(certs(), "ca.pem"),
+                        *[ng.url()] * n)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(st["connections_opened"], n)
+            self.assertEqual(st["errors"], 0)
+            full, resumed = st["tls"]["handshakes_full"], st["tls"]["handshakes_resumed"]
+            self.assertEqual(full + resumed, n)
+            self.assertLessEqual(full, par, st["tls"])
+            log = ng.log(n)
+            self.assertEqual(sum(line[4] == "sr" for line in log), resumed, log)
+
     def test_verbose_shows_the_connection(self):
         with Nginx() as ng:
             p, _ = get("-v", "--no-keepalive", "--cacert", os.path.join(certs(), "ca.pem"),

@@ -109,5 +109,6 @@ Test(tls_route, keep_session_null_keeps_the_old_one)
     tt__route rt;
     memset(&rt, 0, sizeof rt);
     tt__tls_keep_session(&rt, NULL);
-    cr_assert_null(rt.sess);
+    cr_assert_eq(rt.nsess, 0);
+    cr_assert_null(tt__tls_take_session(&rt));
 }

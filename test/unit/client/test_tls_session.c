@@ -1,7 +1,8 @@
 /* test_tls_session.c — the client over https against an in-process TLS server on the client's
  * own loop (the test CA and server certificate of scripts/mkcerts.sh): the handshake state, the
- * route's session cache (filled after a response, replaced by a newer session, offered by the
- * next connection, which resumes; freed with the route: run under SANITIZE=address to see a
+ * route's session pool (filled after a response, one session taken by each new connection, which
+ * resumes, so that connections opened at once all resume; bounded, expired sessions dropped; freed
+ * with the route: run under SANITIZE=address to see a
  * leak or double free), an idle TLS connection staying healthy, certificate failures mapped
  * to -EKEYREJECTED and never retried. */
 #include <criterion/criterion.h>
@@ -9,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/ssl.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "client/client_int.h"
 #include "tether.h"
@@ -18,7 +21,7 @@
 
 /* ---- a tiny TLS server on the client's loop: one response per request, keep-alive ---- */
 
-enum { MAX_SRV = 8 };
+enum { MAX_SRV = 24 };
 
 typedef struct srv_conn {
     tt_stream s;
@@ -142,6 +145,7 @@ static void fx_start(fx *f, const char *cert, int insecure, const char *host,
     o.ca_file = CERTS "/ca.pem";
     o.insecure = insecure;
     o.trace = trace;
+    o.max_per_route = 8;
     cr_assert_eq(tt_client_new(&f->c, &o), 0);
     srv_start(tt_client_loop(f->c), cert);
     snprintf(f->url, sizeof f->url, "https://%s:%d/", host, S.port);
@@ -190,24 +194,103 @@ Test(tls_session, cached_replaced_offered_resumed)
     cr_assert_eq(f.x.status, 200);
     cr_assert_str_eq(f.x.resp_body, "ok");
     tt__route *rt = https_route(f.c);
-    cr_assert_not_null(rt->sess, "no session cached after the first response");
+    cr_assert_eq(rt->nsess, 1, "no session cached after the first response");
     cr_assert_eq(S.resumed, 0);
     /* the next connection offers it and resumes */
     cr_assert_eq(fetch(&f, 1), 0, "%s", f.x.error_what);
     cr_assert_eq(S.handshakes, 2);
     cr_assert_eq(S.resumed, 1);
-    cr_assert_not_null(rt->sess);
+    cr_assert_eq(rt->nsess, 1); /* the offered one was taken, the fresh one put back */
     /* OpenSSL's client uses a TLS 1.3 ticket once: the next connection resumes with the fresh
      * ticket the resumed one received, which replaced the spent session in the route */
     cr_assert_eq(fetch(&f, 1), 0, "%s", f.x.error_what);
     cr_assert_eq(fetch(&f, 1), 0, "%s", f.x.error_what);
     cr_assert_eq(S.handshakes, 4);
     cr_assert_eq(S.resumed, 3);
-    cr_assert_not_null(rt->sess);
+    cr_assert_eq(rt->nsess, 1);
     tt_client_stats st = stats(&f);
     cr_assert_eq(st.tls_handshakes_full, 1);
     cr_assert_eq(st.tls_handshakes_resumed, 3);
     cr_assert_gt(st.tls_handshake_us_p50, 0);
+    fx_end(&f);
+}
+
+/* Start n exchanges on f's client at once (close: Connection: close) and run them all. */
+static int ndone;
+static void on_done(tt_exchange *x)
+{
+    (void)x;
+    ndone++;
+}
+static void fetch_at_once(fx *f, tt_exchange *xs, int n, int close)
+{
+    ndone = 0;
+    for (int i = 0; i < n; i++) {
+        tt_exchange_init(&xs[i]);
+        xs[i].url = f->url;
+        xs[i].no_keepalive = close;
+        xs[i].on_done = on_done;
+        cr_assert_eq(tt_client_start(f->c, &xs[i]), 0, "%s", xs[i].error_what);
+    }
+    for (int t = 0; t < 100 && ndone < n; t++) /* bounded: 100 x 200 ms */
+        tt_client_wait(f->c, 200);
+    cr_assert_eq(ndone, n);
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(xs[i].error, 0, "%s", xs[i].error_what);
+        cr_assert_eq(xs[i].status, 200);
+        tt_exchange_cleanup(&xs[i]);
+    }
+}
+
+/* A TLS 1.3 session resumes once, so the route keeps a pool of them: after a warm-up of N
+ * connections at once, the next N opened at once each take their own session and all resume
+ * (one cached session would resume one of them). More than the pool's bound would not. */
+Test(tls_session, connections_opened_at_once_all_resume)
+{
+    enum { N = 8 }; /* the default max_per_route, so the pool's size */
+    fx f;
+    fx_start(&f, "server", 0, "127.0.0.1", NULL);
+    tt_exchange xs[N];
+    fetch_at_once(&f, xs, N, 1);
+    cr_assert_eq(S.handshakes, N);
+    cr_assert_eq(S.resumed, 0);
+    tt__route *rt = https_route(f.c);
+    cr_assert_eq(rt->nsess, N, "each connection gives its session after its first response");
+    fetch_at_once(&f, xs, N, 1);
+    cr_assert_eq(S.handshakes, 2 * N);
+    cr_assert_eq(S.resumed, N, "connections opened at once resumed %d of %d", S.resumed, N);
+    cr_assert_eq(rt->nsess, N);
+    tt_client_stats st = stats(&f);
+    cr_assert_eq(st.tls_handshakes_full, N);
+    cr_assert_eq(st.tls_handshakes_resumed, N);
+    fx_end(&f);
+}
+
+/* The pool is bounded (the oldest goes) and drops an expired session instead of offering it. */
+Test(tls_session, pool_bounded_and_expired_dropped)
+{
+    fx f;
+    fx_start(&f, "server", 0, "127.0.0.1", NULL);
+    cr_assert_eq(fetch(&f, 1), 0, "%s", f.x.error_what);
+    tt__route *rt = https_route(f.c);
+    cr_assert_eq(rt->nsess, 1);
+    tt_tls_session *s = rt->sess[0];
+    cr_assert(tt_tls_session_usable(s));
+    for (int i = 0; i < rt->sesscap + 2; i++) {
+        SSL_SESSION_up_ref((SSL_SESSION *)s);
+        tt__tls_keep_session(rt, s);
+    }
+    cr_assert_eq(rt->sesscap, 8, "the pool is max_per_route large");
+    cr_assert_eq(rt->nsess, 8);
+    /* expire them all: the next connection offers none and makes a full handshake */
+    SSL_SESSION_set_time((SSL_SESSION *)s,
+                         (long)time(NULL) - 3 * SSL_SESSION_get_timeout((SSL_SESSION *)s));
+    cr_assert(!tt_tls_session_usable(s));
+    cr_assert_null(tt__tls_take_session(rt));
+    cr_assert_eq(rt->nsess, 0);
+    cr_assert_eq(fetch(&f, 1), 0, "%s", f.x.error_what);
+    cr_assert_eq(S.resumed, 0);
+    cr_assert_eq(stats(&f).tls_handshakes_full, 2);
     fx_end(&f);
 }
 

@@ -263,8 +263,9 @@ Test(server, streaming_handler_learns_the_peer_left)
     close(fd);
     for (int i = 0; i < 5000 && !stream.ended; i++)
         usleep(1000);
-    cr_assert(stream.aborted, "the drain callback saw the peer leave (write failed: %d)",
-              stream.write_failed);
+    /* The handler learns it either way: the drain callback sees tt_res_aborted, or (when the
+     * reset lands between the drain edge and the handler's next write) tt_res_write fails. */
+    cr_assert(stream.aborted || stream.write_failed, "the handler never learned the peer left");
     cr_assert(stream.ended);
     cr_assert_lt(stream.sent, STREAM_TOTAL);
     cr_assert_eq(wait_closes(srv, TT_CLOSE_PEER_RST, 1), 1);
