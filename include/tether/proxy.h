@@ -164,6 +164,9 @@ size_t tt_proxy_stats_json(const tt_proxy *p, char *buf, size_t size);
 /* The same object as a member key of an open JSON object (key NULL inside an array or at the
  * top), for a status page that embeds it. */
 void tt_proxy_stats_write(const tt_proxy *p, tt_json *j, const char *key);
+/* One upstream's members ("url" ... "failures", as in tt_proxy_stats_json) into the JSON object
+ * open in j, so that a status page adding members of its own writes the same layout. */
+void tt_proxy_upstream_fields_write(const tt_proxy_upstream_stats *s, tt_json *j);
 
 #ifdef __cplusplus
 }

@@ -247,6 +247,27 @@ TT_API int tt_proxy_stats(const tt_proxy *p, int i, tt_proxy_upstream_stats *out
     return 0;
 }
 
+TT_API void tt_proxy_upstream_fields_write(const tt_proxy_upstream_stats *s, tt_json *j)
+{
+    tt_json_str(j, "url", s->url);
+    tt_json_str(j, "scheme", s->tls ? "https" : "http");
+    tt_json_bool(j, "healthy", s->healthy);
+    tt_json_int(j, "open", s->open);
+    tt_json_int(j, "idle", s->idle);
+    tt_json_int(j, "leased", s->leased);
+    tt_json_uint(j, "requests", s->requests);
+    tt_json_uint(j, "responses", s->responses);
+    tt_json_uint(j, "opened", s->opened);
+    tt_json_uint(j, "reused", s->reused);
+    tt_json_double(j, "reuse_ratio", s->requests ? (double)s->reused / (double)s->requests : 0, 4);
+    tt_json_uint(j, "retries", s->retries);
+    tt_json_uint(j, "rests", s->rests);
+    tt_json_object(j, "failures");
+    for (int k = 0; k < TT_PROXY_FAIL_NREASONS; k++)
+        tt_json_uint(j, tt_proxy_fail_name(k), s->failures[k]);
+    tt_json_end(j);
+}
+
 TT_API void tt_proxy_stats_write(const tt_proxy *p, tt_json *j, const char *key)
 {
     tt_json_object(j, key);
@@ -255,23 +276,7 @@ TT_API void tt_proxy_stats_write(const tt_proxy *p, tt_json *j, const char *key)
         tt_proxy_upstream_stats s;
         tt_proxy_stats(p, i, &s);
         tt_json_object(j, NULL);
-        tt_json_str(j, "url", s.url);
-        tt_json_str(j, "scheme", s.tls ? "https" : "http");
-        tt_json_bool(j, "healthy", s.healthy);
-        tt_json_int(j, "open", s.open);
-        tt_json_int(j, "idle", s.idle);
-        tt_json_int(j, "leased", s.leased);
-        tt_json_uint(j, "requests", s.requests);
-        tt_json_uint(j, "responses", s.responses);
-        tt_json_uint(j, "opened", s.opened);
-        tt_json_uint(j, "reused", s.reused);
-        tt_json_double(j, "reuse_ratio", s.requests ? (double)s.reused / (double)s.requests : 0, 4);
-        tt_json_uint(j, "retries", s.retries);
-        tt_json_uint(j, "rests", s.rests);
-        tt_json_object(j, "failures");
-        for (int k = 0; k < TT_PROXY_FAIL_NREASONS; k++)
-            tt_json_uint(j, tt_proxy_fail_name(k), s.failures[k]);
-        tt_json_end(j);
+        tt_proxy_upstream_fields_write(&s, j);
         tt_json_end(j);
     }
     tt_json_end(j);

@@ -56,23 +56,7 @@ void tt_insight_upstreams_json(tt_json *j)
         tt_proxy_upstream_stats st;
         if (tt_proxy_stats(p, i, &st)) continue;
         tt_json_object(j, NULL);
-        tt_json_str(j, "url", st.url);
-        tt_json_str(j, "scheme", st.tls ? "https" : "http");
-        tt_json_bool(j, "healthy", st.healthy);
-        tt_json_int(j, "open", st.open);
-        tt_json_int(j, "idle", st.idle);
-        tt_json_int(j, "leased", st.leased);
-        tt_json_uint(j, "requests", st.requests);
-        tt_json_uint(j, "responses", st.responses);
-        tt_json_uint(j, "opened", st.opened);
-        tt_json_uint(j, "reused", st.reused);
-        tt_json_double(j, "reuse_ratio", st.requests ? (double)st.reused / st.requests : 0.0, 4);
-        tt_json_uint(j, "retries", st.retries);
-        tt_json_uint(j, "rests", st.rests);
-        tt_json_object(j, "failures");
-        for (int r = 0; r < TT_PROXY_FAIL_NREASONS; r++)
-            tt_json_uint(j, tt_proxy_fail_name(r), st.failures[r]);
-        tt_json_end(j);
+        tt_proxy_upstream_fields_write(&st, j);
         long tw = upstream_time_wait(st.url);
         if (tw >= 0)
             tt_json_int(j, "time_wait", tw);
