@@ -37,18 +37,10 @@ class RawServer(tt.ThreadedListener):
     def url(self, path="/plaintext"):
         return "http://127.0.0.1:%d%s" % (self.port, path)
 
-    def accept_loop(self):
-        while not self.stopping:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            if self.stopping:
-                c.close()
-                return
-            with self.lock:
-                self.accepted += 1
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+    def handle(self, c):
+        with self.lock:
+            self.accepted += 1
+        threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _response(self, n, close):
         conn = b"Connection: close\r\n" if close else b""
