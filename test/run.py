@@ -33,9 +33,33 @@ def run_unit(build, name, timeout):
         return name, 0, 1, out + "\n(no Criterion synthesis line; exit %d)" % p.returncode, time.time() - t0
     tested, passing, failing, crashing = map(int, m.groups())
     failed = failing + crashing + (tested - passing - failing - crashing)
-    if p.returncode != 0 and failed == 0:
+    if p.returncode != 0 and failed == 0 and not criterion_own_leaks(out):
         failed = 1
     return name, passing, failed, out, time.time() - t0
+
+
+LEAK = re.compile(r"^\s*\|?\s*(Direct|Indirect) leak of \d+ byte", re.M)
+FRAME = re.compile(r"^\s*\|?\s*#\d+ 0x[0-9a-f]+\s+(.*)$")
+
+
+def criterion_own_leaks(out):
+    """True when the only failure is a LeakSanitizer report whose every leak was allocated by
+    Criterion's runner itself (stack: an allocator interceptor, then libcriterion frames only).
+    Criterion 2.4's parallel runner leaks one 48-byte calloc for some orders of test completion
+    (seen with client/test_flow under clang ASan); a leak with any other frame (tether, the test
+    binary's own code, symbolized or not) still fails."""
+    if "LeakSanitizer" not in out or not LEAK.search(out):
+        return False
+    for line in out.splitlines():
+        f = FRAME.match(line)
+        if not f:
+            continue
+        rest = f.group(1)
+        if rest.startswith(("in __interceptor_", "in malloc ", "in calloc ", "in realloc ")):
+            continue
+        if not rest.startswith("(") or "/libcriterion.so" not in rest.split(")")[0]:
+            return False
+    return True
 
 
 def run_e2e(path, timeout):

@@ -1,5 +1,6 @@
 """tether serve: static files — types, validators (304), ranges (206/416), 404, 405, traversal."""
 import os
+import time
 import shutil
 import tempfile
 
@@ -165,4 +166,11 @@ class StaticCache(tt.TestCase):
             for i in range(300):
                 st, h, body = get(self.srv, "/f%d.txt" % i)
                 self.assertEqual((st, body), (200, b"file %d" % i))
-        self.assertLessEqual(fds(), base + 64 + 2)  # the cache, the root, slack
+        # the cache, the root, slack; connections still closing (lingering until the client's
+        # FIN, slower under sanitizers) hold an fd for a moment: wait for them, bounded
+        bound = base + 64 + 2
+        for _ in range(100):
+            if fds() <= bound:
+                break
+            time.sleep(0.1)
+        self.assertLessEqual(fds(), bound)
