@@ -99,7 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size -= 4;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) abort();
-    tt__conn_accepted(w, sv[0]);
+    tt__conn_accepted(w, sv[0], 0);
     for (size_t off = 0; off < size;) {
         rng = rng * 1103515245u + 12345u;
         size_t n = 1 + (rng >> 16) % 256;
