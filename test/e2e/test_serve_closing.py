@@ -255,7 +255,12 @@ class Closing(tt.TestCase):
             busy.sendall(b"world")  # in flight: finishes, with Connection: close
             st, h, body, rest = tt.read_response(busy)
             self.assertEqual((st, body), (200, b"helloworld"))
-            self.assertEqual(h.get("connection"), ["close"])
+            # With two workers the busy connection's worker may learn of the shutdown a moment
+            # after it answered: then the answer is an ordinary one and the connection, idle
+            # right after, is closed at once. Either way nothing more comes and it closes.
+            if h.get("connection") != ["close"]:
+                self.assertIsNone(h.get("connection"), h)
+            self.assertEqual(rest + tt.recv_until_close(busy), b"")
             self.assertEqual(srv.proc.wait(15), 0)
             wrk.wait(30)
             wrk.stdout.close()
